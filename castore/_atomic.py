@@ -1,0 +1,83 @@
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of either.
+
+Every file castore writes goes through :func:`write_atomic`: the bytes go to a temporary
+file in the same directory, are fsynced, and the temporary file is renamed over the
+target; the directory is fsynced too so the rename itself survives a power cut. A process
+killed at any instant leaves at most a stray ``.*.tmp`` file, which ``castore gc`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Final
+
+TEMP_SUFFIX: Final = ".tmp"
+
+
+def temp_path_for(target: Path) -> Path:
+    """A unique hidden sibling of ``target``; hidden so blob and index walks skip it."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+
+
+def is_temp_file(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Persist a rename in ``directory`` (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Replace ``target`` with ``data`` atomically and durably, creating parent folders."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(target)
+    # 0o666 filtered by the umask, like any ordinary file (mkstemp would force 0o600).
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    fsync_directory(target.parent)
+
+
+def ensure_private_directory(directory: Path) -> None:
+    """Create a local-only state folder holding a ``.gitignore`` that ignores everything.
+
+    Like pytest's ``.pytest_cache``: the folder is created under a temporary name and
+    renamed into place, so concurrent creators (xdist workers) never see it half-made.
+    """
+    if directory.is_dir():
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = temp_path_for(directory)
+    staging.mkdir()
+    (staging / ".gitignore").write_text(
+        "# Created by castore: local state (locks, last run, quarantine). Never commit it.\n*\n"
+    )
+    try:
+        staging.rename(directory)
+    except OSError:
+        # Lost the race to another process: theirs is as good as ours.
+        (staging / ".gitignore").unlink()
+        staging.rmdir()
+        if not directory.is_dir():
+            raise

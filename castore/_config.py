@@ -1,0 +1,81 @@
+"""The store's own settings file, ``castore.json``, at the top of a store.
+
+It records how new blobs are compressed (zstd level, active dictionary) and every zstd
+dictionary the store has ever used, by dictionary id, so any blob, old or new, can always
+be read back: a blob's zstd frame names its dictionary id, and this file maps the id to
+the dictionary, itself a content-addressed blob.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from castore.errors import IndexFormatError, UnsupportedFormatError
+
+STORE_FORMAT: Final = 1
+CONFIG_NAME: Final = "castore.json"
+#: zstd level for new blobs; docs/benchmarks.md shows the measurements behind it.
+DEFAULT_LEVEL: Final = 19
+MIN_LEVEL: Final = 1
+MAX_LEVEL: Final = 22
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    level: int = DEFAULT_LEVEL
+    """zstd compression level for new blobs."""
+    dictionary: int | None = None
+    """Id of the zstd dictionary new blobs are compressed with, if any."""
+    dictionaries: Mapping[int, str] = field(default_factory=dict)
+    """Every dictionary id this store has used -> digest of the blob holding it."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "castore_store": STORE_FORMAT,
+            "compression": {"codec": "zstd", "level": self.level, "dictionary": self.dictionary},
+            "dictionaries": {str(k): v for k, v in sorted(self.dictionaries.items())},
+        }
+
+
+def dump_config(config: StoreConfig) -> bytes:
+    return (json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n").encode()
+
+
+def load_config(root: Path) -> StoreConfig:
+    """Read ``castore.json``; a store without one uses the defaults."""
+    path = root / CONFIG_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return StoreConfig()
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise IndexFormatError(path, f"not valid JSON ({error})") from None
+    if not isinstance(document, dict) or "castore_store" not in document:
+        raise IndexFormatError(path, "not a castore store file (no 'castore_store' field)")
+    version = document["castore_store"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise IndexFormatError(path, f"'castore_store' must be an integer, found {version!r}")
+    if version > STORE_FORMAT:
+        raise UnsupportedFormatError(path, version, STORE_FORMAT)
+    try:
+        compression = document.get("compression", {})
+        level = int(compression.get("level", DEFAULT_LEVEL))
+        active = compression.get("dictionary")
+        dictionaries = {int(k): str(v) for k, v in document.get("dictionaries", {}).items()}
+    except (AttributeError, TypeError, ValueError) as error:
+        raise IndexFormatError(path, f"bad 'compression' or 'dictionaries' ({error})") from None
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise IndexFormatError(path, f"zstd level {level} is outside {MIN_LEVEL}..{MAX_LEVEL}")
+    if active is not None and int(active) not in dictionaries:
+        raise IndexFormatError(path, f"active dictionary {active} is not in 'dictionaries'")
+    return StoreConfig(
+        level=level,
+        dictionary=None if active is None else int(active),
+        dictionaries=dictionaries,
+    )

@@ -1,0 +1,230 @@
+"""One namespace's index: a small JSON file mapping keys to blobs and their metadata.
+
+The layout is chosen for git. Keys are sorted and each entry sits on one line, so
+re-recording a key changes one line and adding keys adds lines; the file is plain UTF-8
+JSON any tool can read. :func:`merge_entries` is the three-way merge shared by concurrent
+writers (merge on write) and by the git merge driver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from castore._codec import VALUE_FORMAT
+from castore.errors import IndexFormatError, UnsupportedFormatError
+
+#: Version of the index file layout, written at the top of every index.
+INDEX_FORMAT: Final = 1
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+STREAM_KINDS: Final = ("sync", "async")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What the index says about one recorded key."""
+
+    blob: str
+    """blake3 digest of the value's msgpack bytes: the blob file's name."""
+    size: int
+    """Size of the value's msgpack bytes (uncompressed)."""
+    recorded_at: dt.datetime
+    """When the value was recorded (UTC)."""
+    duration: float | None = None
+    """Seconds the original call took: what every replay saves."""
+    schema: str | int | None = None
+    """The schema version the recorder declared when recording."""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """The user's metadata (JSON types only): never used for lookup."""
+    stream: str | None = None
+    """``"sync"``/``"async"`` when the value is the chunks of a streamed response."""
+    format: int = VALUE_FORMAT
+    """Version of the value encoding the blob was written with."""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "blob": self.blob,
+            "format": self.format,
+            "recorded_at": format_time(self.recorded_at),
+            "size": self.size,
+        }
+        if self.duration is not None:
+            data["duration"] = round(self.duration, 3)
+        if self.schema is not None:
+            data["schema"] = self.schema
+        if self.metadata:
+            data["metadata"] = self.metadata
+        if self.stream is not None:
+            data["stream"] = self.stream
+        return data
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def format_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def entry_from_json(data: object, path: Path, key: str) -> Entry:
+    """Validate one entry as read from ``path``; every problem names the file and the key."""
+
+    def bad(detail: str) -> IndexFormatError:
+        return IndexFormatError(path, f"entry {key!r}: {detail}")
+
+    if not isinstance(data, dict):
+        raise bad(f"expected an object, found {type(data).__name__}")
+    blob = data.get("blob")
+    if not isinstance(blob, str) or not _DIGEST.fullmatch(blob):
+        raise bad(f"'blob' must be a 64-hex blake3 digest, found {blob!r}")
+    size = data.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise bad(f"'size' must be a non-negative integer, found {size!r}")
+    entry_format = data.get("format", VALUE_FORMAT)
+    if not isinstance(entry_format, int) or isinstance(entry_format, bool):
+        raise bad(f"'format' must be an integer, found {entry_format!r}")
+    if entry_format > VALUE_FORMAT:
+        raise UnsupportedFormatError(path, f"{entry_format} (entry {key!r})", VALUE_FORMAT)
+    try:
+        recorded_at = dt.datetime.fromisoformat(data["recorded_at"])
+    except (KeyError, TypeError, ValueError):
+        found = data.get("recorded_at")
+        raise bad(f"'recorded_at' must be an ISO 8601 time, found {found!r}") from None
+    if recorded_at.tzinfo is None:
+        recorded_at = recorded_at.replace(tzinfo=dt.UTC)
+    duration = data.get("duration")
+    if duration is not None and (
+        not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0
+    ):
+        raise bad(f"'duration' must be a number of seconds, found {duration!r}")
+    schema = data.get("schema")
+    if schema is not None and (not isinstance(schema, str | int) or isinstance(schema, bool)):
+        raise bad(f"'schema' must be a string or an integer, found {schema!r}")
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise bad(f"'metadata' must be an object, found {type(metadata).__name__}")
+    stream = data.get("stream")
+    if stream is not None and stream not in STREAM_KINDS:
+        raise bad(f"'stream' must be one of {STREAM_KINDS}, found {stream!r}")
+    return Entry(
+        blob=blob,
+        size=size,
+        recorded_at=recorded_at,
+        duration=None if duration is None else float(duration),
+        schema=schema,
+        metadata=metadata,
+        stream=stream,
+        format=entry_format,
+    )
+
+
+def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
+    """Parse and validate an index file's bytes."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        if raw.lstrip().startswith((b"<<<<<<<", b"version https://git-lfs")):
+            detail = "it holds git conflict markers or an LFS pointer, not JSON"
+        else:
+            detail = f"not valid JSON ({error})"
+        raise IndexFormatError(path, detail) from None
+    if not isinstance(document, dict) or "castore_index" not in document:
+        raise IndexFormatError(path, "not a castore index (no 'castore_index' version field)")
+    version = document["castore_index"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise IndexFormatError(path, f"'castore_index' must be an integer, found {version!r}")
+    if version > INDEX_FORMAT:
+        raise UnsupportedFormatError(path, version, INDEX_FORMAT)
+    entries = document.get("entries")
+    if not isinstance(entries, dict):
+        raise IndexFormatError(path, "'entries' must be an object mapping keys to entries")
+    return {key: entry_from_json(data, path, key) for key, data in entries.items()}
+
+
+def load_index(path: Path) -> dict[str, Entry]:
+    """Read an index file; a missing file is an empty namespace."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    return parse_index(raw, path)
+
+
+def entry_line(key: str, entry: Entry) -> str:
+    """One entry as it appears in the index file (without indentation or comma)."""
+    return (
+        json.dumps(key, ensure_ascii=False)
+        + ": "
+        + json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True, allow_nan=False)
+    )
+
+
+#: key -> (entry, its line): lets a rewrite of a big index re-serialize only what changed.
+LineMemo = dict[str, tuple[Entry, str]]
+
+
+def dump_index(namespace: str, entries: Mapping[str, Entry], memo: LineMemo | None = None) -> bytes:
+    """Stable bytes for an index: sorted keys, one entry per line, a trailing newline."""
+    memo = {} if memo is None else memo
+    lines = []
+    for key in sorted(entries):
+        entry = entries[key]
+        known = memo.get(key)
+        if known is None or known[0] is not entry:
+            known = (entry, entry_line(key, entry))
+            memo[key] = known
+        lines.append(f"    {known[1]}")
+    header = (
+        "{\n"
+        f'  "castore_index": {INDEX_FORMAT},\n'
+        f'  "namespace": {json.dumps(namespace, ensure_ascii=False)},\n'
+        '  "entries": {'
+    )
+    body = ",\n".join(lines)
+    text = f"{header}\n{body}\n  }}\n}}\n" if lines else f"{header}}}\n}}\n"
+    return text.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Both sides recorded ``key`` with different values since their common base."""
+
+    key: str
+    ours: Entry
+    theirs: Entry
+
+
+def merge_entries(
+    base: Mapping[str, Entry], ours: Mapping[str, Entry], theirs: Mapping[str, Entry]
+) -> tuple[dict[str, Entry], list[Conflict]]:
+    """Three-way merge of a namespace: the union of both sides' changes.
+
+    A key changed on one side only takes that change. When both sides changed a key:
+    the same blob (an equal value) is no conflict, the later recording wins; a deletion
+    against a re-recording keeps the recording (castore never drops recorded data on a
+    merge); two different blobs are a true conflict, reported, with ours kept.
+    """
+    merged: dict[str, Entry] = {}
+    conflicts: list[Conflict] = []
+    for key in sorted(set(base) | set(ours) | set(theirs)):
+        was, mine, other = base.get(key), ours.get(key), theirs.get(key)
+        if other in (mine, was):
+            chosen = mine
+        elif mine == was:
+            chosen = other
+        elif mine is None or other is None:
+            chosen = mine or other
+        elif mine.blob == other.blob:
+            chosen = max(mine, other, key=lambda entry: entry.recorded_at)
+        else:
+            conflicts.append(Conflict(key, mine, other))
+            chosen = mine
+        if chosen is not None:
+            merged[key] = chosen
+    return merged, conflicts

@@ -1,0 +1,182 @@
+"""Every error castore raises, in one place.
+
+Each message says what happened, to which namespace/key or file, and what to do next,
+so that a failing test run is a to-do item rather than a riddle. Library code never lets a
+raw msgpack, zstd or json exception escape: it wraps it in one of these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CastoreError(Exception):
+    """Base class of every castore error."""
+
+
+class InvalidNameError(CastoreError, ValueError):
+    """A namespace or key that castore refuses to store (it could escape the store, or is empty)."""
+
+
+class UnencodableValueError(CastoreError, TypeError):
+    """A value (or metadata) that cannot be stored faithfully; nothing was written."""
+
+    def __init__(self, key: str, type_name: str, location: str, *, what: str = "value") -> None:
+        self.key = key
+        self.type_name = type_name
+        self.location = location
+        where = f" at {location}" if location else ""
+        hint = (
+            "pass type=YourType (dataclass or pydantic model) or serializer=/deserializer= "
+            "to the recorder, or convert it to dicts, lists, str, bytes, numbers and datetimes"
+            if what == "value"
+            else "metadata is stored in the JSON index: use JSON types (dict, list, str, numbers)"
+        )
+        super().__init__(
+            f"cannot record key {key!r}: its {what} holds a {type_name}{where}, "
+            f"which castore cannot store; {hint}"
+        )
+
+
+class StoreError(CastoreError):
+    """Something in the store on disk is not what castore expects."""
+
+
+class CorruptBlobError(StoreError):
+    """A blob's content does not match its digest, or is not a readable castore blob."""
+
+    def __init__(self, path: Path, detail: str, owner: str = "") -> None:
+        self.path = path
+        self.detail = detail
+        used_by = f" (used by {owner})" if owner else ""
+        super().__init__(
+            f"blob {path}{used_by} is corrupt: {detail}. Restore it from git "
+            f"(`git checkout -- {path.name}` in its folder) or re-record the entry; "
+            f"`castore verify --quarantine` moves corrupt blobs aside"
+        )
+
+
+class LfsPointerError(StoreError):
+    """A blob is still a git-lfs pointer: the repository was cloned without `git lfs pull`."""
+
+    def __init__(self, path: Path, owner: str = "") -> None:
+        self.path = path
+        used_by = f" (used by {owner})" if owner else ""
+        super().__init__(
+            f"blob {path}{used_by} is a git-lfs pointer file, not the recorded data: this "
+            f"clone has not downloaded its LFS objects. Run `git lfs install && git lfs pull` "
+            f"in the repository (or set GIT_LFS_SKIP_SMUDGE=0 when cloning), then rerun"
+        )
+
+
+class MissingBlobError(StoreError):
+    """An index entry points at a blob file that is not there."""
+
+    def __init__(self, path: Path, owner: str = "") -> None:
+        self.path = path
+        used_by = f" for {owner}" if owner else ""
+        super().__init__(
+            f"blob {path}{used_by} is missing. Restore it from git (`git status` / "
+            f"`git lfs pull`) or re-record the entry; `castore verify` lists every such fault"
+        )
+
+
+class ValueTooLargeError(StoreError):
+    """A blob would decompress (or unpack) to more than the store's size limit."""
+
+    def __init__(self, path: Path, size: int | None, limit: int) -> None:
+        self.path = path
+        claimed = "an unknown size" if size is None else f"{size:,} bytes"
+        super().__init__(
+            f"blob {path} would decompress to {claimed}, over the limit of {limit:,} bytes; "
+            f"refusing to read it (a decompression bomb or a damaged file). If the value is "
+            f"genuine, open the store with a larger max_value_bytes"
+        )
+
+
+class IndexFormatError(StoreError):
+    """An index (or the store's castore.json) is not valid castore JSON."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"index {path} is malformed: {detail}. Fix or restore it from git "
+            f"(`git checkout -- {path}`); if a merge left it broken, configure the merge "
+            f"driver with `castore git setup` and merge again"
+        )
+
+
+class UnsupportedFormatError(StoreError):
+    """A file written by a newer castore than this one."""
+
+    def __init__(self, path: Path, found: object, supported: int) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} has format version {found!r}, but this castore reads format "
+            f"{supported} at most. Upgrade castore (`uv add -U castore` or "
+            f"`pip install -U castore`) to read it"
+        )
+
+
+class EntryNotFoundError(CastoreError, KeyError):
+    """``Store.get`` of a key the namespace does not hold."""
+
+    def __init__(self, namespace: str, key: str, store_root: Path) -> None:
+        self.namespace = namespace
+        self.key = key
+        super().__init__(f"no entry {key!r} in namespace {namespace!r} of store {store_root}")
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0])
+
+
+class StoreLockedError(StoreError):
+    """Another process held the store's lock for longer than the timeout."""
+
+    def __init__(self, lock_path: Path, timeout: float) -> None:
+        super().__init__(
+            f"the store is locked by another process ({lock_path}) and stayed locked for "
+            f"{timeout:.0f} s; if no castore process is running, delete that lock file"
+        )
+
+
+class MissingRecordingError(CastoreError, LookupError):
+    """A key has no recording and the mode forbids calling the real API."""
+
+    def __init__(self, namespace: str, key: str, store_root: Path, how_to_record: str) -> None:
+        self.namespace = namespace
+        self.key = key
+        self.store_root = store_root
+        exists = "" if store_root.exists() else " (this directory does not exist yet)"
+        super().__init__(
+            f"no recording for key {key!r} in namespace {namespace!r}\n"
+            f"  store: {store_root}{exists}\n"
+            f"  mode:  none (replay only): castore never calls the real API in this mode\n"
+            f"  to record it, run:\n    {how_to_record}"
+        )
+
+
+class StaleRecordingError(CastoreError):
+    """A recording exists but can no longer be used as it is; re-record it."""
+
+    def __init__(self, namespace: str, key: str, reason: str, how_to_record: str) -> None:
+        self.namespace = namespace
+        self.key = key
+        self.reason = reason
+        super().__init__(
+            f"stale recording for key {key!r} in namespace {namespace!r}: {reason}\n"
+            f"  to re-record it, run:\n    {how_to_record}"
+        )
+
+
+class ExpiredRecordingError(StaleRecordingError):
+    """A recording is older than the recorder's max_age and on_expired='fail'."""
+
+
+class ExpiredRecordingWarning(UserWarning):
+    """A recording is older than the recorder's max_age and on_expired='warn'."""
+
+
+class MergeConflictError(CastoreError):
+    """Two branches recorded the same key with different values."""

@@ -1,0 +1,109 @@
+"""Namespaces and keys: what is refused, and how long keys are shortened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from castore import Store, request_key, stored_key
+from castore.errors import InvalidNameError
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        "../escape",
+        "tests/../../escape",
+        "..",
+        "/etc/passwd",
+        "a//b",
+        "a/",
+        "",
+        ".castore/locks",
+        "C:\\temp",
+        "tests\\windows",
+        "nul",
+        "tests/con.txt",
+        "a\x00b",
+        "trailing. ",
+        None,
+        42,
+    ],
+)
+def test_namespaces_that_could_escape_or_break_the_store_are_refused(
+    tmp_path: Path, namespace: object
+) -> None:
+    store = Store(tmp_path / "store")
+
+    with pytest.raises(InvalidNameError):
+        store.put(namespace, "key", "value")  # type: ignore[arg-type]
+
+    assert list(tmp_path.iterdir()) == []  # nothing written, inside or outside the store
+
+
+@pytest.mark.parametrize("namespace", ["tests/integration/test_translate", "ir_responses", "a.b-c"])
+def test_ordinary_namespaces_are_accepted(store: Store, namespace: str) -> None:
+    store.put(namespace, "k", 1)
+    assert store.index_path(namespace).is_file()
+    assert store.index_path(namespace).is_relative_to(store.root / "index")
+
+
+def test_a_key_is_never_a_path_so_path_like_keys_stay_inside_the_index(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+
+    store.put("ns", "../../../etc/passwd", "value")
+
+    assert store.get("ns", "../../../etc/passwd") == "value"
+    assert [path.name for path in tmp_path.iterdir()] == ["store"]
+
+
+@pytest.mark.parametrize("key", ["", None, b"bytes"])
+def test_empty_or_non_string_keys_are_refused(store: Store, key: object) -> None:
+    with pytest.raises(InvalidNameError, match="non-empty string"):
+        store.put("ns", key, "value")  # type: ignore[arg-type]
+
+
+def test_keys_up_to_100_characters_are_kept_as_they_are() -> None:
+    key = "k" * 100
+    assert stored_key(key) == key
+
+
+def test_long_keys_are_hashed_with_a_readable_prefix(store: Store) -> None:
+    prompt = "Write a Python function that finds the index of an element in a list. " * 3
+    other = prompt + "Return -1 if it is missing."
+
+    store.put("ns", f"translate_{prompt}", "first")
+    store.put("ns", f"translate_{other}", "second")
+
+    keys = sorted(store.entries("ns"))
+    assert len(keys) == 2
+    assert all(key.startswith("translate_Write a Python function") for key in keys)
+    assert all(len(key) <= 100 for key in keys)
+    assert store.get("ns", f"translate_{prompt}") == "first"
+    assert store.get("ns", f"translate_{other}") == "second"
+
+
+def test_request_key_ignores_dict_order_and_excluded_parts() -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    one = request_key(
+        model="gpt-4o", messages=messages, temperature=0, api_key="sk-1", base_url="https://a"
+    )
+    two = request_key(
+        temperature=0, messages=[{"content": "hi", "role": "user"}], model="gpt-4o", api_key="sk-2"
+    )
+
+    assert one == two
+    assert one.startswith("gpt-4o-")
+    assert request_key(model="gpt-4o", messages=messages, temperature=0.5) != one
+
+
+def test_request_key_leaves_out_nested_parts_named_with_dots() -> None:
+    with_auth = request_key(
+        "call", url="/v1", headers={"Authorization": "Bearer 1"}, exclude=["headers.authorization"]
+    )
+    other_auth = request_key(
+        "call", url="/v1", headers={"Authorization": "Bearer 2"}, exclude=["headers.authorization"]
+    )
+    assert with_auth == other_auth
+    assert with_auth.startswith("call-")
