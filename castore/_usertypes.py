@@ -1,0 +1,243 @@
+"""Turning users' objects into storable values and back.
+
+A recorder stores plain values (see ``_codec``). For anything else it needs a codec:
+either the user's own ``serializer``/``deserializer`` pair (the seeds'
+``SerializableResponseRecorder``), or a type it can handle out of the box: a pydantic v2
+model, a dataclass, or a typing construct over those (``list[Answer]``,
+``dict[str, Answer]``, ``Answer | None``…). Decoding failures surface as
+:class:`ShapeError`, which the recorder reports as a stale recording.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+
+class ShapeError(ValueError):
+    """A stored value no longer fits the type (or deserializer) that should read it."""
+
+
+class ValueCodec(Protocol):
+    description: str
+
+    def encode(self, value: Any) -> Any: ...
+
+    def decode(self, data: Any) -> Any: ...
+
+
+class PlainCodec:
+    """Values that are already storable go in and out unchanged."""
+
+    description = "plain values"
+
+    def encode(self, value: Any) -> Any:
+        return value
+
+    def decode(self, data: Any) -> Any:
+        return data
+
+
+class FunctionCodec:
+    """The user's own serializer/deserializer pair."""
+
+    def __init__(
+        self,
+        serializer: Callable[[Any], Any] | None,
+        deserializer: Callable[[Any], Any] | None,
+    ) -> None:
+        self._serializer = serializer
+        self._deserializer = deserializer
+        name = getattr(deserializer, "__qualname__", None) or "the deserializer"
+        self.description = f"deserializer {name}"
+
+    def encode(self, value: Any) -> Any:
+        return value if self._serializer is None else self._serializer(value)
+
+    def decode(self, data: Any) -> Any:
+        if self._deserializer is None:
+            return data
+        try:
+            return self._deserializer(data)
+        except Exception as error:
+            raise ShapeError(f"{type(error).__name__}: {error}") from error
+
+
+class TypeCodec:
+    """Dataclasses, pydantic v2 models and typing constructs over them, by type hints."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.description = f"type {_type_name(target)}"
+
+    def encode(self, value: Any) -> Any:
+        return to_plain(value)
+
+    def decode(self, data: Any) -> Any:
+        try:
+            return from_plain(data, self.target, "value")
+        except ShapeError:
+            raise
+        except Exception as error:  # a model's own validation error, a __post_init__ check
+            raise ShapeError(f"{type(error).__name__}: {error}") from error
+
+
+def make_codec(
+    target: Any,
+    serializer: Callable[[Any], Any] | None,
+    deserializer: Callable[[Any], Any] | None,
+) -> ValueCodec:
+    if target is not None and (serializer or deserializer):
+        raise TypeError("give a recorder either type= or serializer=/deserializer=, not both")
+    if serializer or deserializer:
+        return FunctionCodec(serializer, deserializer)
+    if target is None:
+        return PlainCodec()
+    return TypeCodec(target)
+
+
+def _type_name(target: Any) -> str:
+    return getattr(target, "__qualname__", None) or repr(target)
+
+
+def _is_pydantic_model(target: Any) -> bool:
+    return isinstance(target, type) and hasattr(target, "model_validate")
+
+
+def to_plain(value: Any) -> Any:
+    """An instance of dataclasses / pydantic models / enums, as storable plain values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: to_plain(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+            if field.init
+        }
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        # JSON mode gives storable values for any field type (UUID, Decimal, enums…) and
+        # pydantic validates them back into the same types on replay.
+        return dump(mode="json", round_trip=True)
+    if isinstance(value, enum.Enum):
+        return to_plain(value.value)
+    if isinstance(value, Mapping):
+        return {to_plain(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(to_plain(item) for item in value)
+    if isinstance(value, set | frozenset):
+        return type(value)(to_plain(item) for item in value)
+    return value
+
+
+_SIMPLE = (str, bytes, bool, int, float, type(None))
+
+
+def from_plain(data: Any, target: Any, where: str) -> Any:
+    """Rebuild a value of type ``target`` from its plain form; ShapeError says where it broke."""
+    if target is Any or target is object:
+        return data
+    origin = typing.get_origin(target)
+    if origin is typing.Annotated:
+        return from_plain(data, typing.get_args(target)[0], where)
+    if origin in (typing.Union, types.UnionType):
+        return _from_union(data, target, where)
+    if origin is typing.Literal:
+        if data not in typing.get_args(target):
+            raise ShapeError(f"{where}: {data!r} is not one of {typing.get_args(target)}")
+        return data
+    if origin is not None:
+        return _from_generic(data, origin, typing.get_args(target), where)
+    if _is_pydantic_model(target):
+        return target.model_validate(data)
+    if dataclasses.is_dataclass(target) and isinstance(target, type):
+        return _from_dataclass(data, target, where)
+    if isinstance(target, type) and issubclass(target, enum.Enum):
+        try:
+            return target(data)
+        except ValueError:
+            raise ShapeError(f"{where}: {data!r} is not a {target.__qualname__}") from None
+    if target in _SIMPLE:
+        if target is float and isinstance(data, int) and not isinstance(data, bool):
+            return float(data)
+        if not isinstance(data, target) or (target is int and isinstance(data, bool)):
+            raise ShapeError(
+                f"{where}: expected {target.__name__}, found {type(data).__name__} {data!r}"
+            )
+        return data
+    return data  # other annotations (datetime, a TypeVar…) are trusted as stored
+
+
+def _from_union(data: Any, target: Any, where: str) -> Any:
+    members = typing.get_args(target)
+    if data is None and type(None) in members:
+        return None
+    problems = []
+    for member in members:
+        if member is type(None):
+            continue
+        try:
+            return from_plain(data, member, where)
+        except (ShapeError, TypeError, ValueError) as error:
+            problems.append(str(error))
+    raise ShapeError(f"{where}: fits none of {target}: {'; '.join(problems)}")
+
+
+def _from_generic(data: Any, origin: Any, args: tuple[Any, ...], where: str) -> Any:
+    if origin in (list, set, frozenset) or (origin is tuple and args[-1:] == (Ellipsis,)):
+        if not isinstance(data, list | tuple | set | frozenset):
+            raise ShapeError(f"{where}: expected a sequence, found {type(data).__name__}")
+        item_type = args[0] if args else Any
+        items = [from_plain(item, item_type, f"{where}[{n}]") for n, item in enumerate(data)]
+        return origin(items)
+    if origin is tuple:
+        if not isinstance(data, list | tuple) or len(data) != len(args):
+            raise ShapeError(f"{where}: expected a tuple of {len(args)} items, found {data!r}")
+        return tuple(
+            from_plain(item, item_type, f"{where}[{n}]")
+            for n, (item, item_type) in enumerate(zip(data, args, strict=True))
+        )
+    if origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        if not isinstance(data, Mapping):
+            raise ShapeError(f"{where}: expected a mapping, found {type(data).__name__}")
+        key_type, value_type = args if args else (Any, Any)
+        return {
+            from_plain(key, key_type, f"{where} key"): from_plain(
+                item, value_type, f"{where}[{key!r}]"
+            )
+            for key, item in data.items()
+        }
+    return data
+
+
+def _from_dataclass(data: Any, target: type, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ShapeError(f"{where}: expected the fields of {target.__qualname__}, found {data!r}")
+    try:
+        hints = typing.get_type_hints(target)
+    except (NameError, TypeError):  # unresolvable forward references: trust the stored data
+        hints = {}
+    fields = {field.name: field for field in dataclasses.fields(target) if field.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ShapeError(
+            f"{where}: {target.__qualname__} has no field(s) {', '.join(map(repr, unknown))}"
+        )
+    missing = [
+        name
+        for name, field in fields.items()
+        if name not in data
+        and field.default is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ShapeError(f"{where}: field(s) {', '.join(map(repr, missing))} missing")
+    kwargs = {
+        name: from_plain(value, hints.get(name, Any), f"{where}.{name}")
+        for name, value in data.items()
+    }
+    return target(**kwargs)

@@ -1,0 +1,445 @@
+"""The pytest plugin, tested with real pytest sessions (pytester)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from castore import Store
+from castore._report import format_duration
+
+pytest_plugins = ["pytester"]
+
+INI = """
+[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+{extra}
+"""
+
+LLM_MODULE = """
+import asyncio, os, time
+
+CALLS_LOG = os.environ.get("CASTORE_CALLS_LOG")
+
+def live(key):
+    if os.environ.get("CASTORE_LIVE") != "1":
+        raise AssertionError(f"the real API was called for {key} during replay")
+    if CALLS_LOG:
+        with open(CALLS_LOG, "a") as handle:
+            handle.write(key + "\\n")
+
+def complete(prompt):
+    live(prompt)
+    time.sleep(0.05)
+    version = os.environ.get("CASTORE_VERSION", "1")
+    return {"choices": [{"message": {"content": f"answer to {prompt} v{version}"}}]}
+
+async def acomplete(prompt):
+    live(prompt)
+    await asyncio.sleep(0.05)
+    return {"choices": [{"message": {"content": f"async answer to {prompt}"}}]}
+
+def stream(prompt):
+    live(prompt)
+    for word in ["answer", "to", prompt]:
+        yield {"delta": word}
+
+async def astream(prompt):
+    live(prompt)
+    for word in ["async", "answer"]:
+        await asyncio.sleep(0)
+        yield {"delta": word}
+
+def test_sync(recorder):
+    response = recorder.get_or_record_sync("sync", lambda: complete("sync"), metadata={"t": 1})
+    assert response["choices"][0]["message"]["content"].startswith("answer to sync")
+
+async def test_async(recorder):
+    response = await recorder.get_or_record("async", lambda: acomplete("async"))
+    assert response["choices"][0]["message"]["content"] == "async answer to async"
+
+def test_stream(recorder):
+    chunks = recorder.get_or_record_sync("stream", lambda: stream("s"))
+    assert [chunk["delta"] for chunk in chunks] == ["answer", "to", "s"]
+
+async def test_async_stream(recorder):
+    chunks = await recorder.get_or_record("astream", lambda: astream("a"))
+    assert [chunk["delta"] async for chunk in chunks] == ["async", "answer"]
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CI", "RECORD_FIXTURES", "CASTORE_LIVE", "CASTORE_VERSION", "CASTORE_CALLS_LOG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(**{"tests/test_llm": LLM_MODULE})
+    return pytester
+
+
+def store_of(pytester: pytest.Pytester) -> Store:
+    return Store(pytester.path / "tests" / "fixtures" / "castore")
+
+
+def record(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str):  # type: ignore[no-untyped-def]
+    with monkeypatch.context() as live:
+        live.setenv("CASTORE_LIVE", "1")
+        return pytester.runpytest("--castore-mode=new_episodes", *args)
+
+
+def test_a_module_records_once_then_replays_without_calling_anything(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording = record(project, monkeypatch)
+    recording.assert_outcomes(passed=4)
+    recording.stdout.fnmatch_lines(["*0 replayed, 0 missing or stale, 4 recorded*"])
+
+    replay = project.runpytest()  # CASTORE_LIVE unset: any generator call raises
+
+    replay.assert_outcomes(passed=4)
+    replay.stdout.fnmatch_lines(["*4 replayed, 0 missing or stale, 0 recorded*"])
+    store = store_of(project)
+    assert store.namespaces() == ["tests/test_llm"]
+    assert set(store.entries("tests/test_llm")) == {"sync", "async", "stream", "astream"}
+
+
+def test_the_report_adds_up_the_time_of_real_calls_avoided(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project, monkeypatch).assert_outcomes(passed=4)
+    durations = [
+        entry.duration or 0 for entry in store_of(project).entries("tests/test_llm").values()
+    ]
+
+    replay = project.runpytest()
+
+    expected = format_duration(sum(durations))
+    replay.stdout.fnmatch_lines([f"*4 replayed*; {expected} of real calls avoided*"])
+    assert sum(durations) >= 0.1  # two calls of 0.05 s each were really timed
+
+
+def test_a_missing_key_fails_with_key_namespace_store_and_the_command_that_records_it(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = project.runpytest("tests/test_llm.py::test_sync")
+
+    result.assert_outcomes(failed=1)
+    store_path = project.path / "tests" / "fixtures" / "castore"
+    result.stdout.fnmatch_lines(
+        [
+            "*MissingRecordingError: no recording for key 'sync' in namespace 'tests/test_llm'",
+            f"*store: {store_path}*",
+            "*mode:  none (replay only)*",
+            "*pytest tests/test_llm.py::test_sync --castore-mode=new_episodes",
+        ]
+    )
+    assert "FileNotFoundError" not in result.stdout.str()
+    assert "the real API was called" not in result.stdout.str()
+
+    # The command it gives really records the key.
+    command = re.search(r"pytest (\S+) (--castore-mode=\S+)", result.stdout.str())
+    assert command is not None
+    with monkeypatch.context() as live:
+        live.setenv("CASTORE_LIVE", "1")
+        project.runpytest(command.group(1), command.group(2)).assert_outcomes(passed=1)
+    project.runpytest("tests/test_llm.py::test_sync").assert_outcomes(passed=1)
+
+
+def test_record_fixtures_true_re_records_as_in_the_seeds(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project, monkeypatch).assert_outcomes(passed=4)
+    assert (
+        store_of(project)
+        .get("tests/test_llm", "sync")["choices"][0]["message"]["content"]
+        .endswith("v1")
+    )
+
+    monkeypatch.setenv("RECORD_FIXTURES", "true")
+    monkeypatch.setenv("CASTORE_LIVE", "1")
+    monkeypatch.setenv("CASTORE_VERSION", "2")
+    rerecord = project.runpytest()
+    rerecord.assert_outcomes(passed=4)
+    rerecord.stdout.fnmatch_lines(["*mode all: re-record everything*", "*4 recorded*"])
+
+    monkeypatch.delenv("RECORD_FIXTURES")
+    monkeypatch.delenv("CASTORE_LIVE")
+    project.runpytest().assert_outcomes(passed=4)
+    assert (
+        store_of(project)
+        .get("tests/test_llm", "sync")["choices"][0]["message"]["content"]
+        .endswith("v2")
+    )
+
+
+SCHEMA_MODULE = """
+import os, pytest
+
+@pytest.mark.castore(schema_version={version!r})
+def test_ir(recorder):
+    def translate():
+        if os.environ.get("CASTORE_LIVE") != "1":
+            raise AssertionError("called during replay")
+        return {{"ir": "v{version}"}}
+    assert recorder.get_or_record_sync("ir", translate) == {{"ir": "v{version}"}}
+"""
+
+
+def test_a_schema_change_fails_replay_naming_both_versions_and_re_records_when_asked(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(**{"tests/test_ir": SCHEMA_MODULE.format(version=1)})
+    record(pytester, monkeypatch).assert_outcomes(passed=1)
+
+    pytester.makepyfile(**{"tests/test_ir": SCHEMA_MODULE.format(version=2)})
+    stale = pytester.runpytest()
+
+    stale.assert_outcomes(failed=1)
+    stale.stdout.fnmatch_lines(
+        [
+            "*StaleRecordingError: stale recording for key 'ir' in namespace 'tests/test_ir': "
+            "it was recorded with schema version 1, and the recorder now declares 2",
+            "*RECORD_FIXTURES=true *pytest tests/test_ir.py::test_ir",
+        ]
+    )
+    record(pytester, monkeypatch).assert_outcomes(passed=1)
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+AGE_MODULE = """
+import pytest
+
+@pytest.mark.castore(max_age="30d", on_expired={on_expired!r})
+def test_old(recorder):
+    assert recorder.get_or_record_sync("old", lambda: "fresh") == "fresh"
+"""
+
+
+@pytest.mark.parametrize(
+    ("on_expired", "outcome", "line"),
+    [
+        (
+            "warn",
+            {"passed": 1, "warnings": 1},
+            "*ExpiredRecordingWarning: recording 'old'*40 days*",
+        ),
+        ("fail", {"failed": 1}, "*ExpiredRecordingError: stale recording for key 'old'*40 days*"),
+    ],
+)
+def test_an_old_recording_warns_or_fails_as_configured(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    on_expired: str,
+    outcome: dict[str, int],
+    line: str,
+) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(**{"tests/test_age": AGE_MODULE.format(on_expired=on_expired)})
+    record(pytester, monkeypatch).assert_outcomes(passed=1)
+    index = store_of(pytester).index_path("tests/test_age")
+    document = json.loads(index.read_text())
+    document["entries"]["old"]["recorded_at"] = (
+        dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    ).isoformat()
+    index.write_text(json.dumps(document))
+
+    result = pytester.runpytest()
+
+    result.assert_outcomes(**outcome)
+    result.stdout.fnmatch_lines([line])
+
+
+def test_selection_with_k_or_a_node_id_marks_nothing_unused(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project, monkeypatch).assert_outcomes(passed=4)
+    store_of(project).put("tests/test_llm", "orphan", "no test asks for this")
+    last_run = project.path / "tests" / "fixtures" / "castore" / ".castore" / "last-run.json"
+
+    partial = project.runpytest("-k", "test_sync")
+    partial.assert_outcomes(passed=1)
+    assert "orphan" not in partial.stdout.str()
+    assert "orphan" not in last_run.read_text()
+
+    single = project.runpytest("tests/test_llm.py::test_async")
+    single.assert_outcomes(passed=1)
+    assert "orphan" not in single.stdout.str()
+    assert "orphan" not in last_run.read_text()
+
+    full = project.runpytest()
+    full.assert_outcomes(passed=4)
+    full.stdout.fnmatch_lines(
+        ["*1 recording(s) that no test asked for*", "*tests/test_llm: orphan"]
+    )
+    assert json.loads(last_run.read_text())["namespaces"]["tests/test_llm"]["unused"] == ["orphan"]
+
+    # A later partial run keeps what the complete run found, for `castore prune`.
+    project.runpytest("-k", "test_sync").assert_outcomes(passed=1)
+    assert json.loads(last_run.read_text())["namespaces"]["tests/test_llm"]["unused"] == ["orphan"]
+
+
+def test_a_failing_test_keeps_its_module_from_being_judged(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project, monkeypatch).assert_outcomes(passed=4)
+    project.makepyfile(
+        **{"tests/test_llm": LLM_MODULE + "\ndef test_broken(recorder):\n    assert False\n"}
+    )
+    store_of(project).put("tests/test_llm", "orphan", "unused")
+
+    result = project.runpytest()
+
+    result.assert_outcomes(passed=4, failed=1)
+    assert "orphan" not in result.stdout.str()
+
+
+def test_namespaces_follow_the_module_path(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(
+        **{
+            "tests/integration/test_translate": """
+                def test_it(recorder):
+                    assert recorder.namespace == "tests/integration/test_translate"
+                    recorder.get_or_record_sync("k", lambda: 1)
+            """
+        }
+    )
+    record(pytester, monkeypatch).assert_outcomes(passed=1)
+    assert store_of(pytester).namespaces() == ["tests/integration/test_translate"]
+
+
+CONFTEST_IR = """
+import dataclasses, pytest
+
+@dataclasses.dataclass
+class IntermediateRepresentation:
+    name: str
+    parameters: list[str]
+
+@pytest.fixture
+def ir_recorder(recorder_factory):
+    return recorder_factory("ir_responses", type=IntermediateRepresentation)
+"""
+
+
+def test_a_user_fixture_with_its_own_namespace_and_type_is_three_lines_of_conftest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makeconftest(CONFTEST_IR)
+    pytester.makepyfile(
+        **{
+            "tests/test_ir": """
+                import os
+                from conftest import IntermediateRepresentation as IR
+
+                async def test_translation(ir_recorder):
+                    async def translate():
+                        assert os.environ.get("CASTORE_LIVE") == "1"
+                        return IR("find_index", ["xs", "x"])
+                    ir = await ir_recorder.get_or_record("test_find_index", translate)
+                    assert isinstance(ir, IR)
+                    assert ir.name == "find_index"
+            """
+        }
+    )
+    record(pytester, monkeypatch).assert_outcomes(passed=1)
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert store_of(pytester).namespaces() == ["ir_responses"]
+
+
+def test_root_and_mode_come_from_the_ini_file_and_the_command_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makefile(
+        ".ini", pytest=INI.format(extra="castore_root = recordings\ncastore_mode = new_episodes")
+    )
+    pytester.makepyfile(
+        test_one="def test_it(recorder):\n    recorder.get_or_record_sync('k', lambda: 1)\n"
+    )
+    pytester.runpytest().assert_outcomes(passed=1)  # the ini's mode records
+    assert Store(pytester.path / "recordings").namespaces() == ["test_one"]
+
+    pytester.runpytest("--castore-root=elsewhere", "--castore-mode=none").assert_outcomes(failed=1)
+    pytester.runpytest("--castore-root=elsewhere").assert_outcomes(passed=1)
+    assert Store(pytester.path / "elsewhere").namespaces() == ["test_one"]
+
+
+def test_on_ci_a_recording_mode_from_the_ini_file_does_not_call_the_api(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra="castore_mode = new_episodes"))
+    pytester.makepyfile(
+        test_one="def test_it(recorder):\n    recorder.get_or_record_sync('k', lambda: 1)\n"
+    )
+    monkeypatch.setenv("CI", "true")
+
+    result = pytester.runpytest()
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no recording for key 'k'*", "*CI is set*"])
+
+
+def test_a_marker_chooses_the_mode_of_one_test(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(
+        test_one="""
+            import pytest
+            calls = []
+
+            @pytest.mark.castore(mode="off")
+            def test_live(recorder):
+                recorder.get_or_record_sync("k", lambda: calls.append(1))
+                recorder.get_or_record_sync("k", lambda: calls.append(1))
+                assert calls == [1, 1]
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert not (pytester.path / "tests").exists()  # off: nothing stored
+
+
+def test_xdist_workers_record_every_key_once_and_the_report_adds_up(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project.makepyfile(
+        **{
+            "tests/test_llm": LLM_MODULE
+            + """
+def test_shared_a(recorder):
+    assert recorder.get_or_record_sync("shared", lambda: complete("shared"))
+
+def test_shared_b(recorder):
+    assert recorder.get_or_record_sync("shared", lambda: complete("shared"))
+"""
+        }
+    )
+    calls_log = tmp_path / "calls.log"
+    monkeypatch.setenv("CASTORE_CALLS_LOG", str(calls_log))
+    monkeypatch.setenv("CASTORE_LIVE", "1")
+
+    recording = project.runpytest_subprocess("-n", "2", "--castore-mode=new_episodes")
+
+    recording.assert_outcomes(passed=6)
+    assert sorted(calls_log.read_text().split()) == ["a", "async", "s", "shared", "sync"]
+    recording.stdout.fnmatch_lines(["*1 replayed, 0 missing or stale, 5 recorded*"])
+
+    monkeypatch.delenv("CASTORE_LIVE")
+    store_of(project).put("tests/test_llm", "orphan", "unused")
+    replay = project.runpytest_subprocess("-n", "2")
+
+    replay.assert_outcomes(passed=6)
+    replay.stdout.fnmatch_lines(
+        ["*6 replayed, 0 missing or stale, 0 recorded*", "*tests/test_llm: orphan"]
+    )

@@ -1,0 +1,386 @@
+"""The recorder: replay never calls the generator, recording stores what replay will give."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from castore import Mode, Recorder, Store
+from castore.errors import (
+    ExpiredRecordingError,
+    ExpiredRecordingWarning,
+    MissingRecordingError,
+    StaleRecordingError,
+    UnencodableValueError,
+)
+
+NAMESPACE = "tests/test_translate"
+
+
+def must_not_be_called() -> object:
+    raise AssertionError("replay called the generator")
+
+
+async def must_not_be_awaited() -> object:
+    raise AssertionError("replay called the generator")
+
+
+def recorder(root: Path, mode: str = "new_episodes", **options: object) -> Recorder:
+    return Recorder(root, NAMESPACE, mode=mode, **options)  # type: ignore[arg-type]
+
+
+def test_replay_returns_the_stored_value_and_never_calls_the_generator(tmp_path: Path) -> None:
+    calls = []
+    first = recorder(tmp_path).get_or_record_sync(
+        "k", lambda: calls.append(1) or {"answer": 42}, metadata={"prompt": "why"}
+    )
+
+    replayed = recorder(tmp_path, mode="none").get_or_record_sync("k", must_not_be_called)
+
+    assert first == replayed == {"answer": 42}
+    assert calls == [1]
+
+
+async def test_async_replay_never_awaits_the_generator(tmp_path: Path) -> None:
+    async def answer() -> dict[str, int]:
+        return {"answer": 42}
+
+    await recorder(tmp_path).get_or_record("k", answer)
+    assert await recorder(tmp_path, mode="none").get_or_record("k", must_not_be_awaited) == {
+        "answer": 42
+    }
+
+
+async def test_generator_may_be_a_lambda_returning_a_coroutine(tmp_path: Path) -> None:
+    async def translate(prompt: str) -> str:
+        return prompt.upper()
+
+    assert await recorder(tmp_path).get_or_record("k", lambda: translate("hi")) == "HI"
+
+
+def test_recording_stores_metadata_and_the_duration_of_the_call(tmp_path: Path) -> None:
+    def slow() -> str:
+        time.sleep(0.2)
+        return "done"
+
+    recorder(tmp_path).get_or_record_sync("slow", slow, metadata={"test": "slow"})
+
+    entry = Store(tmp_path).entry(NAMESPACE, "slow")
+    assert entry is not None
+    assert entry.metadata == {"test": "slow"}
+    assert entry.duration is not None and 0.2 <= entry.duration < 2
+
+
+def test_an_exception_from_the_generator_propagates_and_nothing_is_stored(tmp_path: Path) -> None:
+    def failing() -> object:
+        raise ConnectionError("API down")
+
+    with pytest.raises(ConnectionError, match="API down"):
+        recorder(tmp_path).get_or_record_sync("k", failing)
+
+    assert Store(tmp_path).entry(NAMESPACE, "k") is None
+
+
+def test_the_value_returned_while_recording_is_what_replay_returns(tmp_path: Path) -> None:
+    recorded = recorder(tmp_path).get_or_record_sync("k", lambda: {"pair": (1, 2), "n": 2**70})
+    replayed = recorder(tmp_path, mode="none").get_or_record_sync("k", must_not_be_called)
+    assert recorded == replayed
+    assert type(recorded["pair"]) is tuple
+
+
+def test_an_unencodable_result_names_the_key_and_stores_nothing(tmp_path: Path) -> None:
+    with pytest.raises(UnencodableValueError, match=r"'k'.*object"):
+        recorder(tmp_path).get_or_record_sync("k", object)
+    assert Store(tmp_path).entry(NAMESPACE, "k") is None
+
+
+# --- concurrency ------------------------------------------------------------------------
+
+
+async def test_concurrent_async_calls_for_one_key_run_the_generator_once(tmp_path: Path) -> None:
+    calls = 0
+
+    async def slow_call() -> dict[str, str]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        return {"answer": "shared"}
+
+    shared = recorder(tmp_path)
+    results = await asyncio.gather(*(shared.get_or_record("k", slow_call) for _ in range(5)))
+
+    assert calls == 1
+    assert results == [{"answer": "shared"}] * 5
+    stats = shared.get_stats()
+    assert (stats["cache_misses"], stats["cache_hits"], stats["recorded"]) == (1, 4, 1)
+
+
+async def test_waiters_get_the_same_exception_when_the_recording_fails(tmp_path: Path) -> None:
+    calls = 0
+
+    async def failing() -> object:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.1)
+        raise TimeoutError("slow API")
+
+    shared = recorder(tmp_path)
+    outcomes = await asyncio.gather(
+        *(shared.get_or_record("k", failing) for _ in range(3)), return_exceptions=True
+    )
+
+    assert calls == 1
+    assert all(isinstance(outcome, TimeoutError) for outcome in outcomes)
+
+
+def test_concurrent_threads_for_one_key_run_the_generator_once(tmp_path: Path) -> None:
+    calls = []
+    shared = recorder(tmp_path)
+
+    def slow_call() -> str:
+        calls.append(threading.get_ident())
+        time.sleep(0.2)
+        return "shared"
+
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(shared.get_or_record_sync("k", slow_call)))
+        for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(calls) == 1
+    assert results == ["shared"] * 5
+
+
+def test_two_processes_recording_one_key_call_the_generator_once(
+    tmp_path: Path, start_python
+) -> None:
+    calls_log = tmp_path / "calls.log"
+    code = """
+        import sys, time
+        from castore import Recorder
+        store, log = sys.argv[1], sys.argv[2]
+        def expensive():
+            with open(log, "a") as handle:
+                handle.write("called\\n")
+            time.sleep(1.0)
+            return {"answer": 42}
+        recorder = Recorder(store, "ns", mode="new_episodes")
+        print(recorder.get_or_record_sync("shared-key", expensive))
+    """
+    processes = [start_python(code, str(tmp_path / "store"), str(calls_log)) for _ in range(2)]
+    outputs = [process.communicate(timeout=60) for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert [out.strip() for out, _ in outputs] == ["{'answer': 42}"] * 2
+    assert calls_log.read_text().splitlines() == ["called"]
+
+
+# --- streams ------------------------------------------------------------------------
+
+
+def test_a_sync_stream_is_recorded_and_replayed_as_an_iterator_of_the_same_chunks(
+    tmp_path: Path,
+) -> None:
+    def stream() -> Iterator[dict[str, str]]:
+        yield {"delta": "Hel"}
+        yield {"delta": "lo"}
+
+    live = recorder(tmp_path).get_or_record_sync("s", stream)
+    replayed = recorder(tmp_path, mode="none").get_or_record_sync("s", must_not_be_called)
+
+    assert isinstance(replayed, Iterator)
+    assert list(live) == list(replayed) == [{"delta": "Hel"}, {"delta": "lo"}]
+    assert Store(tmp_path).entry(NAMESPACE, "s").stream == "sync"  # type: ignore[union-attr]
+
+
+async def test_an_async_stream_is_replayed_as_an_async_iterator(tmp_path: Path) -> None:
+    async def stream() -> AsyncIterator[str]:
+        for chunk in ("a", "b", "c"):
+            await asyncio.sleep(0)
+            yield chunk
+
+    await recorder(tmp_path).get_or_record("s", stream)
+    replayed = await recorder(tmp_path, mode="none").get_or_record("s", must_not_be_awaited)
+
+    assert hasattr(replayed, "__aiter__")
+    assert [chunk async for chunk in replayed] == ["a", "b", "c"]
+
+
+async def test_an_async_function_returning_an_async_stream_is_a_stream(tmp_path: Path) -> None:
+    async def chunks() -> AsyncIterator[str]:
+        yield "x"
+
+    async def open_stream() -> AsyncIterator[str]:
+        return chunks()
+
+    live = await recorder(tmp_path).get_or_record("s", open_stream)
+    assert [chunk async for chunk in live] == ["x"]
+
+
+def test_the_sync_twin_refuses_async_generators_with_advice(tmp_path: Path) -> None:
+    async def coroutine() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match=r"await recorder\.get_or_record"):
+        recorder(tmp_path).get_or_record_sync("k", coroutine)
+
+
+# --- modes ----------------------------------------------------------------------------
+
+
+def test_replay_only_mode_fails_on_a_missing_key_naming_key_namespace_store_and_command(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(MissingRecordingError) as caught:
+        recorder(tmp_path, mode="none").get_or_record_sync("absent", must_not_be_called)
+
+    message = str(caught.value)
+    assert "'absent'" in message
+    assert f"'{NAMESPACE}'" in message
+    assert str(tmp_path) in message
+    assert "mode='new_episodes'" in message
+    assert not isinstance(caught.value, FileNotFoundError)
+
+
+def test_mode_all_re_records_existing_keys_once_per_recorder(tmp_path: Path) -> None:
+    recorder(tmp_path).get_or_record_sync("k", lambda: "old")
+    calls = []
+    again = recorder(tmp_path, mode="all")
+
+    first = again.get_or_record_sync("k", lambda: calls.append(1) or "new")
+    second = again.get_or_record_sync("k", lambda: calls.append(1) or "newer")
+
+    assert first == second == "new"
+    assert calls == [1]
+    assert Store(tmp_path).get(NAMESPACE, "k") == "new"
+
+
+def test_mode_off_calls_through_every_time_and_stores_nothing(tmp_path: Path) -> None:
+    calls = []
+    off = recorder(tmp_path, mode="off")
+    off.get_or_record_sync("k", lambda: calls.append(1) or "live")
+    off.get_or_record_sync("k", lambda: calls.append(1) or "live")
+
+    assert calls == [1, 1]
+    assert not tmp_path.joinpath("index").exists()
+
+
+def test_unknown_modes_are_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"new_episodes.*use new_episodes"):
+        Mode.parse("once")
+
+
+def test_stats_count_hits_misses_and_recordings_as_in_the_seeds(tmp_path: Path) -> None:
+    live = recorder(tmp_path)
+    live.get_or_record_sync("a", lambda: 1)
+    live.get_or_record_sync("a", must_not_be_called)
+    live.get_or_record_sync("b", lambda: 2)
+    live.get_or_record_sync("a", must_not_be_called)
+
+    stats = live.get_stats()
+
+    assert stats["cache_hits"] == 2
+    assert stats["cache_misses"] == 2
+    assert stats["recorded"] == 2
+    assert stats["hit_rate"] == 0.5
+    assert stats["num_cached_responses"] == 2
+
+
+def test_clear_cache_rereads_the_store_and_keeps_the_recordings(tmp_path: Path) -> None:
+    reader = recorder(tmp_path, mode="none")
+    with pytest.raises(MissingRecordingError):
+        reader.get_or_record_sync("late", must_not_be_called)
+    Store(tmp_path).put(NAMESPACE, "late", "recorded elsewhere")
+
+    reader.clear_cache()
+
+    assert reader.get_or_record_sync("late", must_not_be_called) == "recorded elsewhere"
+
+
+# --- staleness ----------------------------------------------------------------------
+
+
+def test_a_schema_change_is_a_clear_error_in_replay_naming_both_versions(tmp_path: Path) -> None:
+    recorder(tmp_path, schema_version="1").get_or_record_sync("k", lambda: "v1 shape")
+
+    with pytest.raises(StaleRecordingError) as caught:
+        recorder(tmp_path, mode="none", schema_version="2").get_or_record_sync(
+            "k", must_not_be_called
+        )
+
+    message = str(caught.value)
+    assert "'k'" in message
+    assert "'1'" in message
+    assert "'2'" in message
+    assert "mode='all'" in message
+
+
+def test_a_schema_change_re_records_when_recording(tmp_path: Path) -> None:
+    recorder(tmp_path, schema_version=1).get_or_record_sync("k", lambda: "v1 shape")
+
+    value = recorder(tmp_path, schema_version=2).get_or_record_sync("k", lambda: "v2 shape")
+
+    assert value == "v2 shape"
+    assert Store(tmp_path).entry(NAMESPACE, "k").schema == 2  # type: ignore[union-attr]
+
+
+def age_entry(root: Path, key: str, days: int) -> None:
+    """Make an entry look ``days`` old by editing its index, as a committed old file would."""
+    index = Store(root).index_path(NAMESPACE)
+    document = json.loads(index.read_text())
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    document["entries"][key]["recorded_at"] = old.isoformat()
+    index.write_text(json.dumps(document))
+
+
+def test_an_expired_recording_warns_and_replays_by_default(tmp_path: Path) -> None:
+    recorder(tmp_path).get_or_record_sync("k", lambda: "old answer")
+    age_entry(tmp_path, "k", days=40)
+
+    with pytest.warns(ExpiredRecordingWarning, match=r"'k'.*40 days.*30 days"):
+        value = recorder(tmp_path, mode="none", max_age="30d").get_or_record_sync(
+            "k", must_not_be_called
+        )
+    assert value == "old answer"
+
+
+def test_an_expired_recording_fails_when_asked_to(tmp_path: Path) -> None:
+    recorder(tmp_path).get_or_record_sync("k", lambda: "old answer")
+    age_entry(tmp_path, "k", days=40)
+
+    with pytest.raises(ExpiredRecordingError, match=r"'k'.*40 days"):
+        recorder(tmp_path, mode="none", max_age="30d", on_expired="fail").get_or_record_sync(
+            "k", must_not_be_called
+        )
+
+
+def test_an_expired_recording_is_re_recorded_when_recording(tmp_path: Path) -> None:
+    recorder(tmp_path).get_or_record_sync("k", lambda: "old answer")
+    age_entry(tmp_path, "k", days=40)
+    fresh = recorder(tmp_path, max_age=dt.timedelta(days=30), on_expired="rerecord")
+
+    assert fresh.get_or_record_sync("k", lambda: "new answer") == "new answer"
+    assert fresh.get_or_record_sync("k", must_not_be_called) == "new answer"
+
+
+def test_a_recent_recording_is_not_expired(tmp_path: Path) -> None:
+    recorder(tmp_path).get_or_record_sync("k", lambda: "answer")
+    age_entry(tmp_path, "k", days=2)
+    assert (
+        recorder(tmp_path, mode="none", max_age="30d", on_expired="fail").get_or_record_sync(
+            "k", must_not_be_called
+        )
+        == "answer"
+    )

@@ -1,0 +1,274 @@
+"""Users' own objects: serializer pairs, dataclasses, pydantic models, and redaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import pytest
+import zstandard
+
+from castore import Recorder, Store, redactor
+from castore.errors import StaleRecordingError
+
+NAMESPACE = "ir_responses"
+
+
+def must_not_be_called() -> object:
+    raise AssertionError("replay called the generator")
+
+
+class CustomObject:
+    """The seeds' SerializableResponseRecorder case: to_dict / from_dict."""
+
+    def __init__(self, name: str, score: float) -> None:
+        self.name, self.score = name, score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": self.score}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomObject:
+        return cls(data["name"], data["score"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CustomObject) and other.to_dict() == self.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
+def test_a_serializer_pair_round_trips_custom_objects(tmp_path: Path) -> None:
+    options = {
+        "serializer": lambda obj: {"type": type(obj).__name__, "data": obj.to_dict()},
+        "deserializer": lambda data: CustomObject.from_dict(data["data"]),
+    }
+    live = Recorder(tmp_path, NAMESPACE, mode="new_episodes", **options)
+    recorded = live.get_or_record_sync("custom", lambda: CustomObject("find_index", 0.9))
+
+    replayed = Recorder(tmp_path, NAMESPACE, **options).get_or_record_sync(
+        "custom", must_not_be_called
+    )
+
+    assert recorded == replayed == CustomObject("find_index", 0.9)
+    assert Store(tmp_path).get(NAMESPACE, "custom") == {
+        "type": "CustomObject",
+        "data": {"name": "find_index", "score": 0.9},
+    }
+
+
+class Kind(enum.Enum):
+    FUNCTION = "function"
+    CLASS = "class"
+
+
+@dataclasses.dataclass
+class Parameter:
+    name: str
+    type_hint: str | None = None
+
+
+@dataclasses.dataclass
+class Signature:
+    name: str
+    parameters: list[Parameter]
+    returns: str
+    kind: Kind = Kind.FUNCTION
+
+
+@dataclasses.dataclass
+class IntermediateRepresentation:
+    summary: str
+    signature: Signature
+    tags: tuple[str, ...] = ()
+    extra: dict[str, Parameter] = dataclasses.field(default_factory=dict)
+    created: dt.datetime | None = None
+
+
+IR = IntermediateRepresentation(
+    summary="Find the index of an element",
+    signature=Signature(
+        "find_index", [Parameter("xs", "list[int]"), Parameter("x")], returns="int"
+    ),
+    tags=("search", "list"),
+    extra={"fallback": Parameter("default", "int")},
+    created=dt.datetime(2025, 10, 22, 12, 0, tzinfo=dt.UTC),
+)
+
+
+def test_nested_dataclasses_round_trip_when_the_recorder_is_told_the_type(
+    tmp_path: Path,
+) -> None:
+    Recorder(
+        tmp_path, NAMESPACE, mode="new_episodes", type=IntermediateRepresentation
+    ).get_or_record_sync("ir", lambda: IR)
+
+    replayed = Recorder(tmp_path, NAMESPACE, type=IntermediateRepresentation).get_or_record_sync(
+        "ir", must_not_be_called
+    )
+
+    assert replayed == IR
+    assert isinstance(replayed.signature.parameters[0], Parameter)
+    assert replayed.signature.kind is Kind.FUNCTION
+
+
+def test_a_list_of_dataclasses_is_a_type_too(tmp_path: Path) -> None:
+    values = [Parameter("a"), Parameter("b", "str")]
+    Recorder(tmp_path, NAMESPACE, mode="new_episodes", type=list[Parameter]).get_or_record_sync(
+        "many", lambda: values
+    )
+    assert (
+        Recorder(tmp_path, NAMESPACE, type=list[Parameter]).get_or_record_sync(
+            "many", must_not_be_called
+        )
+        == values
+    )
+
+
+class Usage(pydantic.BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Choice(pydantic.BaseModel):
+    index: int
+    finish_reason: Literal["stop", "length"]
+    text: str
+
+
+class Completion(pydantic.BaseModel):
+    id: str
+    created: dt.datetime
+    choices: list[Choice]
+    usage: Usage
+    model_config = pydantic.ConfigDict(extra="allow")
+
+
+def completion() -> Completion:
+    return Completion(
+        id="cmpl-1",
+        created=dt.datetime(2025, 10, 22, tzinfo=dt.UTC),
+        choices=[Choice(index=0, finish_reason="stop", text="def find_index(): ...")],
+        usage=Usage(prompt_tokens=12, completion_tokens=30),
+        system_fingerprint="fp_123",
+    )
+
+
+def test_pydantic_models_round_trip_when_the_recorder_is_told_the_type(tmp_path: Path) -> None:
+    Recorder(tmp_path, NAMESPACE, mode="new_episodes", type=Completion).get_or_record_sync(
+        "completion", completion
+    )
+
+    replayed = Recorder(tmp_path, NAMESPACE, type=Completion).get_or_record_sync(
+        "completion", must_not_be_called
+    )
+
+    assert replayed == completion()
+    assert isinstance(replayed.created, dt.datetime)
+    assert replayed.model_extra == {"system_fingerprint": "fp_123"}
+
+
+async def test_a_stream_of_pydantic_chunks_replays_as_models(tmp_path: Path) -> None:
+    async def stream():  # type: ignore[no-untyped-def]
+        for number in range(3):
+            yield Usage(prompt_tokens=number, completion_tokens=number)
+
+    await Recorder(tmp_path, NAMESPACE, mode="new_episodes", type=Usage).get_or_record(
+        "stream", stream
+    )
+    replayed = await Recorder(tmp_path, NAMESPACE, type=Usage).get_or_record(
+        "stream", must_not_be_called
+    )
+
+    assert [chunk async for chunk in replayed] == [
+        Usage(prompt_tokens=n, completion_tokens=n) for n in range(3)
+    ]
+
+
+@dataclasses.dataclass
+class RenamedSignature:
+    function_name: str  # was "name" when the recording was made
+    parameters: list[Parameter]
+    returns: str
+
+
+def test_a_value_the_current_type_cannot_read_is_a_stale_recording(tmp_path: Path) -> None:
+    Recorder(tmp_path, NAMESPACE, mode="new_episodes", type=Signature).get_or_record_sync(
+        "sig", lambda: IR.signature
+    )
+
+    with pytest.raises(StaleRecordingError) as caught:
+        Recorder(tmp_path, NAMESPACE, type=RenamedSignature).get_or_record_sync(
+            "sig", must_not_be_called
+        )
+
+    message = str(caught.value)
+    assert "'sig'" in message
+    assert "RenamedSignature" in message
+    assert "mode='all'" in message  # the way to re-record it
+
+
+def test_a_pydantic_validation_failure_is_a_stale_recording(tmp_path: Path) -> None:
+    Store(tmp_path).put(NAMESPACE, "completion", {"id": "cmpl-1", "choices": "not a list"})
+
+    with pytest.raises(StaleRecordingError, match=r"'completion'.*Completion.*ValidationError"):
+        Recorder(tmp_path, NAMESPACE, type=Completion).get_or_record_sync(
+            "completion", must_not_be_called
+        )
+
+
+def test_a_failing_deserializer_is_a_stale_recording(tmp_path: Path) -> None:
+    Store(tmp_path).put(NAMESPACE, "custom", {"old": "layout"})
+
+    with pytest.raises(StaleRecordingError, match=r"'custom'.*KeyError"):
+        Recorder(
+            tmp_path, NAMESPACE, deserializer=lambda data: CustomObject.from_dict(data["data"])
+        ).get_or_record_sync("custom", must_not_be_called)
+
+
+def test_type_and_serializer_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="either type="):
+        Recorder(tmp_path, NAMESPACE, type=Usage, serializer=str)
+
+
+# --- redaction ---------------------------------------------------------------------------
+
+
+def all_stored_text(root: Path) -> str:
+    """Every index as text plus every blob decompressed: what would reach git."""
+    parts = [path.read_text() for path in root.rglob("index/**/*.json")]
+    decompressor = zstandard.ZstdDecompressor()
+    parts += [
+        decompressor.decompress(path.read_bytes()).decode("latin-1")
+        for path in root.rglob("blobs/*/*.zst")
+    ]
+    return "\n".join(parts)
+
+
+def test_redaction_scrubs_secrets_from_values_and_metadata_before_writing(tmp_path: Path) -> None:
+    secret = "sk-live1234567890abcdef"
+    scrub = redactor(keys=["authorization", "api_key"], patterns=[r"sk-[A-Za-z0-9]{16,}"])
+    live = Recorder(tmp_path, NAMESPACE, mode="new_episodes", redact=scrub)
+
+    value = live.get_or_record_sync(
+        "call",
+        lambda: {
+            "request": {"headers": {"Authorization": f"Bearer {secret}"}},
+            "echo": f"your key {secret} was accepted",
+            "answer": 42,
+        },
+        metadata={"api_key": secret, "prompt": "hello"},
+    )
+
+    assert secret not in all_stored_text(tmp_path)
+    assert value["request"]["headers"]["Authorization"] == "[REDACTED]"
+    assert value["echo"] == "your key [REDACTED] was accepted"
+    assert value["answer"] == 42
+    entry = Store(tmp_path).entry(NAMESPACE, "call")
+    assert entry is not None
+    assert entry.metadata == {"api_key": "[REDACTED]", "prompt": "hello"}
+    assert json.loads(Store(tmp_path).index_path(NAMESPACE).read_text())  # still valid JSON
