@@ -7,10 +7,10 @@ end judges which entries no test asked for. Under pytest-xdist each worker sends
 usage to the controller through ``workeroutput``; only the controller judges, writes
 ``last-run.json`` and prints the report, like pytest's cacheprovider and syrupy do.
 
-Judging is selection-aware: a namespace is judged only when every test that could use
-it ran and passed. For a module's own namespace that means the whole module ran (no
-``-k``/``-m``/``::`` narrowing in it, no failure or skip); for any other namespace it
-means the whole suite ran clean.
+Judging is selection-aware: a namespace is judged only when this run used it and every
+test that could use it ran and passed. For a module's own namespace that means the whole
+module ran (no ``-k``/``-m``/``::`` narrowing in it, no failure or skip); for any other
+namespace it means the whole suite ran clean.
 """
 
 from __future__ import annotations
@@ -222,11 +222,10 @@ class CastoreSession:
         """Which namespaces this run may speak for, and their entries no test asked for."""
         self.store.refresh()
         complete = self._complete_modules()
-        namespaces = set(self.usage.tests)
-        if self.whole_suite:
-            namespaces |= set(self.store.namespaces())
         judged = {}
-        for namespace in sorted(namespaces):
+        # Only namespaces this run touched: one it never touched may belong to another
+        # suite sharing the store (another testpath, a script), so silence is not proof.
+        for namespace in sorted(self.usage.tests):
             modules = {_module_of(nodeid) for nodeid in self.usage.tests.get(namespace, ())}
             own_module = modules and all(
                 module.removesuffix(".py") == namespace and module in complete for module in modules

@@ -443,3 +443,19 @@ def test_shared_b(recorder):
     replay.stdout.fnmatch_lines(
         ["*6 replayed, 0 missing or stale, 0 recorded*", "*tests/test_llm: orphan"]
     )
+
+
+def test_a_clean_whole_suite_run_never_judges_namespaces_it_did_not_touch(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another suite (or a script) may share the store: silence is not proof of disuse."""
+    record(project, monkeypatch).assert_outcomes(passed=4)
+    store_of(project).put("examples/test_other_suite", "theirs", "used by another suite")
+    store_of(project).put("shared_by_factory", "theirs", "used by another suite")
+
+    result = project.runpytest()
+
+    result.assert_outcomes(passed=4)
+    assert "theirs" not in result.stdout.str()
+    last_run = project.path / "tests" / "fixtures" / "castore" / ".castore" / "last-run.json"
+    assert "theirs" not in last_run.read_text()
