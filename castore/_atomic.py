@@ -40,8 +40,12 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Replace ``target`` with ``data`` atomically and durably, creating parent folders."""
+def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``target`` with ``data`` atomically and durably, creating parent folders.
+
+    ``durable=False`` skips the fsyncs, for bulk writers that make many files durable at
+    once with :func:`sync_all` before anything refers to them.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(target)
     # 0o666 filtered by the umask, like any ordinary file (mkstemp would force 0o600).
@@ -49,14 +53,26 @@ def write_atomic(target: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         temp.replace(target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
-    fsync_directory(target.parent)
+    if durable:
+        fsync_directory(target.parent)
+
+
+def sync_all(paths: list[Path]) -> None:
+    """Make files written with ``durable=False`` durable: one ``sync()`` where available."""
+    if hasattr(os, "sync"):
+        os.sync()
+        return
+    for path in paths:  # pragma: no cover - Windows
+        with path.open("rb+") as handle:
+            os.fsync(handle.fileno())
 
 
 def ensure_private_directory(directory: Path) -> None:

@@ -48,8 +48,8 @@ class BlobDirectory:
         """The blob's bytes as stored; FileNotFoundError if it is not there."""
         return self.path_for(digest).read_bytes()
 
-    def write(self, digest: str, frame: bytes) -> None:
-        write_atomic(self.path_for(digest), frame)
+    def write(self, digest: str, frame: bytes, *, durable: bool = True) -> None:
+        write_atomic(self.path_for(digest), frame, durable=durable)
 
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)

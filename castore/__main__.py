@@ -1,0 +1,5 @@
+"""``python -m castore``: the castore command."""
+
+from castore.cli import main
+
+main()

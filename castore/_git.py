@@ -1,0 +1,211 @@
+"""git integration: attributes, a textconv diff driver for blobs, a merge driver for indexes.
+
+``castore git setup`` is modelled on ``nbdime config-git --enable``: idempotent, undone by
+``--undo``. It writes a marked block to the repository's ``.gitattributes`` (committed, so
+everyone gets the attributes) and sets the drivers in ``.git/config`` (per clone, so each
+clone runs its own castore):
+
+* blobs: ``filter=lfs`` (unless ``--no-lfs``), binary, and ``diff=castore``, whose textconv
+  is ``castore cat``: ``git diff`` and ``git log -p`` show a re-recorded response as JSON;
+* indexes: text, LF line ends, and ``merge=castore-index``: ``castore git merge-index``
+  merges two branches' keys and reports a true conflict (one key, two different values).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from castore._atomic import write_atomic
+from castore._index import Conflict, dump_index, format_time, merge_entries, parse_index
+from castore._store import INDEX_DIR
+
+BLOCK_BEGIN: Final = (
+    "# >>> castore: managed by `castore git setup`; undo with `castore git setup --undo`"
+)
+BLOCK_END: Final = "# <<< castore"
+DIFF_DRIVER: Final = "castore"
+MERGE_DRIVER: Final = "castore-index"
+
+
+class GitError(RuntimeError):
+    """git (or git-lfs) is missing, or the store is not inside a git repository."""
+
+
+def git(repo: Path, *args: str) -> str:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed (or not on PATH)") from None
+    if result.returncode != 0:
+        raise GitError(f"`git {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def repository_of(path: Path) -> Path:
+    probe = path if path.is_dir() else path.parent
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        return Path(git(probe, "rev-parse", "--show-toplevel").strip())
+    except GitError:
+        raise GitError(f"{path} is not inside a git repository: run `git init` first") from None
+
+
+def castore_command() -> str:
+    """How git should run castore: this installation's executable, by absolute path."""
+    found = shutil.which("castore")
+    if found:
+        return shlex.quote(str(Path(found).resolve()))
+    return f"{shlex.quote(sys.executable)} -m castore"
+
+
+def _pattern(path: str) -> str:
+    # .gitattributes patterns cannot hold spaces; a one-character class matches one.
+    return path.replace(" ", "[ ]")
+
+
+def attribute_lines(store_in_repo: str, *, lfs: bool) -> list[str]:
+    prefix = _pattern(store_in_repo.strip("/")) + "/" if store_in_repo not in ("", ".") else ""
+    blobs = (
+        f"{prefix}blobs/** filter=lfs diff={DIFF_DRIVER} merge=binary -text"
+        if lfs
+        else f"{prefix}blobs/** binary diff={DIFF_DRIVER}"
+    )
+    return [
+        BLOCK_BEGIN,
+        blobs,
+        f"{prefix}{INDEX_DIR}/** text eol=lf merge={MERGE_DRIVER}",
+        f"{prefix}castore.json text eol=lf",
+        BLOCK_END,
+    ]
+
+
+def _without_block(lines: list[str]) -> list[str]:
+    kept, inside = [], False
+    for line in lines:
+        if line == BLOCK_BEGIN:
+            inside = True
+        elif line == BLOCK_END and inside:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return kept
+
+
+@dataclass
+class SetupReport:
+    repository: Path
+    attributes: Path
+    actions: list[str]
+
+
+def setup(store_root: Path, *, lfs: bool) -> SetupReport:
+    """Write the attributes block and configure the drivers; running it again changes nothing."""
+    repo = repository_of(store_root)
+    relative = store_root.resolve().relative_to(repo.resolve()).as_posix()
+    attributes = repo / ".gitattributes"
+    existing = attributes.read_text().splitlines() if attributes.exists() else []
+    lines = _without_block(existing)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    block = attribute_lines(relative, lfs=lfs)
+    text = "\n".join([*lines, "", *block] if lines else block) + "\n"
+    actions = []
+    if not attributes.exists() or attributes.read_text() != text:
+        write_atomic(attributes, text.encode())
+        actions.append(f"wrote the castore block of {attributes}")
+    command = castore_command()
+    settings = {
+        f"diff.{DIFF_DRIVER}.textconv": f"{command} cat",
+        f"merge.{MERGE_DRIVER}.name": "castore index merge (union of both branches' keys)",
+        f"merge.{MERGE_DRIVER}.driver": f"{command} git merge-index %O %A %B %P",
+    }
+    for name, value in settings.items():
+        current = _config_get(repo, name)
+        if current != value:
+            git(repo, "config", "--local", name, value)
+            actions.append(f"set {name}")
+    if lfs:
+        try:
+            git(repo, "lfs", "version")
+        except GitError:
+            raise GitError(
+                "git-lfs is not installed: install it (Debian/Ubuntu: `apt-get install git-lfs`, "
+                "macOS: `brew install git-lfs`) or run `castore git setup --no-lfs`"
+            ) from None
+        if _config_get(repo, "filter.lfs.process") is None:
+            git(repo, "lfs", "install", "--local")
+            actions.append("ran `git lfs install --local`")
+    return SetupReport(repo, attributes, actions)
+
+
+def undo(store_root: Path) -> SetupReport:
+    """Remove the attributes block and the driver configuration (git-lfs stays installed)."""
+    repo = repository_of(store_root)
+    attributes = repo / ".gitattributes"
+    actions = []
+    if attributes.exists():
+        existing = attributes.read_text().splitlines()
+        kept = _without_block(existing)
+        while kept and not kept[-1].strip():
+            kept.pop()
+        if kept != existing:
+            if kept:
+                write_atomic(attributes, ("\n".join(kept) + "\n").encode())
+            else:
+                attributes.unlink()
+            actions.append(f"removed the castore block of {attributes}")
+    for section in (f"diff.{DIFF_DRIVER}", f"merge.{MERGE_DRIVER}"):
+        try:
+            git(repo, "config", "--local", "--remove-section", section)
+            actions.append(f"removed [{section}] from .git/config")
+        except GitError:
+            pass  # was not set
+    return SetupReport(repo, attributes, actions)
+
+
+def _config_get(repo: Path, name: str) -> str | None:
+    try:
+        return git(repo, "config", "--local", "--get", name).strip()
+    except GitError:
+        return None
+
+
+def merge_index_files(base: Path, ours: Path, theirs: Path, name: str) -> list[Conflict]:
+    """The merge driver: merge ``theirs`` into ``ours`` (written in place) over ``base``."""
+    documents = {}
+    for side, path in (("base", base), ("ours", ours), ("theirs", theirs)):
+        raw = path.read_bytes() if path.exists() else b""
+        documents[side] = parse_index(raw, Path(name)) if raw.strip() else {}
+    merged, conflicts = merge_entries(documents["base"], documents["ours"], documents["theirs"])
+    namespace = _namespace_of(ours) or _namespace_of(theirs) or Path(name).stem
+    write_atomic(ours, dump_index(namespace, merged))
+    return conflicts
+
+
+def _namespace_of(path: Path) -> str | None:
+    try:
+        value = json.loads(path.read_bytes()).get("namespace")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def describe_conflict(conflict: Conflict, name: str) -> str:
+    ours, theirs = conflict.ours, conflict.theirs
+    return (
+        f"castore: conflict in {name}: key {conflict.key!r} was recorded differently on "
+        f"both branches (ours: blob {ours.blob[:12]}… recorded {format_time(ours.recorded_at)}; "
+        f"theirs: blob {theirs.blob[:12]}… recorded {format_time(theirs.recorded_at)}). "
+        f"Kept ours. To keep theirs, replace that line of {name} with theirs "
+        f"(`git show :3:{name}`), or re-record the key; then `git add {name}`"
+    )

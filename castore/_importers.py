@@ -1,0 +1,258 @@
+"""Bringing existing recordings in (and writing a namespace back out as plain JSON).
+
+Two source formats, detected per file:
+
+* **The seeds' fixture files**: one JSON object per recorder, ``{key: {"response": …,
+  "original_key": …, "metadata": {…}}}``, as their ``ResponseRecorder`` writes it. Each
+  entry is imported under its ``original_key`` (so the seeds' ``hash_…`` keys become the
+  keys the tests actually pass), into a namespace named after the file
+  (``ir_responses.json`` -> ``ir_responses``). ``castore export`` writes this layout too,
+  plus a ``$castore_export`` header and typed values, so export -> import is exact.
+* **VCR.py cassettes** (YAML, or JSON with ``interactions``): each interaction becomes an
+  entry whose value is the recorded response (status, headers, body, exactly as in the
+  cassette) and whose key is derived from the request (:func:`vcr_request_key`). A
+  cassette that repeats a request keeps every response, in order, as ``key``,
+  ``key#2``, ``key#3``… as VCR.py replays them. The namespace is the cassette's path
+  relative to the imported directory, without its extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from castore._codec import digest, pack_value
+from castore._index import Entry, format_time, now
+from castore._jsonview import from_json_view, to_json_view
+from castore._keys import request_key, stored_key
+from castore._store import Store, check_metadata
+
+EXPORT_MARKER: Final = "$castore_export"
+SUFFIXES: Final = (".json", ".yaml", ".yml")
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f\\:*?"<>|]')
+
+
+class ImportFormatError(ValueError):
+    """A file that is neither a seeds fixture file nor a VCR.py cassette."""
+
+
+@dataclass
+class FileImport:
+    path: Path
+    kind: str
+    """``vcr``, ``seeds`` or ``castore-export``."""
+    namespace: str
+    entries: int = 0
+    repeats: int = 0
+
+
+@dataclass
+class ImportReport:
+    files: list[FileImport] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def entries(self) -> int:
+        return sum(item.entries for item in self.files)
+
+
+def candidate_files(paths: Iterable[Path]) -> Iterator[tuple[Path, Path, bool]]:
+    """(file, the directory namespaces are relative to, named explicitly) for each input."""
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                if found.suffix in SUFFIXES and found.is_file() and ".castore" not in found.parts:
+                    yield found, path, False
+        else:
+            yield path, path.parent, True
+
+
+def import_paths(
+    store: Store, paths: Iterable[Path], *, prefix: str = "", dry_run: bool = False
+) -> ImportReport:
+    """Import every recognised file under ``paths`` (directories are searched recursively).
+
+    Files found while walking a directory that are not recordings (a ``package.json``) are
+    skipped and listed; a file named explicitly that is not one raises ImportFormatError.
+    """
+    report = ImportReport()
+    with contextlib.ExitStack() as batch:
+        for path, base, explicit in candidate_files(paths):
+            try:
+                document = _load(path)
+                kind = detect_format(document)
+            except ImportFormatError as error:
+                if explicit:
+                    raise ImportFormatError(f"{path}: {error}") from None
+                report.skipped.append((path, str(error)))
+                continue
+            if not dry_run and not report.files:  # the first real file creates the store
+                batch.enter_context(store.batch())
+            namespace = prefix + _namespace_for(path, base, kind, document)
+            imported = FileImport(path, kind, namespace)
+            if kind == "vcr":
+                items = _vcr_items(document, path.relative_to(base).as_posix(), imported)
+            else:
+                items = _fixture_items(document, kind)
+            for key, entry, packed in items:
+                if not dry_run:
+                    store.put_entry(namespace, key, entry, packed)
+                imported.entries += 1
+            report.files.append(imported)
+    return report
+
+
+def _load(path: Path) -> Any:
+    raw = path.read_bytes()
+    try:
+        if path.suffix == ".json":
+            return json.loads(raw)
+        import yaml  # noqa: PLC0415 - optional dependency (castore[vcr]), needed for YAML only
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(raw, Loader=loader)
+    except ImportError:
+        raise ImportFormatError(
+            "reading YAML cassettes needs PyYAML: `uv add 'castore[vcr]'` or `pip install pyyaml`"
+        ) from None
+    except Exception as error:  # json and yaml raise many types for broken files
+        raise ImportFormatError(f"cannot be parsed ({type(error).__name__}: {error})") from None
+
+
+def detect_format(document: Any) -> str:
+    if isinstance(document, dict) and isinstance(document.get("interactions"), list):
+        return "vcr"
+    if isinstance(document, dict) and EXPORT_MARKER in document:
+        return "castore-export"
+    if isinstance(document, dict) and "castore_index" in document:
+        raise ImportFormatError("is a castore index already, not something to import")
+    if (
+        isinstance(document, dict)
+        and document
+        and all(isinstance(item, dict) and "response" in item for item in document.values())
+    ):
+        return "seeds"
+    raise ImportFormatError(
+        "is neither a VCR.py cassette ('interactions' list) nor a recorder fixture file "
+        "({key: {'response': ..., 'metadata': {...}}})"
+    )
+
+
+def _namespace_for(path: Path, base: Path, kind: str, document: Any) -> str:
+    if kind == "castore-export":
+        return str(document[EXPORT_MARKER]["namespace"])
+    relative = path.relative_to(base).with_suffix("") if kind == "vcr" else Path(path.stem)
+    segments = [_UNSAFE.sub("_", part).strip(" .") or "_" for part in relative.parts]
+    return "/".join(segment.lstrip(".") or "_" for segment in segments)
+
+
+# --- seeds' files and castore exports ---------------------------------------------------
+
+
+def _fixture_items(document: Mapping[str, Any], kind: str) -> Iterator[tuple[str, Entry, bytes]]:
+    exported = kind == "castore-export"
+    moment = now()
+    for file_key, item in document.items():
+        if file_key == EXPORT_MARKER:
+            continue
+        key = stored_key(item.get("original_key") or file_key)
+        value = from_json_view(item["response"]) if exported else item["response"]
+        packed = pack_value(value)
+        recorded_at = moment
+        if exported and item.get("recorded_at"):
+            recorded_at = dt.datetime.fromisoformat(item["recorded_at"])
+        yield (
+            key,
+            Entry(
+                blob=digest(packed),
+                size=len(packed),
+                recorded_at=recorded_at,
+                duration=item.get("duration") if exported else None,
+                schema=item.get("schema") if exported else None,
+                metadata=check_metadata(key, item.get("metadata") or {}),
+                stream=item.get("stream") if exported else None,
+            ),
+            packed,
+        )
+
+
+def export_namespace(store: Store, namespace: str) -> dict[str, Any]:
+    """A namespace as plain JSON in the seeds' layout, with typed values (see _jsonview)."""
+    document: dict[str, Any] = {
+        EXPORT_MARKER: {"format": 1, "namespace": namespace, "exported_at": format_time(now())}
+    }
+    for key, entry in sorted(store.entries(namespace).items()):
+        item: dict[str, Any] = {
+            "response": to_json_view(store.read_value(entry, owner=f"{namespace} :: {key}")),
+            "metadata": dict(entry.metadata),
+            "recorded_at": format_time(entry.recorded_at),
+        }
+        for name in ("duration", "schema", "stream"):
+            if getattr(entry, name) is not None:
+                item[name] = getattr(entry, name)
+        document[key] = item
+    return document
+
+
+# --- VCR.py cassettes ----------------------------------------------------------------
+
+
+def _body_of(request: Mapping[str, Any]) -> Any:
+    """The request body as VCR.py stored it, parsed when it is JSON so formatting does not
+    change the key."""
+    body = request.get("body")
+    if isinstance(body, dict) and "string" in body:  # older cassettes: body: {string: ...}
+        body = body["string"]
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
+
+
+def vcr_request_key(request: Mapping[str, Any]) -> str:
+    """The key of a cassette interaction: ``"POST api.openai.com/v1/chat/completions-<hash>"``,
+    a canonical hash of the method, the URI and the (parsed) body."""
+    method = str(request.get("method", "GET")).upper()
+    uri = str(request.get("uri", ""))
+    parts = urlsplit(uri)
+    label = f"{method} {parts.netloc}{parts.path}"
+    return request_key(label, method=method, uri=uri, body=_body_of(request))
+
+
+def _vcr_items(
+    document: Mapping[str, Any], cassette: str, report: FileImport
+) -> Iterator[tuple[str, Entry, bytes]]:
+    seen: Counter[str] = Counter()
+    moment = now()
+    for position, interaction in enumerate(document["interactions"]):
+        if not isinstance(interaction, dict) or "response" not in interaction:
+            raise ImportFormatError(f"interaction {position} has no response")
+        request = interaction.get("request") or {}
+        key = vcr_request_key(request)
+        seen[key] += 1
+        if seen[key] > 1:
+            key = f"{key}#{seen[key]}"
+            report.repeats += 1
+        packed = pack_value(interaction["response"])
+        metadata = {
+            "cassette": cassette,
+            "interaction": position,
+            "method": str(request.get("method", "")).upper(),
+            "uri": str(request.get("uri", "")),
+        }
+        yield key, Entry(digest(packed), len(packed), moment, metadata=metadata), packed

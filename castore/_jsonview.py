@@ -1,0 +1,119 @@
+"""Values as readable JSON, and back, for people and for plain-JSON exports.
+
+``castore show``, ``castore cat`` (the git diff driver) and ``castore export`` print
+values as JSON. What JSON lacks is written as a one-key object whose key names the type,
+so nothing is lost or confused with a string:
+
+=========================== ==============================================
+``b"hi"``                   ``{"$bytes": "hi"}`` (valid UTF-8), else ``{"$base64": "…"}``
+``datetime``/``date``/``time`` ``{"$datetime": "2025-10-22T09:30:00+02:00"}`` …
+``timedelta``               ``{"$timedelta": [days, seconds, microseconds]}``
+``(1, 2)`` / sets           ``{"$tuple": [1, 2]}`` / ``{"$set": […]}`` / ``{"$frozenset": […]}``
+non-string dict keys        ``{"$map": [[key, value], …]}``
+NaN, ±infinity              ``{"$float": "nan"}``
+=========================== ==============================================
+
+:func:`from_json_view` reverses it exactly: export then import gives the same blobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+
+from castore._codec import pack_value
+
+TAGS: Final = frozenset(
+    {
+        "$bytes",
+        "$base64",
+        "$datetime",
+        "$date",
+        "$time",
+        "$timedelta",
+        "$tuple",
+        "$set",
+        "$frozenset",
+        "$map",
+        "$float",
+    }
+)
+
+
+def to_json_view(value: Any) -> Any:
+    """A JSON-serializable form of a stored value (see the module docstring)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, bytes):
+        try:
+            return {"$bytes": value.decode("utf-8")}
+        except UnicodeDecodeError:
+            return {"$base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list):
+        return [to_json_view(item) for item in value]
+    if isinstance(value, Mapping):
+        if all(isinstance(key, str) for key in value) and not (
+            len(value) == 1 and next(iter(value)) in TAGS
+        ):
+            return {key: to_json_view(item) for key, item in value.items()}
+        return {"$map": [[to_json_view(k), to_json_view(v)] for k, v in value.items()]}
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, tuple):
+        return {"$tuple": [to_json_view(item) for item in value]}
+    if isinstance(value, set | frozenset):
+        tag = "$frozenset" if isinstance(value, frozenset) else "$set"
+        return {tag: [to_json_view(item) for item in sorted(value, key=pack_value)]}
+    raise TypeError(f"{type(value).__qualname__} is not a castore value")
+
+
+def from_json_view(data: Any) -> Any:
+    """The stored value a JSON view stands for."""
+    if isinstance(data, list):
+        return [from_json_view(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    if len(data) == 1:
+        tag, payload = next(iter(data.items()))
+        if tag in TAGS:
+            return _from_tag(tag, payload)
+    return {key: from_json_view(item) for key, item in data.items()}
+
+
+def _from_tag(tag: str, payload: Any) -> Any:
+    if tag == "$bytes":
+        return str(payload).encode("utf-8")
+    if tag == "$base64":
+        return base64.b64decode(payload)
+    if tag == "$datetime":
+        return dt.datetime.fromisoformat(payload)
+    if tag == "$date":
+        return dt.date.fromisoformat(payload)
+    if tag == "$time":
+        return dt.time.fromisoformat(payload)
+    if tag == "$timedelta":
+        days, seconds, microseconds = payload
+        return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
+    if tag == "$float":
+        return float(payload)
+    items = [from_json_view(item) for item in payload]
+    if tag == "$tuple":
+        return tuple(items)
+    if tag == "$set":
+        return set(items)
+    if tag == "$frozenset":
+        return frozenset(items)
+    return dict(items)  # $map: each key was the view of a hashable value

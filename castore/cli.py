@@ -1,0 +1,493 @@
+"""The ``castore`` command: each subcommand is a thin layer over the store and maintenance.
+
+Exit codes: 0 success; 1 faults found (``verify``), a merge conflict (``git
+merge-index``) or nothing to show; 2 a usage error; 3 a store that cannot be read or
+written (a castore error: the message says what and where).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from castore import _git, _maintenance
+from castore._blobs import is_lfs_pointer
+from castore._importers import ImportFormatError, export_namespace, import_paths
+from castore._index import format_time
+from castore._jsonview import to_json_view
+from castore._keys import stored_key
+from castore._project import default_store_root
+from castore._store import Store
+from castore.errors import CastoreError
+
+T = TypeVar("T")
+EXIT_FAULTS = 1
+EXIT_STORE_ERROR = 3
+
+
+class StoreProblem(click.ClickException):
+    """A castore error, shown as its message with exit code 3."""
+
+    exit_code = EXIT_STORE_ERROR
+
+
+@dataclass
+class Settings:
+    root_option: Path | None
+
+    @property
+    def root(self) -> Path:
+        return (self.root_option or default_store_root()).absolute()
+
+    def store(self, *, must_exist: bool = True) -> Store:
+        root = self.root
+        if must_exist and not root.is_dir():
+            raise StoreProblem(
+                f"no store at {root}: record something first, or pass --root "
+                f"(default: castore_root in the project's pytest configuration)"
+            )
+        try:
+            return Store(root)
+        except CastoreError as error:
+            raise StoreProblem(str(error)) from None
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
+    """A progress bar on stderr when it is a terminal and the work is long."""
+    if total < 200 or not sys.stderr.isatty():
+        yield from items
+        return
+    with click.progressbar(items, length=total, label=label, file=sys.stderr) as bar:
+        yield from bar
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def fail(message: str, code: int = EXIT_FAULTS) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 ok; 1 faults or conflicts found; 2 usage error; 3 store error.",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="CASTORE_ROOT",
+    help="The store directory. Default: castore_root from the project's pytest "
+    "configuration, else tests/fixtures/castore. Env: CASTORE_ROOT.",
+)
+@click.version_option(package_name="castore")
+@click.pass_context
+def main(context: click.Context, root: Path | None) -> None:
+    """Inspect and maintain a castore store of recorded responses."""
+    context.obj = Settings(root)
+
+
+def _catch(function: Any) -> Any:
+    """Turn castore errors raised by a command into exit code 3 with their message."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except CastoreError as error:
+            raise StoreProblem(str(error)) from None
+        except _git.GitError as error:
+            raise StoreProblem(str(error)) from None
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@main.command()
+@json_option
+@click.option("--top", default=10, show_default=True, help="How many of the largest entries.")
+@click.pass_obj
+@_catch
+def stats(settings: Settings, as_json: bool, top: int) -> None:
+    """Namespaces, entries, blobs, bytes, dedup and compression, the largest entries."""
+    result = _maintenance.store_stats(settings.store(), top=top, progress=progress)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    click.echo(f"store          {settings.root}")
+    click.echo(f"namespaces     {result.namespaces:,}")
+    click.echo(f"entries        {result.entries:,}")
+    click.echo(f"blobs          {result.blobs:,}  ({result.orphans:,} orphaned)")
+    click.echo(
+        f"on disk        {human(result.bytes)}  (blobs {human(result.blob_bytes)}, "
+        f"indexes {human(result.index_bytes)})"
+    )
+    click.echo(f"uncompressed   {human(result.uncompressed_bytes)} of distinct values")
+    click.echo(
+        f"dedup          {result.dedup_ratio:.2f}x  ({human(result.logical_bytes)} of entries "
+        f"stored as {human(result.uncompressed_bytes)})"
+    )
+    click.echo(f"compression    {result.compression_ratio:.2f}x")
+    if result.largest:
+        click.echo("largest entries:")
+        for item in result.largest:
+            click.echo(f"  {human(item['size']):>10}  {item['namespace']} :: {item['key']}")
+
+
+@main.command(name="ls")
+@click.argument("namespace", required=False)
+@json_option
+@click.pass_obj
+@_catch
+def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> None:
+    """List namespaces, or the entries of NAMESPACE."""
+    store = settings.store()
+    if namespace is None:
+        rows = [(ns, store.entries(ns)) for ns in store.namespaces()]
+        if as_json:
+            emit_json([{"namespace": ns, "entries": len(entries)} for ns, entries in rows])
+            return
+        for ns, entries in rows:
+            click.echo(f"{len(entries):>6}  {ns}")
+        return
+    entries = store.entries(namespace)
+    if not entries:
+        fail(f"no namespace {namespace!r} in {store.root} (see `castore ls`)")
+    if as_json:
+        emit_json({key: entry.to_json() for key, entry in sorted(entries.items())})
+        return
+    for key, entry in sorted(entries.items()):
+        extras = [f"{entry.duration:.1f} s" if entry.duration is not None else ""]
+        extras += [f"stream={entry.stream}" if entry.stream else ""]
+        extras += [f"schema={entry.schema}" if entry.schema is not None else ""]
+        detail = "  ".join(part for part in extras if part)
+        click.echo(
+            f"{format_time(entry.recorded_at)[:19]}  {human(entry.size):>10}  {key}  {detail}"
+        )
+
+
+@main.command()
+@click.argument("namespace")
+@click.argument("key")
+@click.option("--entry", "with_entry", is_flag=True, help="Also show the index entry.")
+@click.pass_obj
+@_catch
+def show(settings: Settings, namespace: str, key: str, with_entry: bool) -> None:
+    """Show the value recorded for KEY in NAMESPACE as indented JSON.
+
+    bytes, datetimes, tuples and sets are shown as one-key objects naming their type
+    ({"$bytes": ...}, {"$datetime": ...}), so what is shown is exactly what is stored.
+    """
+    store = settings.store()
+    entry = store.entry(namespace, key)
+    if entry is None:
+        fail(
+            f"no key {stored_key(key)!r} in namespace {namespace!r} (see `castore ls {namespace}`)"
+        )
+    value = to_json_view(store.read_value(entry, owner=f"{namespace} :: {key}"))
+    emit_json({"entry": entry.to_json(), "value": value} if with_entry else value)
+
+
+@main.command()
+@click.argument("blob_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+@_catch
+def cat(settings: Settings, blob_file: Path) -> None:
+    """Show a blob file as indented JSON (the textconv of the git diff driver).
+
+    The file may be a copy outside the store, as git hands one over; dictionaries come
+    from the store. A git-lfs pointer is shown as such.
+    """
+    frame = blob_file.read_bytes()
+    if is_lfs_pointer(frame):
+        click.echo("git-lfs pointer (object not downloaded; run `git lfs pull`):")
+        click.echo(frame.decode("utf-8", "replace").rstrip())
+        return
+    store = _store_holding(blob_file) or settings.store(must_exist=False)
+    emit_json(to_json_view(store.decode_blob_file(frame, blob_file)))
+
+
+def _store_holding(path: Path) -> Store | None:
+    """The store a blob file sits in (…/blobs/ab/ab….zst), if it is inside one."""
+    parents = path.resolve().parents
+    if len(parents) > 2 and parents[1].name == "blobs":
+        return Store(parents[2])
+    return None
+
+
+@main.command()
+@click.option(
+    "--sample",
+    type=float,
+    help="Check only some blobs' content: a fraction (0.1) or a count (500). "
+    "Indexes, references and orphans are always checked in full.",
+)
+@click.option("--quarantine", is_flag=True, help="Move corrupt blobs to .castore/quarantine/.")
+@json_option
+@click.pass_obj
+@_catch
+def verify(settings: Settings, sample: float | None, quarantine: bool, as_json: bool) -> None:
+    """Check every digest, every index reference, orphans and git-lfs pointers.
+
+    One line per fault; exit code 1 if there is any.
+    """
+    result = _maintenance.verify(
+        settings.store(), sample=sample, quarantine=quarantine, progress=progress
+    )
+    if as_json:
+        emit_json(
+            {
+                "blobs": result.blobs_total,
+                "blobs_checked": result.blobs_checked,
+                "entries": result.entries,
+                "faults": [fault.to_json() for fault in result.faults],
+                "quarantined": [str(path) for path in result.quarantined],
+            }
+        )
+    else:
+        for fault in result.faults:
+            click.echo(f"{fault.kind:<12} {fault.path}: {fault.detail}")
+        for path in result.quarantined:
+            click.echo(f"quarantined  {path}")
+        click.echo(
+            f"checked {result.blobs_checked:,} of {result.blobs_total:,} blobs and "
+            f"{result.entries:,} entries: {len(result.faults)} fault(s)"
+        )
+    if result.faults:
+        sys.exit(EXIT_FAULTS)
+
+
+def _print_collection(collection: _maintenance.Collection, *, dry_run: bool) -> None:
+    verb = "would remove" if dry_run else "removed"
+    for blob in collection.removed:
+        click.echo(f"{verb} {blob.path} ({human(blob.size)})")
+    for path in collection.temp_files:
+        click.echo(f"{verb} {path} (temporary file of an interrupted write)")
+    click.echo(
+        f"{verb} {len(collection.removed):,} unreferenced blob(s), "
+        f"{human(collection.bytes)}, and {len(collection.temp_files)} temporary file(s)"
+    )
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@json_option
+@click.pass_obj
+@_catch
+def gc(settings: Settings, dry_run: bool, as_json: bool) -> None:
+    """Delete blobs no index refers to (as `git lfs prune` does), and leftover temp files."""
+    collection = _maintenance.collect_garbage(settings.store(), dry_run=dry_run, progress=progress)
+    if as_json:
+        emit_json(_collection_json(collection, dry_run))
+    else:
+        _print_collection(collection, dry_run=dry_run)
+
+
+def _collection_json(collection: _maintenance.Collection, dry_run: bool) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "blobs": [blob.digest for blob in collection.removed],
+        "bytes": collection.bytes,
+        "temp_files": [str(path) for path in collection.temp_files],
+    }
+
+
+def _confirm_destructive(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            "this deletes recordings: pass --yes to confirm (or --dry-run to look first)"
+        )
+    if not click.confirm(question, default=False):
+        fail("nothing changed", code=0)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be dropped; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_obj
+@_catch
+def prune(settings: Settings, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Drop the entries the last complete test run did not use, then gc.
+
+    The pytest plugin saves, after each run, which entries no test asked for in the
+    namespaces it could judge (docs/pytest-plugin.md); entries recorded since are kept.
+    """
+    store = settings.store()
+    preview = _maintenance.prune(store, dry_run=True)
+    if not dry_run and preview.dropped:
+        if not as_json:
+            for namespace, key in preview.dropped:
+                click.echo(f"will drop {namespace} :: {key}")
+        _confirm_destructive(yes, f"Drop {len(preview.dropped)} entries?")
+    result = preview if dry_run else _maintenance.prune(store)
+    if as_json:
+        emit_json(
+            {
+                "dropped": [{"namespace": ns, "key": key} for ns, key in result.dropped],
+                "gc": _collection_json(result.collection, dry_run),
+            }
+        )
+        return
+    if not result.ever_judged:
+        click.echo("no test run has judged this store yet: run the test suite first")
+    verb = "would drop" if dry_run else "dropped"
+    for namespace, key in result.dropped:
+        click.echo(f"{verb} {namespace} :: {key}")
+    click.echo(
+        f"{verb} {len(result.dropped)} unused entr{'y' if len(result.dropped) == 1 else 'ies'}"
+    )
+    _print_collection(result.collection, dry_run=dry_run)
+
+
+@main.command()
+@click.argument("namespace")
+@click.argument("keys", nargs=-1)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@_catch
+def delete(settings: Settings, namespace: str, keys: tuple[str, ...], yes: bool) -> None:
+    """Delete KEYS from NAMESPACE, or the whole namespace; `castore gc` frees the blobs."""
+    store = settings.store()
+    present = store.entries(namespace)
+    doomed = [stored_key(key) for key in keys] if keys else sorted(present)
+    missing = [key for key in doomed if key not in present]
+    if missing or not present:
+        fail(f"not in namespace {namespace!r}: {', '.join(missing) or 'any key'}")
+    _confirm_destructive(yes, f"Delete {len(doomed)} entries of {namespace}?")
+    with store.batch():
+        for key in doomed:
+            store.delete(namespace, key)
+    click.echo(f"deleted {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'} of {namespace}")
+
+
+@main.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--prefix", default="", help="Prefix for the namespaces, e.g. 'vcr/'.")
+@click.option("--dry-run", is_flag=True, help="Read and count; write nothing.")
+@json_option
+@click.pass_obj
+@_catch
+def import_command(
+    settings: Settings, paths: tuple[Path, ...], prefix: str, dry_run: bool, as_json: bool
+) -> None:
+    """Import recorder fixture files (JSON) and VCR.py cassettes (YAML/JSON).
+
+    Directories are searched recursively; the format is detected per file. See
+    docs/cli.md for the layouts accepted and how keys and namespaces are chosen.
+    """
+    try:
+        report = import_paths(
+            settings.store(must_exist=False), paths, prefix=prefix, dry_run=dry_run
+        )
+    except ImportFormatError as error:
+        raise StoreProblem(f"cannot import {error}") from None
+    if as_json:
+        emit_json(
+            {
+                "files": [
+                    {
+                        "path": str(item.path),
+                        "format": item.kind,
+                        "namespace": item.namespace,
+                        "entries": item.entries,
+                        "repeats": item.repeats,
+                    }
+                    for item in report.files
+                ],
+                "entries": report.entries,
+                "skipped": [{"path": str(path), "why": why} for path, why in report.skipped],
+            }
+        )
+        return
+    for item in report.files:
+        repeats = f" ({item.repeats} repeated request(s) kept in order)" if item.repeats else ""
+        click.echo(f"{item.kind:<15} {item.path} -> {item.namespace}: {item.entries}{repeats}")
+    for path, why in report.skipped:
+        click.echo(f"skipped         {path}: {why}")
+    verb = "would import" if dry_run else "imported"
+    click.echo(f"{verb} {report.entries:,} entries from {len(report.files):,} file(s)")
+
+
+@main.command()
+@click.argument("namespace")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File to write (default: stdout).",
+)
+@click.pass_obj
+@_catch
+def export(settings: Settings, namespace: str, output: Path | None) -> None:
+    """Write NAMESPACE as plain JSON, in the seeds' {key: {response, metadata}} layout."""
+    store = settings.store()
+    if not store.entries(namespace):
+        fail(f"no namespace {namespace!r} in {store.root}")
+    text = json.dumps(export_namespace(store, namespace), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@main.group(name="git")
+def git_group() -> None:
+    """git integration: attributes, diff driver, index merge driver."""
+
+
+@git_group.command(name="setup")
+@click.option("--lfs/--no-lfs", default=True, show_default=True, help="Track blobs with git-lfs.")
+@click.option("--undo", is_flag=True, help="Remove what setup added.")
+@click.pass_obj
+@_catch
+def git_setup(settings: Settings, lfs: bool, undo: bool) -> None:
+    """Configure the repository holding the store (idempotent; --undo reverses it).
+
+    Writes a castore block to .gitattributes (blobs: git-lfs unless --no-lfs, binary,
+    shown as JSON by `git diff`; indexes: text, merged by castore) and sets the diff and
+    merge drivers in .git/config.
+    """
+    report = _git.undo(settings.root) if undo else _git.setup(settings.root, lfs=lfs)
+    for action in report.actions:
+        click.echo(action)
+    if not report.actions:
+        click.echo("already set up; nothing changed" if not undo else "nothing to undo")
+
+
+@git_group.command(name="merge-index", hidden=True)
+@click.argument("base", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("ours", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("theirs", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("name", default="index")
+def git_merge_index(base: Path, ours: Path, theirs: Path, name: str) -> None:
+    """git's merge driver for index files: castore git merge-index %O %A %B %P."""
+    try:
+        conflicts = _git.merge_index_files(base, ours, theirs, name)
+    except CastoreError as error:
+        fail(f"castore: cannot merge {name}: {error}", code=2)
+    for conflict in conflicts:
+        click.echo(_git.describe_conflict(conflict, name), err=True)
+    if conflicts:
+        sys.exit(EXIT_FAULTS)

@@ -1,0 +1,272 @@
+"""Real git and git-lfs: attributes, readable diffs, index merges, LFS clone and pull."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from castore import Store
+
+needs_lfs = pytest.mark.skipif(
+    shutil.which("git-lfs") is None,
+    reason="git-lfs is not installed (.ci/run installs Debian's git-lfs package)",
+)
+
+
+def run(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def git(repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return run("git", *args, cwd=repo, check=check, env=env)
+
+
+def castore(repo: Path, *args: str, check: bool = True):  # type: ignore[no-untyped-def]
+    return run(sys.executable, "-m", "castore", *args, cwd=repo, check=check)
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HOME of our own: `git lfs install` and user settings never touch the real one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("CI", "RECORD_FIXTURES", "CASTORE_ROOT", "GIT_LFS_SKIP_SMUDGE"):
+        monkeypatch.delenv(name, raising=False)
+    git(tmp_path, "config", "--global", "user.email", "tests@castore.invalid")
+    git(tmp_path, "config", "--global", "user.name", "castore tests")
+    git(tmp_path, "config", "--global", "init.defaultBranch", "main")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q")
+    (path / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
+    return path
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+def test_setup_is_idempotent_and_undo_takes_it_all_back(repo: Path) -> None:
+    (repo / ".gitattributes").write_text("*.png binary\n")
+    Store(repo / "recordings").put("ns", "k", "v")
+
+    first = castore(repo, "git", "setup", "--no-lfs")
+    attributes = (repo / ".gitattributes").read_text()
+    config = git(repo, "config", "--local", "--list").stdout
+    second = castore(repo, "git", "setup", "--no-lfs")
+
+    assert "wrote the castore block" in first.stdout
+    assert "already set up" in second.stdout
+    assert (repo / ".gitattributes").read_text() == attributes
+    assert git(repo, "config", "--local", "--list").stdout == config
+    assert attributes.startswith("*.png binary\n")
+    blob_attributes = git(repo, "check-attr", "-a", "recordings/blobs/ab/ab12.zst").stdout
+    assert "diff: castore" in blob_attributes and "merge: unset" in blob_attributes
+    assert "filter: lfs" not in blob_attributes
+    index_attributes = git(repo, "check-attr", "merge", "recordings/index/tests/x.json").stdout
+    assert "merge: castore-index" in index_attributes
+    assert "castore cat" in git(repo, "config", "diff.castore.textconv").stdout
+
+    castore(repo, "git", "setup", "--undo")
+
+    assert (repo / ".gitattributes").read_text() == "*.png binary\n"
+    assert "castore" not in git(repo, "config", "--local", "--list").stdout
+
+
+def answer(text: str) -> dict[str, object]:
+    return {"choices": [{"message": {"role": "assistant", "content": text}}]}
+
+
+def diff_lines(diff: str, sign: str) -> list[str]:
+    """The added (+) or removed (-) lines of a diff, without the sign and indentation."""
+    return [
+        line[1:].strip()
+        for line in diff.splitlines()
+        if line.startswith(sign) and not line.startswith(sign * 3)
+    ]
+
+
+def test_git_diff_of_a_re_recorded_blob_shows_readable_json(repo: Path) -> None:
+    castore(repo, "git", "setup", "--no-lfs")
+    Store(repo / "recordings").put("tests/test_x", "find_index", answer("first answer"))
+    commit_all(repo, "record")
+
+    Store(repo / "recordings").put("tests/test_x", "find_index", answer("second answer"))
+    castore(repo, "gc")  # the first answer's blob is now unreferenced
+    git(repo, "add", "-A")
+    diff = git(repo, "diff", "--cached").stdout
+
+    assert '"content": "second answer"' in diff_lines(diff, "+")
+    assert '"content": "first answer"' in diff_lines(diff, "-")
+    assert "Binary files" not in diff
+    commit_all(repo, "re-record")
+    log = git(repo, "log", "-p", "-1").stdout
+    assert '"content": "second answer"' in diff_lines(log, "+")
+
+
+def record_keys(repo: Path, *keys: str) -> None:
+    store = Store(repo / "recordings")
+    for key in keys:
+        store.put("tests/test_x", key, answer(f"answer for {key}"))
+
+
+def test_two_branches_that_record_new_keys_merge_without_conflict(repo: Path) -> None:
+    castore(repo, "git", "setup", "--no-lfs")
+    record_keys(repo, "k1", "k5")
+    commit_all(repo, "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    record_keys(repo, "k2")  # inserted right after k1 ...
+    commit_all(repo, "feature records k2")
+    git(repo, "checkout", "-q", "main")
+    record_keys(repo, "k3")  # ... and so is this: a textual conflict for plain git
+    commit_all(repo, "main records k3")
+
+    # Control: without castore's merge driver, git's line merge conflicts here.
+    plain = repo.parent / "plain"
+    git(repo.parent, "clone", "-q", str(repo), str(plain))
+    git(plain, "fetch", "-q", "origin", "feature:feature")
+    assert git(plain, "merge", "feature", "--no-edit", check=False).returncode != 0
+
+    merge = git(repo, "merge", "feature", "--no-edit", check=False)
+
+    assert merge.returncode == 0, merge.stdout + merge.stderr
+    store = Store(repo / "recordings")
+    assert sorted(store.entries("tests/test_x")) == ["k1", "k2", "k3", "k5"]
+    for key in ("k1", "k2", "k3", "k5"):
+        assert store.get("tests/test_x", key) == answer(f"answer for {key}")
+    assert castore(repo, "verify").returncode == 0
+
+
+def test_the_same_key_recorded_differently_on_two_branches_is_a_clear_conflict(
+    repo: Path,
+) -> None:
+    castore(repo, "git", "setup", "--no-lfs")
+    record_keys(repo, "k1")
+    commit_all(repo, "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    Store(repo / "recordings").put("tests/test_x", "shared", answer("theirs"))
+    commit_all(repo, "feature")
+    git(repo, "checkout", "-q", "main")
+    Store(repo / "recordings").put("tests/test_x", "shared", answer("ours"))
+    commit_all(repo, "main")
+
+    merge = git(repo, "merge", "feature", "--no-edit", check=False)
+
+    assert merge.returncode != 0
+    output = merge.stdout + merge.stderr
+    assert "castore: conflict in recordings/index/tests/test_x.json: key 'shared'" in output
+    assert "Kept ours" in output
+    index = json.loads((repo / "recordings" / "index" / "tests" / "test_x.json").read_text())
+    assert set(index["entries"]) == {"k1", "shared"}  # still valid JSON, no conflict markers
+    assert Store(repo / "recordings").get("tests/test_x", "shared") == answer("ours")
+
+
+SUITE = """
+import os
+
+def call(prompt):
+    if os.environ.get("CASTORE_LIVE") != "1":
+        raise AssertionError("the real API was called during replay")
+    return {"choices": [{"message": {"content": f"answer to {prompt}"}}]}
+
+def test_find_index(recorder):
+    assert recorder.get_or_record_sync("find_index", lambda: call("find index"))
+
+def test_factorial(recorder):
+    assert recorder.get_or_record_sync("factorial", lambda: call("factorial"))
+"""
+
+
+def pytest_in(repo: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        cwd=repo,
+        check=False,
+        env=env,
+    )
+
+
+@needs_lfs
+def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulled(
+    tmp_path: Path, repo: Path
+) -> None:
+    git(repo, "lfs", "install", "--skip-repo")
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_llm.py").write_text(SUITE)
+    recorded = pytest_in(repo, "--castore-mode=new_episodes", env={"CASTORE_LIVE": "1"})
+    assert recorded.returncode == 0, recorded.stdout
+    castore(repo, "git", "setup")  # with LFS
+    commit_all(repo, "record with LFS")
+    tracked = git(repo, "lfs", "ls-files", "--name-only").stdout.split()
+    assert len(tracked) == 2 and all(name.startswith("recordings/blobs/") for name in tracked)
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", remote.as_uri())
+    git(repo, "push", "-q", "origin", "main")
+    assert (
+        len(list((remote / "lfs" / "objects").rglob("*"))) > 2
+    )  # objects went to the file:// remote
+
+    unpulled = tmp_path / "unpulled"
+    git(tmp_path, "clone", "-q", remote.as_uri(), str(unpulled), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    failing = pytest_in(unpulled)
+    assert failing.returncode == 1
+    assert "is a git-lfs pointer file, not the recorded data" in failing.stdout
+    assert "git lfs pull" in failing.stdout
+    verify = castore(unpulled, "verify", check=False)
+    assert verify.returncode == 1 and verify.stdout.count("lfs-pointer") == 2
+
+    git(unpulled, "lfs", "pull")
+    replay = pytest_in(unpulled)
+    assert replay.returncode == 0, replay.stdout
+    assert "2 replayed, 0 missing or stale, 0 recorded" in replay.stdout
+
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", remote.as_uri(), str(fresh))
+    assert pytest_in(fresh).returncode == 0
+
+
+@needs_lfs
+def test_git_diff_shows_lfs_tracked_blobs_as_json(repo: Path) -> None:
+    git(repo, "lfs", "install", "--skip-repo")
+    castore(repo, "git", "setup")
+    Store(repo / "recordings").put("tests/test_x", "find_index", answer("first answer"))
+    commit_all(repo, "record")
+    Store(repo / "recordings").put("tests/test_x", "find_index", answer("second answer"))
+    git(repo, "add", "-A")
+
+    diff = git(repo, "diff", "--cached").stdout
+
+    assert '"content": "second answer"' in diff_lines(diff, "+")
+    assert "oid sha256" not in diff  # the content, not the LFS pointer
