@@ -34,7 +34,7 @@ T = TypeVar("T")
 Progress = Callable[[Iterable[Any], int, str], Iterable[Any]]
 
 
-def _no_progress(items: Iterable[T], total: int, label: str) -> Iterable[T]:
+def no_progress(items: Iterable[T], total: int, label: str) -> Iterable[T]:
     return items
 
 
@@ -105,7 +105,7 @@ class StoreStats:
         }
 
 
-def store_stats(store: Store, *, top: int = 10, progress: Progress = _no_progress) -> StoreStats:
+def store_stats(store: Store, *, top: int = 10, progress: Progress = no_progress) -> StoreStats:
     sizes: dict[str, int] = {}
     logical = 0
     entries = 0
@@ -118,7 +118,8 @@ def store_stats(store: Store, *, top: int = 10, progress: Progress = _no_progres
             sizes[entry.blob] = entry.size
             everything.append((entry.size, namespace, key, entry.blob))
     blob_files = list(store.blobs())
-    orphans = [blob for blob in blob_files if blob.digest not in sizes]
+    dictionaries = set(store.config.dictionaries.values())
+    orphans = [b for b in blob_files if b.digest not in sizes and b.digest not in dictionaries]
     uncompressed = sum(sizes[blob.digest] for blob in blob_files if blob.digest in sizes)
     blob_bytes = sum(blob.size for blob in blob_files)
     index_bytes = _disk_bytes(index_files(store))
@@ -185,7 +186,7 @@ def verify(
     *,
     sample: float | None = None,
     quarantine: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> Verification:
     """Check every index, every reference, and the content of every (or a sample of) blob.
 
@@ -299,7 +300,7 @@ def collect_garbage(
     *,
     dry_run: bool = False,
     dropped: Iterable[tuple[str, str]] = (),
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> Collection:
     """Delete blobs no index refers to, and temporary files of interrupted writes.
 

@@ -283,10 +283,7 @@ class Store:
             if frame is None and not self._blobs.path_for(entry.blob).exists():
                 frame = self._compress(packed)
             if frame is not None:
-                in_batch = self._pending is not None
-                self._blobs.write(entry.blob, frame, durable=not in_batch)
-                if in_batch:
-                    self._unsynced.append(self._blobs.path_for(entry.blob))
+                self._write_blob_file(entry.blob, frame)
             self._stage(namespace, {key: entry})
 
     def delete(self, namespace: str, key: str) -> bool:
@@ -299,12 +296,19 @@ class Store:
         return True
 
     def write_blob(self, packed: bytes, *, compressor: Compressor | None = None) -> str:
-        """Write bytes as a blob (idempotent) and return their digest."""
+        """Write (or rewrite) packed bytes as a blob and return their digest."""
         blob = digest(packed)
         frame = (compressor or self._get_compressor()).compress(packed)
         with self._write_lock():
-            self._blobs.write(blob, frame)
+            self._write_blob_file(blob, frame)
         return blob
+
+    def _write_blob_file(self, blob: str, frame: bytes) -> None:
+        """Durable at once, or, inside a batch, made durable by one sync at its end."""
+        in_batch = self._pending is not None
+        self._blobs.write(blob, frame, durable=not in_batch)
+        if in_batch:
+            self._unsynced.append(self._blobs.path_for(blob))
 
     def delete_blob(self, blob: str) -> None:
         """Remove a blob file; callers (gc) hold :meth:`lock` and checked it is unused."""

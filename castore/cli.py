@@ -7,6 +7,7 @@ written (a castore error: the message says what and where).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ import click
 
 from castore import _git, _maintenance
 from castore._blobs import is_lfs_pointer
+from castore._dictionary import DEFAULT_DICTIONARY_SIZE, train_dictionary
 from castore._importers import ImportFormatError, export_namespace, import_paths
 from castore._index import format_time
 from castore._jsonview import to_json_view
@@ -450,6 +452,41 @@ def export(settings: Settings, namespace: str, output: Path | None) -> None:
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
+
+
+@main.command(name="train-dictionary")
+@click.option(
+    "--size",
+    default=DEFAULT_DICTIONARY_SIZE,
+    show_default=True,
+    help="Dictionary size in bytes.",
+)
+@click.option("--level", type=int, help="zstd level for blobs from now on (default: the store's).")
+@json_option
+@click.pass_obj
+@_catch
+def train_dictionary_command(
+    settings: Settings, size: int, level: int | None, as_json: bool
+) -> None:
+    """Train a zstd dictionary on the store's values and recompress every blob with it.
+
+    Small, similar values (LLM responses) compress far better with one. This rewrites every
+    blob file (names and contents stay the same; only the compression changes), which git
+    and git-lfs see as changes: run it deliberately, then commit. Earlier dictionaries
+    stay in castore.json, so every blob stays readable.
+    """
+    result = train_dictionary(settings.store(), size=size, level=level, progress=progress)
+    if as_json:
+        emit_json(dataclasses.asdict(result))
+        return
+    click.echo(
+        f"trained dictionary {result.dictionary_id} ({human(result.dictionary_bytes)}) on "
+        f"{result.samples:,} values; blob {result.dictionary_blob}"
+    )
+    click.echo(
+        f"recompressed {result.rewritten:,} blobs: {human(result.bytes_before)} -> "
+        f"{human(result.bytes_after)} (+ {human(result.dictionary_bytes)} dictionary)"
+    )
 
 
 @main.group(name="git")

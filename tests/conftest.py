@@ -14,7 +14,6 @@ import pytest
 from castore import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 
 
 @pytest.fixture

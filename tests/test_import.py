@@ -16,7 +16,14 @@ from vcr.serializers import jsonserializer, yamlserializer
 from castore import Recorder, Store
 from castore._importers import vcr_request_key
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "crewai"
+# The shared corpus sits beside the repository; CASTORE_CORPUS points elsewhere.
+CORPUS = (
+    Path(
+        os.environ.get("CASTORE_CORPUS")
+        or Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    )
+    / "crewai"
+)
 LONG_PROMPT = "Write a Python function that finds the index of an element in a list. " * 3
 
 
@@ -158,7 +165,10 @@ def test_a_json_cassette_imports_too(tmp_path: Path) -> None:
     assert store.get("test_it", key) == cassette["interactions"][0]["response"]
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the shared corpus is not at {CORPUS}")
+@pytest.mark.skipif(
+    not CORPUS.is_dir(),
+    reason=f"the crewAI corpus is not at {CORPUS}; set CASTORE_CORPUS to the corpus directory",
+)
 def test_importing_the_crewai_cassettes_loses_no_interaction_and_replays_each_exactly(
     tmp_path: Path,
 ) -> None:

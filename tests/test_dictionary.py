@@ -1,0 +1,157 @@
+"""zstd dictionaries: trained by explicit command, stored as blobs, readable forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from castore import Store
+from castore._dictionary import TrainingError, train_dictionary
+from castore.errors import CorruptBlobError
+
+
+def response(number: int) -> dict[str, object]:
+    return {
+        "id": f"chatcmpl-{number:06d}",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": f"Answer number {number}. " * 20},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 100 + number, "completion_tokens": 300},
+    }
+
+
+def frame_dictionary(store: Store, blob: str) -> int:
+    return int(zstandard.get_frame_parameters(store.blob_path(blob).read_bytes()).dict_id)
+
+
+@pytest.fixture
+def similar(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "store")
+    with store.batch():
+        for number in range(200):
+            store.put(f"tests/test_{number % 7}", f"key-{number}", response(number))
+    return store
+
+
+def castore(*args: str):  # type: ignore[no-untyped-def]
+    environment = {key: value for key, value in os.environ.items() if key != "CASTORE_ROOT"}
+    return subprocess.run(
+        [sys.executable, "-m", "castore", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_training_recompresses_every_blob_with_a_dictionary_kept_as_a_blob(similar: Store) -> None:
+    names_before = sorted(blob.digest for blob in similar.blobs())
+    bytes_before = sum(blob.size for blob in similar.blobs())
+
+    result = castore("--root", str(similar.root), "train-dictionary", "--size", "16384", "--json")
+
+    assert result.returncode == 0, result.stderr
+    training = json.loads(result.stdout)
+    store = Store(similar.root)
+    config = json.loads((similar.root / "castore.json").read_text())
+    dictionary_id = training["dictionary_id"]
+    assert config["compression"]["dictionary"] == dictionary_id
+    assert config["dictionaries"] == {str(dictionary_id): training["dictionary_blob"]}
+    assert isinstance(store.read_blob(training["dictionary_blob"]), bytes)
+    values = [blob.digest for blob in store.blobs() if blob.digest != training["dictionary_blob"]]
+    assert sorted(values) == names_before  # names are digests of the values: unchanged
+    assert all(frame_dictionary(store, blob) == dictionary_id for blob in values)
+    assert training["bytes_after"] < bytes_before / 2
+    for number in (0, 99, 199):
+        assert store.get(f"tests/test_{number % 7}", f"key-{number}") == response(number)
+    assert castore("--root", str(similar.root), "verify").returncode == 0
+    assert castore("--root", str(similar.root), "gc", "--dry-run").stdout.startswith(
+        "would remove 0 unreferenced blob(s)"
+    )
+
+
+def test_new_recordings_use_the_active_dictionary_deterministically(
+    similar: Store, tmp_path: Path
+) -> None:
+    training = train_dictionary(similar, size=16384)
+    twin = tmp_path / "twin"
+    (twin / "blobs").mkdir(parents=True)
+    shutil.copy(similar.root / "castore.json", twin / "castore.json")
+    dictionary = similar.blob_path(training.dictionary_blob)
+    (twin / dictionary.relative_to(similar.root)).parent.mkdir(parents=True)
+    shutil.copy(dictionary, twin / dictionary.relative_to(similar.root))
+
+    first = Store(similar.root).put("new", "k", response(1000))
+    second = Store(twin).put("other", "k2", response(1000))
+
+    assert frame_dictionary(Store(similar.root), first.blob) == training.dictionary_id
+    assert (
+        Store(similar.root).blob_path(first.blob).read_bytes()
+        == Store(twin).blob_path(second.blob).read_bytes()
+    )
+
+
+def test_blobs_compressed_with_an_older_dictionary_stay_readable_after_retraining(
+    similar: Store, tmp_path: Path
+) -> None:
+    first = train_dictionary(similar, size=16384)
+    entry = Store(similar.root).entry("tests/test_0", "key-0")
+    assert entry is not None
+    old_copy = tmp_path / "from-another-branch.zst"
+    shutil.copy(similar.blob_path(entry.blob), old_copy)
+
+    second = train_dictionary(Store(similar.root), size=16384)
+    assert second.dictionary_id != first.dictionary_id
+    shutil.copy(old_copy, similar.blob_path(entry.blob))  # e.g. checked out from an old commit
+
+    store = Store(similar.root)
+    assert frame_dictionary(store, entry.blob) == first.dictionary_id
+    assert store.get("tests/test_0", "key-0") == response(0)
+    assert set(store.config.dictionaries) == {first.dictionary_id, second.dictionary_id}
+
+
+def test_a_blob_that_needs_an_unlisted_dictionary_is_a_clear_error(similar: Store) -> None:
+    training = train_dictionary(similar, size=16384)
+    config = json.loads((similar.root / "castore.json").read_text())
+    config["compression"]["dictionary"] = None
+    config["dictionaries"] = {}
+    (similar.root / "castore.json").write_text(json.dumps(config))
+
+    with pytest.raises(CorruptBlobError, match=f"needs zstd dictionary {training.dictionary_id}"):
+        Store(similar.root).get("tests/test_0", "key-0")
+
+
+def test_cat_of_a_dictionary_compressed_blob_copied_out_of_the_store(
+    similar: Store, tmp_path: Path
+) -> None:
+    train_dictionary(similar, size=16384)
+    entry = Store(similar.root).entry("tests/test_3", "key-3")
+    assert entry is not None
+    copy = tmp_path / "git-textconv-tempfile"
+    shutil.copy(similar.blob_path(entry.blob), copy)
+
+    result = castore("--root", str(similar.root), "cat", str(copy))
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == response(3)
+
+
+def test_training_needs_enough_values(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.put("ns", "only", response(1))
+    with pytest.raises(TrainingError, match="at least 16"):
+        train_dictionary(store)
