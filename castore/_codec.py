@@ -31,6 +31,8 @@ EXT_TIME: Final = 7  # time.isoformat()
 EXT_TIMEDELTA: Final = 8  # packed [days, seconds, microseconds]
 
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+# zstd's ZSTD_CONTENTSIZE_ERROR and ZSTD_CONTENTSIZE_UNKNOWN (2**64 - 1) as frame sizes.
+_CONTENTSIZE_ERROR: Final = 2**64 - 2
 INT64_MIN: Final = -(2**63)
 UINT64_MAX: Final = 2**64 - 1
 
@@ -271,16 +273,24 @@ class Decompressor:
             self._by_dictionary[dictionary_id] = found
         return found
 
-    def decompress(self, frame: bytes) -> bytes:
-        dictionary_id = frame_dictionary_id(frame)
-        declared = frame_content_size(frame)
+    def decompress(self, frame: bytes, *, strict: bool = False) -> bytes:
+        """Decompress one frame. Bytes after it cannot change the result (the caller
+        checks the digest), so only ``strict`` (castore verify) rejects them: finding the
+        frame's end scans all of it, which costs replays 10-20%."""
+        try:  # one header parse gives the dictionary id and the declared size
+            header = zstandard.get_frame_parameters(frame)
+        except zstandard.ZstdError as error:
+            raise FrameError(f"unreadable zstd frame header ({error})") from None
+        dictionary_id = int(header.dict_id)
+        size = int(header.content_size)
+        declared = None if size >= _CONTENTSIZE_ERROR else size  # unknown (or error): None
         if declared is not None and declared > self.max_output:
             raise FrameTooLargeError(declared)
         decompressor = self._decompressor_for(dictionary_id)
         try:
             if declared is None:
                 return _decompress_unknown_size(decompressor, frame, self.max_output)
-            return decompressor.decompress(frame, allow_extra_data=False)
+            return decompressor.decompress(frame, allow_extra_data=not strict)
         except zstandard.ZstdError as error:
             raise FrameError(f"zstd could not decompress it ({error})") from None
 

@@ -34,6 +34,19 @@ _WINDOWS_DEVICES = frozenset(
 
 def check_namespace(namespace: object) -> str:
     """Return ``namespace`` if it is a safe relative path of ``/``-separated segments."""
+    if isinstance(namespace, str) and namespace in _ACCEPTED:
+        return namespace
+    _check_namespace(namespace)
+    assert isinstance(namespace, str)
+    if len(_ACCEPTED) < 65536:  # a store has far fewer namespaces; bound it anyway
+        _ACCEPTED.add(namespace)
+    return namespace
+
+
+_ACCEPTED: set[str] = set()
+
+
+def _check_namespace(namespace: object) -> None:
     if not isinstance(namespace, str) or not namespace:
         raise InvalidNameError(f"a namespace must be a non-empty string, not {namespace!r}")
     if len(namespace) > MAX_NAMESPACE_LENGTH:
@@ -53,7 +66,6 @@ def check_namespace(namespace: object) -> str:
                 f"namespace {namespace!r} is refused: {problem}. Namespaces are relative paths "
                 f"inside the store made of plain names, such as 'tests/integration/test_ir'"
             )
-    return namespace
 
 
 def _segment_problem(segment: str) -> str:
@@ -75,6 +87,8 @@ def _segment_problem(segment: str) -> str:
 
 def stored_key(key: object) -> str:
     """The key as it is written in the index: itself, or a readable prefix plus a hash."""
+    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isascii():
+        return key  # the common case, checked without encoding
     if not isinstance(key, str) or not key:
         raise InvalidNameError(f"a key must be a non-empty string, not {key!r}")
     try:

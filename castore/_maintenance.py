@@ -247,7 +247,7 @@ def _check_blob(
 ) -> Fault | None:
     owner = _users(users)
     try:
-        packed = store.read_packed(blob.digest, owner=owner)
+        packed = store.read_packed(blob.digest, owner=owner, strict=True)
     except LfsPointerError:
         return Fault("lfs-pointer", blob.path, "a git-lfs pointer: run `git lfs pull`")
     except (CorruptBlobError, ValueTooLargeError) as error:

@@ -9,7 +9,6 @@ recording passes on every replay.
 
 from __future__ import annotations
 
-import asyncio
 import collections.abc
 import datetime as dt
 import inspect
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import blake3
-import filelock
 
 from castore._atomic import ensure_private_directory
 from castore._index import Entry, now
@@ -31,7 +29,7 @@ from castore._keys import check_namespace, stored_key
 from castore._modes import Mode, check_on_expired, parse_max_age
 from castore._redact import Redact
 from castore._store import Store
-from castore._usertypes import ShapeError, make_codec
+from castore._usertypes import PlainCodec, ShapeError, make_codec
 from castore.errors import (
     ExpiredRecordingError,
     ExpiredRecordingWarning,
@@ -114,6 +112,11 @@ class Recorder:
         self.max_age = parse_max_age(max_age)
         self.on_expired = check_on_expired(on_expired)
         self._codec = make_codec(type, serializer, deserializer)
+        # Whether an existing entry needs more than "is it there" before replay.
+        self._checks_entries = (
+            self.mode is Mode.ALL or schema_version is not None or self.max_age is not None
+        )
+        self._plain = isinstance(self._codec, PlainCodec)
         self._redact = redact
         self._listener: RecordingListener = listener or _StandaloneListener()
         self._hits = 0
@@ -153,7 +156,7 @@ class Recorder:
             flight = self._async_flights.get(stored)
             if flight is not None:  # another task is recording this key: wait for it
                 while not flight.done.is_set():
-                    await asyncio.sleep(0.005)
+                    await _sleep(0.005)
                 if flight.error is not None:
                     raise flight.error
                 continue
@@ -251,7 +254,7 @@ class Recorder:
         __tracebackhide__ = True
         if self.mode is Mode.OFF:
             return None
-        entry = self.store.entry(self.namespace, stored)
+        entry = self.store._stored_entry(self.namespace, stored)
         problem = self._problem_with(stored, entry)
         if problem is None:
             return entry
@@ -275,6 +278,8 @@ class Recorder:
         __tracebackhide__ = True
         if entry is None:
             return "missing"
+        if not self._checks_entries:
+            return None
         if self.mode is Mode.ALL and entry.recorded_at < self._listener.fresh_since:
             return "re-recording everything"
         if self.schema_version is not None and entry.schema != self.schema_version:
@@ -318,7 +323,9 @@ class Recorder:
 
     def _decode(self, stored: str, entry: Entry) -> Any:
         __tracebackhide__ = True
-        plain = self.store.read_value(entry, owner=f"namespace {self.namespace!r}, key {stored!r}")
+        plain = self.store._read_value(entry, (self.namespace, stored))
+        if entry.stream is None and self._plain:
+            return plain
         try:
             if entry.stream is None:
                 return self._codec.decode(plain)
@@ -371,22 +378,32 @@ class Recorder:
     def _key_lock(self, stored: str) -> Iterator[None]:
         """Held while recording a key, so two processes (xdist workers) call its
         generator once: the second waits, then replays what the first recorded."""
+        import filelock  # noqa: PLC0415 - recording only; replay-only runs skip the import
+
         with filelock.FileLock(self._key_lock_path(stored), is_singleton=True):
             yield
 
     @asynccontextmanager
     async def _async_key_lock(self, stored: str) -> AsyncIterator[None]:
+        import filelock  # noqa: PLC0415 - recording only; replay-only runs skip the import
+
         lock = filelock.FileLock(self._key_lock_path(stored), is_singleton=True)
         while True:  # poll without blocking the event loop
             try:
                 lock.acquire(timeout=0)
                 break
             except filelock.Timeout:
-                await asyncio.sleep(0.05)
+                await _sleep(0.05)
         try:
             yield
         finally:
             lock.release()
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio  # noqa: PLC0415 - only async recordings wait; sync suites skip the import
+
+    await asyncio.sleep(seconds)
 
 
 def _age(age: dt.timedelta | None) -> str:

@@ -38,11 +38,16 @@ def truthy(value: str | None) -> bool:
 
 
 def module_namespace(path: Path, rootpath: Path) -> str:
-    """``<rootdir>/tests/integration/test_ir.py`` -> ``tests/integration/test_ir``."""
-    try:
-        return path.relative_to(rootpath).with_suffix("").as_posix()
-    except ValueError:
+    """``<rootdir>/tests/integration/test_ir.py`` -> ``tests/integration/test_ir``.
+
+    String operations rather than pathlib: this runs once per test."""
+    text, root = str(path), str(rootpath).rstrip(os.sep) + os.sep
+    if not text.startswith(root):
         return path.stem
+    relative = text[len(root) :]
+    if path.suffix:
+        relative = relative[: -len(path.suffix)]
+    return relative.replace(os.sep, "/")
 
 
 def _module_of(nodeid: str) -> str:
@@ -62,6 +67,8 @@ class CastoreSession:
         self.judged: dict[str, Judgement] = {}
         self.whole_suite = False
         self._store: Store | None = None
+        self._namespaces: dict[Path, str] = {}  # module path -> its namespace
+        self._modes: dict[str | None, Mode] = {}  # marker mode -> mode for this run
 
     # --- configuration ---------------------------------------------------------------
 
@@ -80,6 +87,13 @@ class CastoreSession:
         return self._store
 
     def mode_for(self, marker_mode: str | None) -> Mode:
+        """The mode for a test whose marker says ``marker_mode``; one decision per run."""
+        mode = self._modes.get(marker_mode)
+        if mode is None:
+            mode = self._modes[marker_mode] = self._decide_mode(marker_mode)
+        return mode
+
+    def _decide_mode(self, marker_mode: str | None) -> Mode:
         """--castore-mode, then RECORD_FIXTURES=true, then the marker, then the ini option.
 
         On CI (``CI`` set), a recording mode that comes only from a marker or the ini file
@@ -103,14 +117,18 @@ class CastoreSession:
         marker = request.node.get_closest_marker("castore")
         settings = dict(marker.kwargs) if marker else {}
         if namespace is None:
-            namespace = settings.pop("namespace", None) or module_namespace(
-                request.path, self.config.rootpath
-            )
+            namespace = settings.pop("namespace", None) or self._module_namespace(request.path)
         else:
             settings.pop("namespace", None)
         settings.update(options)
         mode = self.mode_for(settings.pop("mode", None))
         return Recorder(self.store, namespace, mode=mode, listener=self, **settings)
+
+    def _module_namespace(self, path: Path) -> str:
+        found = self._namespaces.get(path)
+        if found is None:
+            found = self._namespaces[path] = module_namespace(path, self.config.rootpath)
+        return found
 
     # --- RecordingListener -----------------------------------------------------------
 
@@ -219,8 +237,11 @@ class CastoreSession:
         return True
 
     def _judge(self) -> dict[str, Judgement]:
-        """Which namespaces this run may speak for, and their entries no test asked for."""
-        self.store.refresh()
+        """Which namespaces this run may speak for, and their entries no test asked for.
+
+        The indexes as this process read them suffice: an entry another process recorded
+        meanwhile is newer than the run, and prune never drops entries newer than the run
+        that judged them."""
         complete = self._complete_modules()
         judged = {}
         # Only namespaces this run touched: one it never touched may belong to another

@@ -26,9 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
-
-import filelock
+from typing import TYPE_CHECKING, Any, Final
 
 from castore._atomic import ensure_private_directory, sync_all, write_atomic
 from castore._blobs import BLOB_SUFFIX, BlobDirectory, BlobFile, is_lfs_pointer
@@ -45,7 +43,7 @@ from castore._codec import (
     unpack_value,
 )
 from castore._config import CONFIG_NAME, StoreConfig, dump_config, load_config
-from castore._index import Entry, LineMemo, dump_index, load_index, now
+from castore._index import Entry, LineMemo, dump_index, load_index, now, parse_index
 from castore._keys import check_namespace, stored_key
 from castore.errors import (
     CorruptBlobError,
@@ -56,6 +54,9 @@ from castore.errors import (
     UnencodableValueError,
     ValueTooLargeError,
 )
+
+if TYPE_CHECKING:
+    import filelock
 
 INDEX_DIR: Final = "index"
 INDEX_SUFFIX: Final = ".json"
@@ -93,6 +94,8 @@ class Store:
     ) -> None:
         self.root = Path(root).absolute()
         self._blobs = BlobDirectory(self.root)
+        self._blob_prefix = f"{self._blobs.root}{os.sep}"
+        self._index_prefix = f"{self.root}{os.sep}{INDEX_DIR}{os.sep}"
         self._config = load_config(self.root)
         self._decompressor = Decompressor(max_value_bytes, self._load_dictionary)
         self._compressor: Compressor | None = None
@@ -139,6 +142,10 @@ class Store:
         """The index entry for ``key`` (long keys are shortened as when stored), or None."""
         return self._cached(namespace).entries.get(stored_key(key))
 
+    def _stored_entry(self, namespace: str, stored: str) -> Entry | None:
+        """:meth:`entry` for a key already in its stored form (the recorder's hot path)."""
+        return self._cached(namespace).entries.get(stored)
+
     def contains(self, namespace: str, key: str) -> bool:
         return self.entry(namespace, key) is not None
 
@@ -150,16 +157,28 @@ class Store:
         return self.read_value(found, owner=f"namespace {namespace!r}, key {stored_key(key)!r}")
 
     def read_value(self, entry: Entry, *, owner: str = "") -> Any:
-        """Decode an entry's blob, checking that its content matches its digest."""
-        return unpack_checked(self._read_packed(entry.blob, owner), self.blob_path(entry.blob))
+        """Decode an entry's blob, checking that its content matches its digest.
+
+        ``owner`` names who uses the blob in error messages ("namespace 'x', key 'k'")."""
+        return self._read_value(entry, owner)
+
+    def _read_value(self, entry: Entry, owner: str | tuple[str, str]) -> Any:
+        """The replay hot path; ``owner`` may be (namespace, key), formatted only on error."""
+        packed = self._read_packed(entry.blob, owner)
+        try:
+            return unpack_value(packed)
+        except DecodeError as error:
+            path = self.blob_path(entry.blob)
+            raise CorruptBlobError(path, str(error), _owner_text(owner)) from None
 
     def read_blob(self, blob: str) -> Any:
         """Decode a blob by digest (for ``castore cat`` and maintenance)."""
         return unpack_checked(self._read_packed(blob, ""), self.blob_path(blob))
 
-    def read_packed(self, blob: str, *, owner: str = "") -> bytes:
-        """A blob's verified msgpack bytes (what the digest is computed over)."""
-        return self._read_packed(blob, owner)
+    def read_packed(self, blob: str, *, owner: str = "", strict: bool = False) -> bytes:
+        """A blob's verified msgpack bytes (what the digest is computed over); ``strict``
+        also refuses bytes after the zstd frame."""
+        return self._read_packed(blob, owner, strict=strict)
 
     def decode_blob_file(self, frame: bytes, path: Path) -> Any:
         """Decode a blob file's bytes read from anywhere (git's textconv passes a temporary
@@ -193,36 +212,55 @@ class Store:
     def _cached(self, namespace: str) -> _CachedIndex:
         cached = self._indexes.get(namespace)
         if cached is None:
-            path = self.index_path(namespace)
-            signature = _signature(path)
-            cached = _CachedIndex(load_index(path), signature)
-            self._indexes[namespace] = cached
+            # Read path: no stat and no pathlib. Without a signature, the next write
+            # re-reads the file under the lock (see _fresh), which is what it must do anyway.
+            path = f"{self._index_prefix}{check_namespace(namespace)}{INDEX_SUFFIX}"
+            raw: bytes | None
+            try:
+                with open(path, "rb") as handle:  # noqa: PTH123
+                    raw = handle.read()
+            except FileNotFoundError:
+                raw = None
+            entries = {} if raw is None else parse_index(raw, Path(path))
+            cached = self._indexes[namespace] = _CachedIndex(entries, None)
         return cached
 
-    def _read_packed(self, blob: str, owner: str) -> bytes:
-        path = self._blobs.path_for(blob)
+    def _read_packed(
+        self, blob: str, owner: str | tuple[str, str], *, strict: bool = False
+    ) -> bytes:
+        # The replay hot path: a plain string path and open(), no pathlib objects.
+        path = f"{self._blob_prefix}{blob[:2]}{os.sep}{blob}{BLOB_SUFFIX}"
         try:
-            frame = path.read_bytes()
+            with open(path, "rb") as handle:  # noqa: PTH123
+                frame = handle.read()
         except FileNotFoundError:
-            raise MissingBlobError(path, owner) from None
-        return self._decode_frame(frame, blob, path, owner)
+            raise MissingBlobError(Path(path), _owner_text(owner)) from None
+        return self._decode_frame(frame, blob, path, owner, strict=strict)
 
-    def _decode_frame(self, frame: bytes, blob: str | None, path: Path, owner: str) -> bytes:
+    def _decode_frame(
+        self,
+        frame: bytes,
+        blob: str | None,
+        where: str | Path,
+        owner: str | tuple[str, str],
+        *,
+        strict: bool = False,
+    ) -> bytes:
         if not frame.startswith(ZSTD_MAGIC):
             if is_lfs_pointer(frame):
-                raise LfsPointerError(path, owner)
-            raise CorruptBlobError(path, "it is not a zstd frame", owner)
+                raise LfsPointerError(Path(where), _owner_text(owner))
+            raise CorruptBlobError(Path(where), "it is not a zstd frame", _owner_text(owner))
         try:
-            packed = self._decompressor.decompress(frame)
+            packed = self._decompressor.decompress(frame, strict=strict)
         except FrameTooLargeError as error:
-            raise ValueTooLargeError(path, error.size, self._decompressor.max_output) from None
+            limit = self._decompressor.max_output
+            raise ValueTooLargeError(Path(where), error.size, limit) from None
         except FrameError as error:
-            raise CorruptBlobError(path, str(error), owner) from None
+            raise CorruptBlobError(Path(where), str(error), _owner_text(owner)) from None
         actual = digest(packed)
         if blob is not None and actual != blob:
-            raise CorruptBlobError(
-                path, f"its content hashes to {actual[:16]}…, not to its name", owner
-            )
+            detail = f"its content hashes to {actual[:16]}…, not to its name"
+            raise CorruptBlobError(Path(where), detail, _owner_text(owner))
         return packed
 
     def _load_dictionary(self, dictionary_id: int) -> bytes:
@@ -373,6 +411,9 @@ class Store:
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
+        # Imported on first write: replay-only runs never pay for it.
+        import filelock  # noqa: PLC0415
+
         with self._mutex:
             if self._file_lock is None:
                 ensure_private_directory(self.state_dir)
@@ -428,6 +469,12 @@ class Store:
             path.unlink(missing_ok=True)
             _remove_empty_parents(path.parent, self.root / INDEX_DIR)
         self._indexes[namespace] = _CachedIndex(current, _signature(path), fresh.lines)
+
+
+def _owner_text(owner: str | tuple[str, str]) -> str:
+    if isinstance(owner, tuple):
+        return f"namespace {owner[0]!r}, key {owner[1]!r}"
+    return owner
 
 
 def unpack_checked(packed: bytes, path: Path) -> Any:

@@ -12,6 +12,7 @@ import zstandard
 
 from castore import Entry, Store
 from castore._codec import pack_value
+from castore._maintenance import verify
 from castore.errors import (
     CorruptBlobError,
     EntryNotFoundError,
@@ -282,3 +283,24 @@ def test_put_entry_writes_prepared_bytes(store: Store) -> None:
     store.put_entry("ns", "imported", entry, packed)
 
     assert Store(store.root).get("ns", "imported") == {"imported": True}
+
+
+def test_an_emptied_index_file_is_reported_not_read_as_an_empty_namespace(store: Store) -> None:
+    store.put("ns", "k", 1)
+    store.index_path("ns").write_bytes(b"")
+
+    with pytest.raises(IndexFormatError, match="not valid JSON"):
+        Store(store.root).entry("ns", "k")
+
+
+def test_bytes_after_the_zstd_frame_do_not_change_reads_but_verify_reports_them(
+    store: Store,
+) -> None:
+    entry = store.put("ns", "k", RESPONSE)
+    path = blob_file(store, entry)
+    path.write_bytes(path.read_bytes() + b"trailing garbage")
+
+    assert Store(store.root).get("ns", "k") == RESPONSE  # the digest still matches
+    faults = verify(Store(store.root)).faults
+    assert [fault.kind for fault in faults] == ["corrupt"]
+    assert entry.blob in str(faults[0].path)
