@@ -341,6 +341,13 @@ class Store:
             self._write_blob_file(blob, frame)
         return blob
 
+    def rewrite_blobs(self, packed: list[bytes], compressor: Compressor) -> None:
+        """Write (or rewrite) many values as blobs, compressed in parallel, in one batch."""
+        frames = compressor.compress_many(packed)
+        with self.batch():
+            for value, frame in zip(packed, frames, strict=True):
+                self._write_blob_file(digest(value), frame)
+
     def _write_blob_file(self, blob: str, frame: bytes) -> None:
         """Durable at once, or, inside a batch, made durable by one sync at its end."""
         in_batch = self._pending is not None

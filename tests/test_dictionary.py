@@ -105,6 +105,29 @@ def test_new_recordings_use_the_active_dictionary_deterministically(
     )
 
 
+def test_recompression_on_every_core_writes_the_bytes_a_single_put_writes(
+    similar: Store, tmp_path: Path
+) -> None:
+    training = train_dictionary(similar, size=16384)
+    twin = tmp_path / "twin"
+    (twin / "blobs").mkdir(parents=True)
+    shutil.copy(similar.root / "castore.json", twin / "castore.json")
+    dictionary = similar.blob_path(training.dictionary_blob)
+    (twin / dictionary.relative_to(similar.root)).parent.mkdir(parents=True)
+    shutil.copy(dictionary, twin / dictionary.relative_to(similar.root))
+    retrained = Store(similar.root)
+
+    for number in (0, 57, 199):
+        entry = retrained.entry(f"tests/test_{number % 7}", f"key-{number}")
+        assert entry is not None
+        alone = Store(twin).put("alone", f"k{number}", response(number))
+        assert alone.blob == entry.blob
+        assert (
+            retrained.blob_path(entry.blob).read_bytes()
+            == Store(twin).blob_path(alone.blob).read_bytes()
+        )
+
+
 def test_blobs_compressed_with_an_older_dictionary_stay_readable_after_retraining(
     similar: Store, tmp_path: Path
 ) -> None:
