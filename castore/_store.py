@@ -217,7 +217,7 @@ class Store:
             path = f"{self._index_prefix}{check_namespace(namespace)}{INDEX_SUFFIX}"
             raw: bytes | None
             try:
-                with open(path, "rb") as handle:  # noqa: PTH123
+                with open(path, "rb", buffering=0) as handle:  # noqa: PTH123
                     raw = handle.read()
             except FileNotFoundError:
                 raw = None
@@ -228,10 +228,11 @@ class Store:
     def _read_packed(
         self, blob: str, owner: str | tuple[str, str], *, strict: bool = False
     ) -> bytes:
-        # The replay hot path: a plain string path and open(), no pathlib objects.
+        # The replay hot path: a plain string path and an unbuffered open() (one read of
+        # the whole file; a buffer would only add a copy), no pathlib objects.
         path = f"{self._blob_prefix}{blob[:2]}{os.sep}{blob}{BLOB_SUFFIX}"
         try:
-            with open(path, "rb") as handle:  # noqa: PTH123
+            with open(path, "rb", buffering=0) as handle:  # noqa: PTH123
                 frame = handle.read()
         except FileNotFoundError:
             raise MissingBlobError(Path(path), _owner_text(owner)) from None
