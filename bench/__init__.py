@@ -1,0 +1,1 @@
+"""castore benchmarks: run with `uv run --group bench python -m bench` (docs/benchmarks.md)."""
