@@ -98,7 +98,7 @@ def run_scale(
         }
     repeat = args.repeat or (5 if factor == 1 else 2 if factor <= 10 else 1)
     result["repeat"] = repeat
-    log(f"  replaying each suite {repeat} times")
+    log(f"  replaying each suite {repeat} times (castore and in memory {max(repeat, 5)})")
     result["replay"] = measure.replay_suites(built, repeat, log)
     log("  per-lookup latency")
     result["latency"] = measure.lookup_latency(built, samples=args.samples, repeat=max(repeat, 3))

@@ -195,16 +195,20 @@ def replay_suites(suites: Suites, repeat: int, log: Callable[[str], None]) -> di
     results: dict[str, dict[str, list[float]]] = {
         a: {"wall": [], "cpu": [], "rss": []} for a in APPROACHES
     }
-    # castore and its floor run back to back, so that their ratio sees the same machine.
-    order = ("castore", "floor", "seeds", "vcr")
-    for run in range(repeat):
-        for approach in order:
+    # castore and its floor run back to back, so that their ratio sees the same machine,
+    # first one then the other leading; they get extra rounds (at least five), being the
+    # quick suites whose small difference is the one the noise can hide.
+    rounds = max(repeat, 5)
+    for run in range(rounds):
+        pair = ("castore", "floor") if run % 2 == 0 else ("floor", "castore")
+        approaches = (*pair, "seeds", "vcr") if run < repeat else pair
+        for approach in approaches:
             wall, cpu, rss = run_pytest(suites.suite(approach))
             results[approach]["wall"].append(wall)
             results[approach]["cpu"].append(cpu)
             results[approach]["rss"].append(rss)
-        walls = ", ".join(f"{a} {results[a]['wall'][-1]:.2f} s" for a in APPROACHES)
-        log(f"  replay run {run + 1}/{repeat}: {walls}")
+        walls = ", ".join(f"{a} {results[a]['wall'][-1]:.2f} s" for a in approaches)
+        log(f"  replay round {run + 1}/{rounds}: {walls}")
     summaries: dict[str, Any] = {
         approach: {name: summary(values) for name, values in measured.items()}
         for approach, measured in results.items()

@@ -37,6 +37,7 @@ def scale_tables(result: dict[str, Any]) -> list[str]:
     lines = [
         f"### {factor}× the corpus: {result['tests']:,} test modules, "
         f"{result['lookups']:,} lookups ({result['repeat']} pytest runs per suite, "
+        f"{max(result['repeat'], 5)} of castore and in memory, "
         f"{result['seconds'] / 60:.1f} min)",
         "",
         "| measure | castore | VCR.py | seeds' JSON | castore ÷ VCR.py | castore ÷ seeds |",
