@@ -79,6 +79,16 @@ def _ini(approach: str, extra: str = "") -> str:
     )
 
 
+def _suite_folder(suites: Suites, approach: str, conftest: str) -> Path:
+    """An approach's suite folder with its pytest.ini, conftest and fixtures folder."""
+    folder = suites.suite(approach)
+    (folder / "tests").mkdir(parents=True)
+    suites.fixtures(approach).mkdir(parents=True)
+    (folder / "pytest.ini").write_text(_ini(approach))
+    (folder / "tests" / "conftest.py").write_text(conftest)
+    return folder
+
+
 def _body_bytes(request: dict[str, Any]) -> bytes | None:
     body = request.get("body")
     if isinstance(body, dict):
@@ -154,10 +164,7 @@ def http():
 
 
 def write_vcr(suites: Suites) -> None:
-    folder = suites.suite("vcr")
-    (folder / "tests").mkdir(parents=True)
-    (folder / "pytest.ini").write_text(_ini("vcr"))
-    (folder / "tests" / "conftest.py").write_text(VCR_CONFTEST)
+    folder = _suite_folder(suites, "vcr", VCR_CONFTEST)
     for number, cassette in enumerate(suites.cassettes):
         module = module_name(number)
         document = {
@@ -238,11 +245,7 @@ def seeds_document(cassette: Cassette, overrides: dict[str, Any] | None = None) 
 
 
 def write_seeds(suites: Suites) -> None:
-    folder = suites.suite("seeds")
-    (folder / "tests").mkdir(parents=True)
-    suites.fixtures("seeds").mkdir(parents=True)
-    (folder / "pytest.ini").write_text(_ini("seeds"))
-    (folder / "tests" / "conftest.py").write_text(SEEDS_CONFTEST)
+    folder = _suite_folder(suites, "seeds", SEEDS_CONFTEST)
     for number, cassette in enumerate(suites.cassettes):
         module = module_name(number)
         (suites.fixtures("seeds") / f"{module}.json").write_text(seeds_document(cassette))
@@ -280,11 +283,7 @@ def recorded(request, values):
 
 
 def write_floor(suites: Suites) -> None:
-    folder = suites.suite("floor")
-    (folder / "tests").mkdir(parents=True)
-    suites.fixtures("floor").mkdir(parents=True)
-    (folder / "pytest.ini").write_text(_ini("floor"))
-    (folder / "tests" / "conftest.py").write_text(FLOOR_CONFTEST)
+    folder = _suite_folder(suites, "floor", FLOOR_CONFTEST)
     everything: dict[str, dict[str, Any]] = {}
     for number, cassette in enumerate(suites.cassettes):
         module = module_name(number)

@@ -46,6 +46,16 @@ def similar(tmp_path: Path) -> Store:
     return store
 
 
+def empty_twin(store: Store, dictionary_blob: str, twin: Path) -> Path:
+    """A store with ``store``'s settings and dictionary but no values: another clone."""
+    (twin / "blobs").mkdir(parents=True)
+    shutil.copy(store.root / "castore.json", twin / "castore.json")
+    dictionary = store.blob_path(dictionary_blob)
+    (twin / dictionary.relative_to(store.root)).parent.mkdir(parents=True)
+    shutil.copy(dictionary, twin / dictionary.relative_to(store.root))
+    return twin
+
+
 def castore(*args: str):  # type: ignore[no-untyped-def]
     environment = {key: value for key, value in os.environ.items() if key != "CASTORE_ROOT"}
     return subprocess.run(
@@ -88,12 +98,7 @@ def test_new_recordings_use_the_active_dictionary_deterministically(
     similar: Store, tmp_path: Path
 ) -> None:
     training = train_dictionary(similar, size=16384)
-    twin = tmp_path / "twin"
-    (twin / "blobs").mkdir(parents=True)
-    shutil.copy(similar.root / "castore.json", twin / "castore.json")
-    dictionary = similar.blob_path(training.dictionary_blob)
-    (twin / dictionary.relative_to(similar.root)).parent.mkdir(parents=True)
-    shutil.copy(dictionary, twin / dictionary.relative_to(similar.root))
+    twin = empty_twin(similar, training.dictionary_blob, tmp_path / "twin")
 
     first = Store(similar.root).put("new", "k", response(1000))
     second = Store(twin).put("other", "k2", response(1000))
@@ -109,12 +114,7 @@ def test_recompression_on_every_core_writes_the_bytes_a_single_put_writes(
     similar: Store, tmp_path: Path
 ) -> None:
     training = train_dictionary(similar, size=16384)
-    twin = tmp_path / "twin"
-    (twin / "blobs").mkdir(parents=True)
-    shutil.copy(similar.root / "castore.json", twin / "castore.json")
-    dictionary = similar.blob_path(training.dictionary_blob)
-    (twin / dictionary.relative_to(similar.root)).parent.mkdir(parents=True)
-    shutil.copy(dictionary, twin / dictionary.relative_to(similar.root))
+    twin = empty_twin(similar, training.dictionary_blob, tmp_path / "twin")
     retrained = Store(similar.root)
 
     for number in (0, 57, 199):
