@@ -40,13 +40,21 @@ class BlobFile:
 class BlobDirectory:
     def __init__(self, store_root: Path) -> None:
         self.root = store_root / BLOBS_DIR
+        self._prefix = f"{self.root}{os.sep}"
+
+    def file_for(self, digest: str) -> str:
+        """:meth:`path_for` as a string: replay reads build no pathlib objects."""
+        return f"{self._prefix}{digest[:2]}{os.sep}{digest}{BLOB_SUFFIX}"
 
     def path_for(self, digest: str) -> Path:
-        return self.root / digest[:2] / f"{digest}{BLOB_SUFFIX}"
+        return Path(self.file_for(digest))
 
     def read(self, digest: str) -> bytes:
-        """The blob's bytes as stored; FileNotFoundError if it is not there."""
-        return self.path_for(digest).read_bytes()
+        """The blob's bytes as stored; FileNotFoundError if it is not there.
+
+        Unbuffered: the file is read whole in one call, so a buffer would only add a copy."""
+        with open(self.file_for(digest), "rb", buffering=0) as handle:  # noqa: PTH123
+            return handle.read()
 
     def write(self, digest: str, frame: bytes, *, durable: bool = True) -> None:
         write_atomic(self.path_for(digest), frame, durable=durable)

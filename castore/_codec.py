@@ -245,25 +245,6 @@ class FrameTooLargeError(FrameError):
         self.size = size
 
 
-def frame_dictionary_id(frame: bytes) -> int:
-    """The dictionary id recorded in a zstd frame header (0 when none was used)."""
-    if not frame.startswith(ZSTD_MAGIC):
-        raise FrameError("not a zstd frame (wrong magic number)")
-    try:
-        return int(zstandard.get_frame_parameters(frame).dict_id)
-    except zstandard.ZstdError as error:
-        raise FrameError(f"unreadable zstd frame header ({error})") from None
-
-
-def frame_content_size(frame: bytes) -> int | None:
-    """The decompressed size a frame header declares, or None if it does not say."""
-    try:
-        size = zstandard.frame_content_size(frame)
-    except zstandard.ZstdError as error:
-        raise FrameError(f"unreadable zstd frame header ({error})") from None
-    return None if size < 0 else int(size)
-
-
 class Decompressor:
     """Bounded zstd decompression that finds each frame's dictionary by its id."""
 

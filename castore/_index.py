@@ -147,13 +147,16 @@ def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
     return {key: entry_from_json(data, path, key) for key, data in entries.items()}
 
 
-def load_index(path: Path) -> dict[str, Entry]:
-    """Read an index file; a missing file is an empty namespace."""
+def load_index(path: str | Path) -> dict[str, Entry]:
+    """Read an index file; a missing file is an empty namespace.
+
+    Unbuffered: the file is read whole in one call, so a buffer would only add a copy."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb", buffering=0) as handle:  # noqa: PTH123
+            raw = handle.read()
     except FileNotFoundError:
         return {}
-    return parse_index(raw, path)
+    return parse_index(raw, Path(path))
 
 
 def entry_line(key: str, entry: Entry) -> str:

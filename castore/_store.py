@@ -43,7 +43,7 @@ from castore._codec import (
     unpack_value,
 )
 from castore._config import CONFIG_NAME, StoreConfig, dump_config, load_config
-from castore._index import Entry, LineMemo, dump_index, load_index, now, parse_index
+from castore._index import Entry, LineMemo, dump_index, load_index, now
 from castore._keys import check_namespace, stored_key
 from castore.errors import (
     CorruptBlobError,
@@ -94,7 +94,6 @@ class Store:
     ) -> None:
         self.root = Path(root).absolute()
         self._blobs = BlobDirectory(self.root)
-        self._blob_prefix = f"{self._blobs.root}{os.sep}"
         self._index_prefix = f"{self.root}{os.sep}{INDEX_DIR}{os.sep}"
         self._config = load_config(self.root)
         self._decompressor = Decompressor(max_value_bytes, self._load_dictionary)
@@ -132,7 +131,11 @@ class Store:
         return sorted(found)
 
     def index_path(self, namespace: str) -> Path:
-        return self.root / INDEX_DIR / f"{check_namespace(namespace)}{INDEX_SUFFIX}"
+        return Path(self._index_file(namespace))
+
+    def _index_file(self, namespace: str) -> str:
+        """:meth:`index_path` as a string: replay reads build no pathlib objects."""
+        return f"{self._index_prefix}{check_namespace(namespace)}{INDEX_SUFFIX}"
 
     def entries(self, namespace: str) -> Mapping[str, Entry]:
         """A namespace's entries by stored key (read-only; empty if it does not exist)."""
@@ -212,31 +215,21 @@ class Store:
     def _cached(self, namespace: str) -> _CachedIndex:
         cached = self._indexes.get(namespace)
         if cached is None:
-            # Read path: no stat and no pathlib. Without a signature, the next write
-            # re-reads the file under the lock (see _fresh), which is what it must do anyway.
-            path = f"{self._index_prefix}{check_namespace(namespace)}{INDEX_SUFFIX}"
-            raw: bytes | None
-            try:
-                with open(path, "rb", buffering=0) as handle:  # noqa: PTH123
-                    raw = handle.read()
-            except FileNotFoundError:
-                raw = None
-            entries = {} if raw is None else parse_index(raw, Path(path))
+            # Read path: no stat. Without a signature, the next write re-reads the file
+            # under the lock (see _fresh), which is what it must do anyway.
+            entries = load_index(self._index_file(namespace))
             cached = self._indexes[namespace] = _CachedIndex(entries, None)
         return cached
 
     def _read_packed(
         self, blob: str, owner: str | tuple[str, str], *, strict: bool = False
     ) -> bytes:
-        # The replay hot path: a plain string path and an unbuffered open() (one read of
-        # the whole file; a buffer would only add a copy), no pathlib objects.
-        path = f"{self._blob_prefix}{blob[:2]}{os.sep}{blob}{BLOB_SUFFIX}"
         try:
-            with open(path, "rb", buffering=0) as handle:  # noqa: PTH123
-                frame = handle.read()
+            frame = self._blobs.read(blob)
         except FileNotFoundError:
-            raise MissingBlobError(Path(path), _owner_text(owner)) from None
-        return self._decode_frame(frame, blob, path, owner, strict=strict)
+            raise MissingBlobError(self._blobs.path_for(blob), _owner_text(owner)) from None
+        where = self._blobs.file_for(blob)  # a string: a Path is built only for an error
+        return self._decode_frame(frame, blob, where, owner, strict=strict)
 
     def _decode_frame(
         self,
