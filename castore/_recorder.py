@@ -29,7 +29,7 @@ from castore._keys import check_namespace, stored_key
 from castore._modes import Mode, check_on_expired, parse_max_age
 from castore._redact import Redact
 from castore._store import Store
-from castore._usertypes import PlainCodec, ShapeError, make_codec
+from castore._usertypes import ShapeError, make_codec
 from castore.errors import (
     ExpiredRecordingError,
     ExpiredRecordingWarning,
@@ -112,11 +112,6 @@ class Recorder:
         self.max_age = parse_max_age(max_age)
         self.on_expired = check_on_expired(on_expired)
         self._codec = make_codec(type, serializer, deserializer)
-        # Whether an existing entry needs more than "is it there" before replay.
-        self._checks_entries = (
-            self.mode is Mode.ALL or schema_version is not None or self.max_age is not None
-        )
-        self._plain = isinstance(self._codec, PlainCodec)
         self._redact = redact
         self._listener: RecordingListener = listener or _StandaloneListener()
         self._hits = 0
@@ -278,8 +273,6 @@ class Recorder:
         __tracebackhide__ = True
         if entry is None:
             return "missing"
-        if not self._checks_entries:
-            return None
         if self.mode is Mode.ALL and entry.recorded_at < self._listener.fresh_since:
             return "re-recording everything"
         if self.schema_version is not None and entry.schema != self.schema_version:
@@ -324,8 +317,6 @@ class Recorder:
     def _decode(self, stored: str, entry: Entry) -> Any:
         __tracebackhide__ = True
         plain = self.store._read_value(entry, (self.namespace, stored))
-        if entry.stream is None and self._plain:
-            return plain
         try:
             if entry.stream is None:
                 return self._codec.decode(plain)

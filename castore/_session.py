@@ -38,16 +38,11 @@ def truthy(value: str | None) -> bool:
 
 
 def module_namespace(path: Path, rootpath: Path) -> str:
-    """``<rootdir>/tests/integration/test_ir.py`` -> ``tests/integration/test_ir``.
-
-    String operations rather than pathlib: this runs once per test."""
-    text, root = str(path), str(rootpath).rstrip(os.sep) + os.sep
-    if not text.startswith(root):
+    """``<rootdir>/tests/integration/test_ir.py`` -> ``tests/integration/test_ir``."""
+    try:
+        return path.relative_to(rootpath).with_suffix("").as_posix()
+    except ValueError:
         return path.stem
-    relative = text[len(root) :]
-    if path.suffix:
-        relative = relative[: -len(path.suffix)]
-    return relative.replace(os.sep, "/")
 
 
 def _module_of(nodeid: str) -> str:
