@@ -120,6 +120,7 @@ def git_costs(built: suites.Suites) -> dict[str, Any]:
         costs[approach]["packed"] = repo.commit_and_pack("record the suite")
     for label, share, seed in (("rerecord_one", 1, 101), ("rerecord_tenth", 0.1, 202)):
         changes = measure.choose_rerecordings(built, share, seed)
+        measure.adopt_rerecordings(built, changes)
         for approach, repo in repos.items():
             measure.apply_rerecordings(built, approach, changes)
             before = costs[approach].get("last", costs[approach]["packed"])

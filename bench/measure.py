@@ -19,23 +19,20 @@ from typing import Any
 
 import msgpack
 import zstandard
-from vcr.serializers import yamlserializer
 
 from bench.corpus import rerecorded
-from bench.suites import APPROACHES, SEEDS_CONFTEST, Suites, seeds_document
+from bench.suites import APPROACHES, SEEDS_CONFTEST, Suites, seeds_document, vcr_document
 from castore import Recorder, Store
+from castore._dictionary import COVER_D, COVER_K, DEFAULT_DICTIONARY_SIZE
 from castore._maintenance import collect_garbage
 
+# The floor the issue sets: a 110 KB dictionary from zstd's own parameter search.
 DICTIONARY_SIZE = 110 * 1024
 
 
 def summary(values: Iterable[float]) -> dict[str, Any]:
     runs = list(values)
     return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
-
-
-def one(value: float) -> dict[str, Any]:
-    return summary([value])
 
 
 # --- footprint ---------------------------------------------------------------------
@@ -101,12 +98,16 @@ def choose_rerecordings(
     }
 
 
-def apply_rerecordings(suites: Suites, approach: str, changes: dict[tuple[int, str], Any]) -> None:
-    """Write re-recorded responses the way each approach records them."""
-    for (number, key), response in changes.items():  # keep the suites' view current
+def adopt_rerecordings(suites: Suites, changes: dict[tuple[int, str], Any]) -> None:
+    """Make re-recorded responses the suites' own, before each approach writes them."""
+    for (number, key), response in changes.items():
         for item in suites.cassettes[number].interactions:
             if item.key == key:
                 item.response = response
+
+
+def apply_rerecordings(suites: Suites, approach: str, changes: dict[tuple[int, str], Any]) -> None:
+    """Write re-recorded responses (already adopted) the way each approach records them."""
     touched = sorted({number for number, _ in changes})
     if approach == "castore":
         store = Store(suites.store)
@@ -116,20 +117,10 @@ def apply_rerecordings(suites: Suites, approach: str, changes: dict[tuple[int, s
         collect_garbage(Store(suites.store))  # as a user would before committing
     elif approach == "vcr":
         for number in touched:
-            cassette = suites.cassettes[number]
-            document = {
-                "interactions": [
-                    {"request": item.request, "response": item.response}
-                    for item in cassette.interactions
-                ],
-                "version": 1,
-            }
-            path = suites.fixtures("vcr") / suites.modules[number] / "test_replay.yaml"
-            path.write_text(yamlserializer.serialize(document))
+            suites.cassette(number).write_text(vcr_document(suites.cassettes[number]))
     elif approach == "seeds":
         for number in touched:
-            path = suites.fixtures("seeds") / f"{suites.modules[number]}.json"
-            path.write_text(seeds_document(suites.cassettes[number]))
+            suites.seeds_file(number).write_text(seeds_document(suites.cassettes[number]))
 
 
 # --- replay through pytest ----------------------------------------------------------------
@@ -159,12 +150,12 @@ def _pytest_environment(**extra: str) -> dict[str, str]:
     return {**environment, **extra}
 
 
-def run_pytest(folder: Path, *extra: str) -> tuple[float, float, int]:
+def run_pytest(folder: Path) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, peak RSS bytes) of one pytest run in ``folder``."""
     peak_file = folder / ".peak-rss"
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", _RUNNER, "-q", *extra],
+        [sys.executable, "-c", _RUNNER, "-q"],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -261,8 +252,8 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
     seeds_namespace: dict[str, Any] = {"__file__": str(conftest)}
     exec(compile(SEEDS_CONFTEST, str(conftest), "exec"), seeds_namespace)
     recorder_class = seeds_namespace["ResponseRecorder"]
-    seeds_files = [suites.fixtures("seeds") / f"{suites.modules[n]}.json" for n, _ in picks]
-    cassettes = [suites.fixtures("vcr") / suites.modules[n] / "test_replay.yaml" for n, _ in picks]
+    seeds_files = [suites.seeds_file(number) for number, _ in picks]
+    cassettes = [suites.cassette(number) for number, _ in picks]
     inner = 10
 
     store = Store(suites.store)
@@ -400,9 +391,12 @@ def compression_floor(values: list[bytes], cover: tuple[int, int] | None = None)
 
 
 def zstd_tuning(values: list[bytes], levels: tuple[int, ...]) -> list[dict[str, Any]]:
-    """Total compressed bytes and speeds per level, without and with a trained dictionary."""
+    """Total compressed bytes and speeds per level, without and with a dictionary trained
+    as `castore train-dictionary` trains it."""
     total = sum(len(value) for value in values)
-    dictionary = zstandard.train_dictionary(DICTIONARY_SIZE, list(values), k=1024, d=8, level=19)
+    dictionary = zstandard.train_dictionary(
+        DEFAULT_DICTIONARY_SIZE, list(values), k=COVER_K, d=COVER_D, level=19
+    )
     rows = []
     for level in levels:
         for with_dictionary in (False, True):

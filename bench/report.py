@@ -124,18 +124,13 @@ def scale_tables(result: dict[str, Any]) -> list[str]:
 
 
 def _paired(replay: dict[str, Any], field: str) -> float:
-    """castore ÷ floor as the median of each round's ratio (older results: of medians)."""
-    paired = replay.get("castore/floor")
-    if paired:
-        return float(paired[field]["median"])
-    return float(replay["castore"][field]["median"] / replay["floor"][field]["median"])
+    """castore ÷ floor as the median of each round's ratio."""
+    return float(replay["castore/floor"][field]["median"])
 
 
 def paired_spread(replay: dict[str, Any], field: str) -> str:
-    paired = replay.get("castore/floor")
-    if not paired:
-        return "ratio of medians"
-    return f"rounds {paired[field]['min']:.3f}–{paired[field]['max']:.3f}, median of round ratios"
+    paired = replay["castore/floor"][field]
+    return f"rounds {paired['min']:.3f}–{paired['max']:.3f}, median of round ratios"
 
 
 def targets(result: dict[str, Any]) -> list[tuple[str, float, float, bool]]:

@@ -59,6 +59,14 @@ class Suites:
     def store(self) -> Path:
         return self.work / "castore" / "store"
 
+    def cassette(self, number: int) -> Path:
+        """Test module ``number``'s VCR.py cassette, where pytest-recording looks for it."""
+        return self.fixtures("vcr") / self.modules[number] / "test_replay.yaml"
+
+    def seeds_file(self, number: int) -> Path:
+        """Test module ``number``'s JSON fixture file, as the seeds name it."""
+        return self.fixtures("seeds") / f"{self.modules[number]}.json"
+
     def fixtures(self, approach: str) -> Path:
         """The directory holding an approach's recorded data (what would be committed)."""
         return {
@@ -163,20 +171,21 @@ def http():
 """
 
 
+def vcr_document(cassette: Cassette) -> str:
+    """A cassette file as vcrpy's YAML serializer writes it."""
+    interactions = [
+        {"request": item.request, "response": item.response} for item in cassette.interactions
+    ]
+    return yamlserializer.serialize({"interactions": interactions, "version": 1})
+
+
 def write_vcr(suites: Suites) -> None:
     folder = _suite_folder(suites, "vcr", VCR_CONFTEST)
     for number, cassette in enumerate(suites.cassettes):
         module = module_name(number)
-        document = {
-            "interactions": [
-                {"request": item.request, "response": item.response}
-                for item in cassette.interactions
-            ],
-            "version": 1,
-        }
-        path = suites.fixtures("vcr") / module / "test_replay.yaml"
+        path = suites.cassette(number)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yamlserializer.serialize(document))
+        path.write_text(vcr_document(cassette))
         calls = "\n".join(
             f"    assert http.request({item.request['method']!r}, {item.request['uri']!r}, "
             f"content={_body_bytes(item.request)!r}).status_code == {_status(item)}"
@@ -248,7 +257,7 @@ def write_seeds(suites: Suites) -> None:
     folder = _suite_folder(suites, "seeds", SEEDS_CONFTEST)
     for number, cassette in enumerate(suites.cassettes):
         module = module_name(number)
-        (suites.fixtures("seeds") / f"{module}.json").write_text(seeds_document(cassette))
+        suites.seeds_file(number).write_text(seeds_document(cassette))
         calls = "\n".join(
             f"    assert get({item.key!r})['status']['code'] == {_status(item)}"
             for item in cassette.interactions

@@ -33,8 +33,8 @@ MIN_SAMPLES: Final = 16
 _FIRST_USER_ID: Final = 32768
 _LAST_ID: Final = 2**31 - 1
 # Fixed COVER parameters: as good as zstd's parameter search on LLM traffic, 5x faster.
-_COVER_K: Final = 2048
-_COVER_D: Final = 8
+COVER_K: Final = 2048
+COVER_D: Final = 8
 
 
 class TrainingError(CastoreError):
@@ -83,7 +83,7 @@ def train_dictionary(
         dictionary_id = _new_id(set(config.dictionaries))
         training_set: list[bytes | bytearray | memoryview] = list(samples)
         trained = zstandard.train_dictionary(
-            size, training_set, k=_COVER_K, d=_COVER_D, dict_id=dictionary_id, level=level
+            size, training_set, k=COVER_K, d=COVER_D, dict_id=dictionary_id, level=level
         )
         dictionary = trained.as_bytes()
         dictionary_blob = store.write_blob(pack_value(dictionary), compressor=Compressor(level))
