@@ -25,7 +25,7 @@ from typing import Any
 from bench import corpus, measure, report, suites
 from bench.plot import plot
 from castore import Store
-from castore._maintenance import store_stats
+from castore._upkeep.stats import store_stats
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"

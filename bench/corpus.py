@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from castore._importers import vcr_request_key
+from castore._upkeep.importers import vcr_request_key
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,9 @@ import zstandard
 from bench.corpus import rerecorded
 from bench.suites import APPROACHES, SEEDS_CONFTEST, Suites, seeds_document, vcr_document
 from castore import Recorder, Store
-from castore._dictionary import COVER_D, COVER_K, DEFAULT_DICTIONARY_SIZE
-from castore._maintenance import collect_garbage
+from castore._storage.store import internals
+from castore._upkeep.collect import collect_garbage
+from castore._upkeep.dictionary import COVER_D, COVER_K, DEFAULT_DICTIONARY_SIZE
 
 # The floor the issue sets: a 110 KB dictionary from zstd's own parameter search.
 DICTIONARY_SIZE = 110 * 1024
@@ -262,7 +263,7 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
     for recorder, key in pairs:
         recorder.get_or_record_sync(key, _never)
     blob_paths = [
-        str(store.blob_path(recorder.store.entry(recorder.namespace, key).blob))
+        str(internals(store).backend.location(recorder.store.entry(recorder.namespace, key).blob))
         for recorder, key in pairs
     ]  # type: ignore[union-attr]
     active = store.config.dictionary
@@ -363,7 +364,9 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
 def unique_values(store: Store) -> list[bytes]:
     dictionaries = set(store.config.dictionaries.values())
     return [
-        store.read_packed(blob.digest) for blob in store.blobs() if blob.digest not in dictionaries
+        internals(store).blobs.read_packed(blob.digest)
+        for blob in store.blobs()
+        if blob.digest not in dictionaries
     ]
 
 

@@ -34,7 +34,8 @@ from vcr.serializers import yamlserializer
 
 from bench.corpus import Cassette
 from castore import Store
-from castore._config import StoreConfig
+from castore._storage.config import StoreConfig
+from castore._storage.store import internals
 
 APPROACHES = ("castore", "vcr", "seeds", "floor")
 COMMON_OPTIONS = "-p no:cacheprovider -p no:xdist -p no:asyncio"
@@ -119,7 +120,7 @@ def write_castore(suites: Suites, *, level: int, train: bool) -> None:
     (folder / "pytest.ini").write_text(_ini("castore", "castore_root = store\n"))
     store = Store(suites.store)
     # Fast first compression; train-dictionary recompresses everything at ``level``.
-    store.save_config(StoreConfig(level=1 if train else level))
+    internals(store).save_config(StoreConfig(level=1 if train else level))
     store = Store(suites.store)
     rng = random.Random(11)
     with store.batch():

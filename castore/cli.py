@@ -17,16 +17,19 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from castore import _git, _maintenance
-from castore._blobs import is_lfs_pointer
-from castore._dictionary import DEFAULT_DICTIONARY_SIZE, train_dictionary
-from castore._importers import ImportFormatError, export_namespace, import_paths
-from castore._index import format_time
-from castore._jsonview import to_json_view
-from castore._keys import stored_key
-from castore._project import default_store_root
-from castore._store import Store
-from castore.errors import CastoreError
+from castore._storage.blobs.loose import store_holding
+from castore._storage.index import format_time
+from castore._storage.names import stored_key
+from castore._storage.store import Store, internals
+from castore._upkeep import collect
+from castore._upkeep import git as _git
+from castore._upkeep import stats as store_stats
+from castore._upkeep import verify as store_verify
+from castore._upkeep.dictionary import DEFAULT_DICTIONARY_SIZE, train_dictionary
+from castore._upkeep.importers import export_namespace, import_paths
+from castore._upkeep.jsonview import to_json_view
+from castore._upkeep.project import default_store_root
+from castore.errors import CastoreError, ImportFormatError, LfsPointerError
 
 T = TypeVar("T")
 EXIT_FAULTS = 1
@@ -112,8 +115,6 @@ def _catch(function: Any) -> Any:
             return function(*args, **kwargs)
         except CastoreError as error:
             raise StoreProblem(str(error)) from None
-        except _git.GitError as error:
-            raise StoreProblem(str(error)) from None
 
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
@@ -130,7 +131,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @_catch
 def stats(settings: Settings, as_json: bool, top: int) -> None:
     """Namespaces, entries, blobs, bytes, dedup and compression, the largest entries."""
-    result = _maintenance.store_stats(settings.store(), top=top, progress=progress)
+    result = store_stats.store_stats(settings.store(), top=top, progress=progress)
     if as_json:
         emit_json(result.to_json())
         return
@@ -204,7 +205,7 @@ def show(settings: Settings, namespace: str, key: str, with_entry: bool) -> None
         fail(
             f"no key {stored_key(key)!r} in namespace {namespace!r} (see `castore ls {namespace}`)"
         )
-    value = to_json_view(store.read_value(entry, owner=f"{namespace} :: {key}"))
+    value = to_json_view(store.namespace(namespace).read(entry, stored_key(key)))
     emit_json({"entry": entry.to_json(), "value": value} if with_entry else value)
 
 
@@ -219,20 +220,15 @@ def cat(settings: Settings, blob_file: Path) -> None:
     from the store. A git-lfs pointer is shown as such.
     """
     frame = blob_file.read_bytes()
-    if is_lfs_pointer(frame):
+    holding = store_holding(blob_file)
+    store = Store(holding) if holding else settings.store(must_exist=False)
+    try:
+        value = internals(store).blobs.decode_file(frame, blob_file)
+    except LfsPointerError:
         click.echo("git-lfs pointer (object not downloaded; run `git lfs pull`):")
         click.echo(frame.decode("utf-8", "replace").rstrip())
         return
-    store = _store_holding(blob_file) or settings.store(must_exist=False)
-    emit_json(to_json_view(store.decode_blob_file(frame, blob_file)))
-
-
-def _store_holding(path: Path) -> Store | None:
-    """The store a blob file sits in (…/blobs/ab/ab….zst), if it is inside one."""
-    parents = path.resolve().parents
-    if len(parents) > 2 and parents[1].name == "blobs":
-        return Store(parents[2])
-    return None
+    emit_json(to_json_view(value))
 
 
 @main.command()
@@ -251,7 +247,7 @@ def verify(settings: Settings, sample: float | None, quarantine: bool, as_json: 
 
     One line per fault; exit code 1 if there is any.
     """
-    result = _maintenance.verify(
+    result = store_verify.verify(
         settings.store(), sample=sample, quarantine=quarantine, progress=progress
     )
     if as_json:
@@ -277,7 +273,7 @@ def verify(settings: Settings, sample: float | None, quarantine: bool, as_json: 
         sys.exit(EXIT_FAULTS)
 
 
-def _print_collection(collection: _maintenance.Collection, *, dry_run: bool) -> None:
+def _print_collection(collection: collect.Collection, *, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for blob in collection.removed:
         click.echo(f"{verb} {blob.path} ({human(blob.size)})")
@@ -296,14 +292,14 @@ def _print_collection(collection: _maintenance.Collection, *, dry_run: bool) -> 
 @_catch
 def gc(settings: Settings, dry_run: bool, as_json: bool) -> None:
     """Delete blobs no index refers to (as `git lfs prune` does), and leftover temp files."""
-    collection = _maintenance.collect_garbage(settings.store(), dry_run=dry_run, progress=progress)
+    collection = collect.collect_garbage(settings.store(), dry_run=dry_run, progress=progress)
     if as_json:
         emit_json(_collection_json(collection, dry_run))
     else:
         _print_collection(collection, dry_run=dry_run)
 
 
-def _collection_json(collection: _maintenance.Collection, dry_run: bool) -> dict[str, Any]:
+def _collection_json(collection: collect.Collection, dry_run: bool) -> dict[str, Any]:
     return {
         "dry_run": dry_run,
         "blobs": [blob.digest for blob in collection.removed],
@@ -336,13 +332,13 @@ def prune(settings: Settings, dry_run: bool, yes: bool, as_json: bool) -> None:
     namespaces it could judge (docs/pytest-plugin.md); entries recorded since are kept.
     """
     store = settings.store()
-    preview = _maintenance.prune(store, dry_run=True)
+    preview = collect.prune(store, dry_run=True)
     if not dry_run and preview.dropped:
         if not as_json:
             for namespace, key in preview.dropped:
                 click.echo(f"will drop {namespace} :: {key}")
         _confirm_destructive(yes, f"Drop {len(preview.dropped)} entries?")
-    result = preview if dry_run else _maintenance.prune(store)
+    result = preview if dry_run else collect.prune(store)
     if as_json:
         emit_json(
             {

@@ -1,13 +1,40 @@
-"""Every error castore raises, in one place.
+"""Every error castore raises, in one tree.
+
+::
+
+    CastoreError
+    ├── InvalidNameError            a namespace or key castore refuses (also a ValueError)
+    ├── UnencodableValueError       a value or metadata castore cannot store (also a TypeError)
+    ├── StoreError                  the store on disk is not what castore expects
+    │   ├── BlobError               a blob that cannot be read
+    │   │   ├── CorruptBlobError        its content does not match its digest
+    │   │   ├── LfsPointerError         it is still a git-lfs pointer file
+    │   │   ├── MissingBlobError        it is not there
+    │   │   └── ValueTooLargeError      it would decompress past the size limit
+    │   ├── IndexFormatError        a malformed index, castore.json or last-run.json
+    │   ├── UnsupportedFormatError  a file written by a newer castore
+    │   ├── StoreLockedError        another process held the lock too long
+    │   └── ReadOnlyStoreError      a write through a read-only view of the store
+    ├── EntryNotFoundError          Store.get of an absent key (also a KeyError)
+    ├── MissingRecordingError       replay-only mode and no recording (also a LookupError)
+    ├── StaleRecordingError         a recording that can no longer be used as it is
+    │   └── ExpiredRecordingError       older than max_age, with on_expired="fail"
+    ├── ImportFormatError           a file castore import cannot read (also a ValueError)
+    ├── TrainingError               a store too small to train a dictionary on
+    └── GitError                    git or git-lfs missing, or no repository (also a RuntimeError)
+
+    ExpiredRecordingWarning (a UserWarning): older than max_age, with on_expired="warn"
 
 Each message says what happened, to which namespace/key or file, and what to do next,
 so that a failing test run is a to-do item rather than a riddle. Library code never lets a
-raw msgpack, zstd or json exception escape: it wraps it in one of these.
+raw msgpack, zstd or json exception escape: it wraps it in one of these. The command line
+turns any CastoreError into its message and exit code 3.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
 
 class CastoreError(Exception):
@@ -42,50 +69,86 @@ class StoreError(CastoreError):
     """Something in the store on disk is not what castore expects."""
 
 
-class CorruptBlobError(StoreError):
+class BlobError(StoreError):
+    """A blob that cannot be read. The blob layer raises it naming the file; the store then
+    adds whose entry it was (:meth:`with_owner`), which only the store knows."""
+
+    path: Path
+    owner: str = ""
+
+    def with_owner(self, owner: str) -> Self:
+        """The same error, its message naming ``owner`` ("namespace 'x', key 'k'")."""
+        named = type(self).__new__(type(self), *self.args)
+        named.__dict__.update(self.__dict__)
+        named.owner = owner
+        named.args = (named.describe(),)
+        return named
+
+    def describe(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CorruptBlobError(BlobError):
     """A blob's content does not match its digest, or is not a readable castore blob."""
 
     def __init__(self, path: Path, detail: str, owner: str = "") -> None:
         self.path = path
         self.detail = detail
+        self.owner = owner
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        path, owner = self.path, self.owner
         used_by = f" (used by {owner})" if owner else ""
-        super().__init__(
-            f"blob {path}{used_by} is corrupt: {detail}. Restore it from git "
+        return (
+            f"blob {path}{used_by} is corrupt: {self.detail}. Restore it from git "
             f"(`git checkout -- {path.name}` in its folder) or re-record the entry; "
             f"`castore verify --quarantine` moves corrupt blobs aside"
         )
 
 
-class LfsPointerError(StoreError):
+class LfsPointerError(BlobError):
     """A blob is still a git-lfs pointer: the repository was cloned without `git lfs pull`."""
 
     def __init__(self, path: Path, owner: str = "") -> None:
         self.path = path
+        self.owner = owner
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        path, owner = self.path, self.owner
         used_by = f" (used by {owner})" if owner else ""
-        super().__init__(
+        return (
             f"blob {path}{used_by} is a git-lfs pointer file, not the recorded data: this "
             f"clone has not downloaded its LFS objects. Run `git lfs install && git lfs pull` "
             f"in the repository (or set GIT_LFS_SKIP_SMUDGE=0 when cloning), then rerun"
         )
 
 
-class MissingBlobError(StoreError):
+class MissingBlobError(BlobError):
     """An index entry points at a blob file that is not there."""
 
     def __init__(self, path: Path, owner: str = "") -> None:
         self.path = path
+        self.owner = owner
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        path, owner = self.path, self.owner
         used_by = f" for {owner}" if owner else ""
-        super().__init__(
+        return (
             f"blob {path}{used_by} is missing. Restore it from git (`git status` / "
             f"`git lfs pull`) or re-record the entry; `castore verify` lists every such fault"
         )
 
 
-class ValueTooLargeError(StoreError):
+class ValueTooLargeError(BlobError):
     """A blob would decompress (or unpack) to more than the store's size limit."""
 
     def __init__(self, path: Path, size: int | None, limit: int) -> None:
         self.path = path
+        self.size = size
+        self.limit = limit
         claimed = "an unknown size" if size is None else f"{size:,} bytes"
         super().__init__(
             f"blob {path} would decompress to {claimed}, over the limit of {limit:,} bytes; "
@@ -178,5 +241,24 @@ class ExpiredRecordingWarning(UserWarning):
     """A recording is older than the recorder's max_age and on_expired='warn'."""
 
 
-class MergeConflictError(CastoreError):
-    """Two branches recorded the same key with different values."""
+class ReadOnlyStoreError(StoreError):
+    """A write through a read-only view of a store."""
+
+    def __init__(self, what: str, where: Path) -> None:
+        self.path = where
+        super().__init__(
+            f"cannot {what}: the store at {where} is opened read-only; open it without the "
+            f"read-only view to record or maintain it"
+        )
+
+
+class ImportFormatError(CastoreError, ValueError):
+    """A file that is neither a seeds fixture file nor a VCR.py cassette."""
+
+
+class TrainingError(CastoreError):
+    """The store cannot be used to train a dictionary (too few values)."""
+
+
+class GitError(CastoreError, RuntimeError):
+    """git (or git-lfs) is missing, or the store is not inside a git repository."""

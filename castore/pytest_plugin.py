@@ -2,24 +2,33 @@
 
 Installing castore is enough: tests get a ``recorder`` fixture (namespace = the test
 module's path), a ``recorder_factory`` for recorders of their own, and a report at the
-end of the session. This module holds only options, fixtures and hook wiring; the
-session's work lives in ``castore._session`` and ``castore._report``.
+end of the session. Suites set recorder defaults by overriding the ``castore_config``
+fixture, and set the store up in a ``pytest_castore_configure`` hook. This module holds
+only options, fixtures and hook wiring; the session's work lives in ``castore._pytest``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, Final
 
 import pytest
 
-from castore._modes import Mode
-from castore._recorder import Recorder
-from castore._report import report_lines
-from castore._session import DEFAULT_ROOT, CastoreSession
-from castore._store import Store
+from castore._pytest import hookspecs
+from castore._pytest.report import report_lines
+from castore._pytest.session import CastoreSession
+from castore._pytest.settings import truthy
+from castore._recording.modes import Mode
+from castore._recording.recorder import Recorder
+from castore._storage.layout import DEFAULT_ROOT
+from castore._storage.store import Store
 
 SESSION_KEY: Final = pytest.StashKey[CastoreSession]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,7 +68,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = config.stash.get(SESSION_KEY, None)
     if session is None or session.is_worker:
         return
-    lines = report_lines(session)
+    try:
+        store = session.root.relative_to(config.rootpath)
+    except ValueError:
+        store = session.root
+    lines = report_lines(
+        session.usage,
+        session.judged,
+        store=store,
+        mode=session.mode_for(None),
+        ci_overrides_ini=truthy(os.environ.get("CI")) and bool(config.getini("castore_mode")),
+        verbose=config.get_verbosity() > 0,
+    )
     if lines:
         terminalreporter.write_sep("-", "castore")
         for line in lines:
@@ -73,13 +93,29 @@ def castore_store(pytestconfig: pytest.Config) -> Store:
 
 
 @pytest.fixture
-def recorder(request: pytest.FixtureRequest) -> Recorder:
-    """A recorder whose namespace is this test module's path (``tests/test_translate``)."""
-    return request.config.stash[SESSION_KEY].recorder(request)
+def castore_config() -> dict[str, Any]:
+    """Defaults for every recorder the fixtures make in this scope; override it in a
+    conftest.py, a module or a class, as pytest-recording's ``vcr_config``::
+
+    @pytest.fixture
+    def castore_config():
+        return {"schema_version": 2, "max_age": "30d", "redact": scrub}
+
+    The ``castore`` marker's options, then a factory call's own, take precedence.
+    """
+    return {}
 
 
 @pytest.fixture
-def recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Recorder]:
+def recorder(request: pytest.FixtureRequest, castore_config: dict[str, Any]) -> Recorder:
+    """A recorder whose namespace is this test module's path (``tests/test_translate``)."""
+    return request.config.stash[SESSION_KEY].recorder(request, defaults=castore_config)
+
+
+@pytest.fixture
+def recorder_factory(
+    request: pytest.FixtureRequest, castore_config: dict[str, Any]
+) -> Callable[..., Recorder]:
     """Make recorders with their own namespace, type, codec, schema or redaction::
 
     @pytest.fixture
@@ -89,6 +125,6 @@ def recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Recorder]:
     session = request.config.stash[SESSION_KEY]
 
     def make(namespace: str | None = None, **options: Any) -> Recorder:
-        return session.recorder(request, namespace, **options)
+        return session.recorder(request, namespace, defaults=castore_config, **options)
 
     return make

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from castore import Entry, Store
+from castore._storage.store import internals
 
 RESPONSE = {"choices": [{"message": {"content": "def find_index(xs, x): ..."}}], "n": 1}
 
@@ -237,7 +238,7 @@ def test_gc_keeps_a_blob_two_namespaces_share_and_removes_orphans(filled: Store)
 
 
 def test_gc_refuses_to_run_on_an_unreadable_index(filled: Store) -> None:
-    filled.index_path("tests/test_a").write_text("{broken")
+    internals(filled).indexes.path("tests/test_a").write_text("{broken")
 
     result = castore("--root", str(filled.root), "gc")
 

@@ -13,8 +13,9 @@ import pytest
 import zstandard
 
 from castore import Store
-from castore._dictionary import TrainingError, train_dictionary
-from castore.errors import CorruptBlobError
+from castore._storage.store import internals
+from castore._upkeep.dictionary import train_dictionary
+from castore.errors import CorruptBlobError, TrainingError
 
 
 def response(number: int) -> dict[str, object]:
@@ -34,7 +35,9 @@ def response(number: int) -> dict[str, object]:
 
 
 def frame_dictionary(store: Store, blob: str) -> int:
-    return int(zstandard.get_frame_parameters(store.blob_path(blob).read_bytes()).dict_id)
+    return int(
+        zstandard.get_frame_parameters(internals(store).backend.location(blob).read_bytes()).dict_id
+    )
 
 
 @pytest.fixture
@@ -50,7 +53,7 @@ def empty_twin(store: Store, dictionary_blob: str, twin: Path) -> Path:
     """A store with ``store``'s settings and dictionary but no values: another clone."""
     (twin / "blobs").mkdir(parents=True)
     shutil.copy(store.root / "castore.json", twin / "castore.json")
-    dictionary = store.blob_path(dictionary_blob)
+    dictionary = internals(store).backend.location(dictionary_blob)
     (twin / dictionary.relative_to(store.root)).parent.mkdir(parents=True)
     shutil.copy(dictionary, twin / dictionary.relative_to(store.root))
     return twin
@@ -105,8 +108,8 @@ def test_new_recordings_use_the_active_dictionary_deterministically(
 
     assert frame_dictionary(Store(similar.root), first.blob) == training.dictionary_id
     assert (
-        Store(similar.root).blob_path(first.blob).read_bytes()
-        == Store(twin).blob_path(second.blob).read_bytes()
+        internals(Store(similar.root)).backend.location(first.blob).read_bytes()
+        == internals(Store(twin)).backend.location(second.blob).read_bytes()
     )
 
 
@@ -123,8 +126,8 @@ def test_recompression_on_every_core_writes_the_bytes_a_single_put_writes(
         alone = Store(twin).put("alone", f"k{number}", response(number))
         assert alone.blob == entry.blob
         assert (
-            retrained.blob_path(entry.blob).read_bytes()
-            == Store(twin).blob_path(alone.blob).read_bytes()
+            internals(retrained).backend.location(entry.blob).read_bytes()
+            == internals(Store(twin)).backend.location(alone.blob).read_bytes()
         )
 
 
@@ -135,11 +138,13 @@ def test_blobs_compressed_with_an_older_dictionary_stay_readable_after_retrainin
     entry = Store(similar.root).entry("tests/test_0", "key-0")
     assert entry is not None
     old_copy = tmp_path / "from-another-branch.zst"
-    shutil.copy(similar.blob_path(entry.blob), old_copy)
+    shutil.copy(internals(similar).backend.location(entry.blob), old_copy)
 
     second = train_dictionary(Store(similar.root), size=16384)
     assert second.dictionary_id != first.dictionary_id
-    shutil.copy(old_copy, similar.blob_path(entry.blob))  # e.g. checked out from an old commit
+    shutil.copy(
+        old_copy, internals(similar).backend.location(entry.blob)
+    )  # e.g. checked out from an old commit
 
     store = Store(similar.root)
     assert frame_dictionary(store, entry.blob) == first.dictionary_id
@@ -165,7 +170,7 @@ def test_cat_of_a_dictionary_compressed_blob_copied_out_of_the_store(
     entry = Store(similar.root).entry("tests/test_3", "key-3")
     assert entry is not None
     copy = tmp_path / "git-textconv-tempfile"
-    shutil.copy(similar.blob_path(entry.blob), copy)
+    shutil.copy(internals(similar).backend.location(entry.blob), copy)
 
     result = castore("--root", str(similar.root), "cat", str(copy))
 

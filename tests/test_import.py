@@ -14,7 +14,7 @@ import pytest
 from vcr.serializers import jsonserializer, yamlserializer
 
 from castore import Recorder, Store
-from castore._importers import vcr_request_key
+from castore._upkeep.importers import vcr_request_key
 
 # The shared corpus sits beside the repository; CASTORE_CORPUS points elsewhere.
 CORPUS = (

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from castore import Store
+from castore._storage.store import internals
 
 
 def git(repo: Path, *args: str) -> str:
@@ -26,7 +27,7 @@ def test_index_is_sorted_json_with_one_entry_per_line_and_a_version_on_top(store
     for key in ("zeta", "alpha", "mid"):
         store.put("ns", key, {"k": key}, metadata={"prompt": "multi\nline"})
 
-    text = store.index_path("ns").read_text()
+    text = internals(store).indexes.path("ns").read_text()
     document = json.loads(text)
 
     assert text.splitlines()[1] == '  "castore_index": 1,'
@@ -40,14 +41,14 @@ def test_rewriting_an_unchanged_index_gives_the_same_bytes(tmp_path: Path) -> No
     store = Store(tmp_path)
     for number in range(20):
         store.put("ns", f"key-{number}", number)
-    before = store.index_path("ns").read_bytes()
+    before = internals(store).indexes.path("ns").read_bytes()
 
     fresh = Store(tmp_path)
     entry = fresh.entry("ns", "key-3")
     assert entry is not None
-    fresh.put_entry("ns", "key-3", entry, b"\x03")  # same entry again
+    internals(fresh).put_entry("ns", "key-3", entry, b"\x03")  # same entry again
 
-    assert fresh.index_path("ns").read_bytes() == before
+    assert internals(fresh).indexes.path("ns").read_bytes() == before
 
 
 def test_re_recording_one_key_of_1000_changes_one_line_of_the_index(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from castore import Store, request_key, stored_key
+from castore._storage.store import internals
 from castore.errors import InvalidNameError
 
 
@@ -45,8 +46,8 @@ def test_namespaces_that_could_escape_or_break_the_store_are_refused(
 @pytest.mark.parametrize("namespace", ["tests/integration/test_translate", "ir_responses", "a.b-c"])
 def test_ordinary_namespaces_are_accepted(store: Store, namespace: str) -> None:
     store.put(namespace, "k", 1)
-    assert store.index_path(namespace).is_file()
-    assert store.index_path(namespace).is_relative_to(store.root / "index")
+    assert internals(store).indexes.path(namespace).is_file()
+    assert internals(store).indexes.path(namespace).is_relative_to(store.root / "index")
 
 
 def test_a_key_is_never_a_path_so_path_like_keys_stay_inside_the_index(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from castore import Store
-from castore._report import format_duration
+from castore._pytest.report import format_duration
+from castore._storage.store import internals
 
 pytest_plugins = ["pytester"]
 
@@ -246,7 +247,7 @@ def test_an_old_recording_warns_or_fails_as_configured(
     pytester.makefile(".ini", pytest=INI.format(extra=""))
     pytester.makepyfile(**{"tests/test_age": AGE_MODULE.format(on_expired=on_expired)})
     record(pytester, monkeypatch).assert_outcomes(passed=1)
-    index = store_of(pytester).index_path("tests/test_age")
+    index = internals(store_of(pytester)).indexes.path("tests/test_age")
     document = json.loads(index.read_text())
     document["entries"]["old"]["recorded_at"] = (
         dt.datetime.now(dt.UTC) - dt.timedelta(days=40)

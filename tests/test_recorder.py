@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from castore import Mode, Recorder, Store
+from castore._storage.store import internals
 from castore.errors import (
     ExpiredRecordingError,
     ExpiredRecordingWarning,
@@ -338,7 +339,7 @@ def test_a_schema_change_re_records_when_recording(tmp_path: Path) -> None:
 
 def age_entry(root: Path, key: str, days: int) -> None:
     """Make an entry look ``days`` old by editing its index, as a committed old file would."""
-    index = Store(root).index_path(NAMESPACE)
+    index = internals(Store(root)).indexes.path(NAMESPACE)
     document = json.loads(index.read_text())
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     document["entries"][key]["recorded_at"] = old.isoformat()

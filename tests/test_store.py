@@ -11,8 +11,9 @@ import pytest
 import zstandard
 
 from castore import Entry, Store
-from castore._codec import pack_value
-from castore._maintenance import verify
+from castore._storage.codec import pack_value
+from castore._storage.store import internals
+from castore._upkeep.verify import verify
 from castore.errors import (
     CorruptBlobError,
     EntryNotFoundError,
@@ -213,7 +214,7 @@ def _plant_blob(store: Store, key: str, packed: bytes, frame: bytes) -> None:
     real = store.entry("ns", "placeholder")
     assert real is not None
     entry = Entry(blob=digest, size=len(packed), recorded_at=real.recorded_at)
-    index = store.index_path("ns")
+    index = internals(store).indexes.path("ns")
     document = json.loads(index.read_text())
     document["entries"][key] = entry.to_json()
     index.write_text(json.dumps(document))
@@ -280,14 +281,14 @@ def test_put_entry_writes_prepared_bytes(store: Store) -> None:
     real = store.put("ns", "other", 1)
     entry = Entry(blob=digest, size=len(packed), recorded_at=real.recorded_at, duration=2.0)
 
-    store.put_entry("ns", "imported", entry, packed)
+    internals(store).put_entry("ns", "imported", entry, packed)
 
     assert Store(store.root).get("ns", "imported") == {"imported": True}
 
 
 def test_an_emptied_index_file_is_reported_not_read_as_an_empty_namespace(store: Store) -> None:
     store.put("ns", "k", 1)
-    store.index_path("ns").write_bytes(b"")
+    internals(store).indexes.path("ns").write_bytes(b"")
 
     with pytest.raises(IndexFormatError, match="not valid JSON"):
         Store(store.root).entry("ns", "k")

@@ -14,6 +14,7 @@ import pytest
 import zstandard
 
 from castore import Recorder, Store, redactor
+from castore._storage.store import internals
 from castore.errors import StaleRecordingError
 
 NAMESPACE = "ir_responses"
@@ -271,4 +272,6 @@ def test_redaction_scrubs_secrets_from_values_and_metadata_before_writing(tmp_pa
     entry = Store(tmp_path).entry(NAMESPACE, "call")
     assert entry is not None
     assert entry.metadata == {"api_key": "[REDACTED]", "prompt": "hello"}
-    assert json.loads(Store(tmp_path).index_path(NAMESPACE).read_text())  # still valid JSON
+    assert json.loads(
+        internals(Store(tmp_path)).indexes.path(NAMESPACE).read_text()
+    )  # still valid JSON

@@ -1,21 +1,20 @@
-"""Value <-> bytes: msgpack packing rules, zstd frames, and the blake3 digest.
+"""Value <-> bytes: msgpack packing rules and the blake3 digest.
 
-Nothing here touches the file system. The packing rules are part of castore's on-disk
-format (docs/concepts.md lists them): msgpack's native types round-trip exactly, a few
-common Python types ride in msgpack extension types, and anything else is refused rather
-than pickled. Packing is deterministic (same value, same bytes), which is what makes
-content addressing and git-lfs work without churn.
+Nothing here touches the file system; zstd frames are ``frames.py``'s. The packing rules
+are part of castore's on-disk format (docs/concepts.md lists them): msgpack's native types
+round-trip exactly, a few common Python types ride in msgpack extension types, and
+anything else is refused rather than pickled. Packing is deterministic (same value, same
+bytes), which is what makes content addressing and git-lfs work without churn.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, cast
 
 import blake3
 import msgpack
-import zstandard
 
 #: Version of the value encoding below; stored with every index entry.
 VALUE_FORMAT: Final = 1
@@ -30,9 +29,6 @@ EXT_FROZENSET: Final = 6  # as EXT_SET
 EXT_TIME: Final = 7  # time.isoformat()
 EXT_TIMEDELTA: Final = 8  # packed [days, seconds, microseconds]
 
-ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
-# zstd's ZSTD_CONTENTSIZE_ERROR and ZSTD_CONTENTSIZE_UNKNOWN (2**64 - 1) as frame sizes.
-_CONTENTSIZE_ERROR: Final = 2**64 - 2
 INT64_MIN: Final = -(2**63)
 UINT64_MAX: Final = 2**64 - 1
 
@@ -125,41 +121,66 @@ def pack_value(value: Any) -> bytes:
     try:
         packed: bytes = msgpack.packb(value, **_PACKER_OPTIONS)
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as error:
-        type_name, location = _find_unpackable(value, "")
-        if not type_name:  # pragma: no cover - defensive: msgpack failed for another reason
-            type_name = f"{type(value).__qualname__} ({error})"
+        # Walk the value that failed to pack to say which part msgpack could not take.
+        found = first_offender(value, _unpackable_leaf, _unpackable_key, PACKED_SEQUENCES)
+        location, type_name = found or ("", f"{type(value).__qualname__} ({error})")
         raise EncodeError(type_name, location) from None
     return packed
 
 
-def _find_unpackable(value: Any, location: str) -> tuple[str, str]:
-    """Walk a value that failed to pack and say which part msgpack could not take."""
+def _unpackable_key(key: Any) -> str:
+    found = first_offender(key, _unpackable_leaf, _unpackable_key, PACKED_SEQUENCES)
+    return found[1] if found else ""
+
+
+def _unpackable_leaf(value: Any) -> str:
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return "str with unpaired surrogates", location
-        return "", ""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            found = _find_unpackable(key, f"{location}[key {key!r}]")
-            if found[0]:
-                return found
-            found = _find_unpackable(item, f"{location}[{key!r}]")
-            if found[0]:
-                return found
-        return "", ""
-    if isinstance(value, list | tuple | set | frozenset):
-        for number, item in enumerate(value):
-            found = _find_unpackable(item, f"{location}[{number}]")
-            if found[0]:
-                return found
-        return "", ""
+            return "str with unpaired surrogates"
+        return ""
     try:
         msgpack.packb(value, **_PACKER_OPTIONS)
     except (TypeError, ValueError, OverflowError):
-        return type(value).__qualname__, location
-    return "", ""
+        return type(value).__qualname__
+    return ""
+
+
+#: The sequences a packed value may hold (JSON metadata holds only lists and tuples).
+PACKED_SEQUENCES: Final = (list, tuple, set, frozenset)
+
+
+def first_offender(
+    value: Any,
+    leaf_problem: Callable[[Any], str],
+    key_problem: Callable[[Any], str],
+    sequences: tuple[type, ...],
+) -> tuple[str, str] | None:
+    """(where, what) of the first part of ``value`` that cannot be stored, or None.
+
+    Walks mappings (their keys through ``key_problem``) and ``sequences``; every other
+    object is a leaf for ``leaf_problem``, which names what is wrong with it or returns "".
+    One walker serves the msgpack check of values and the JSON check of metadata, so both
+    point at the offending part the same way: ``['choices'][0][key 3]``.
+    """
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            problem = key_problem(key)
+            if problem:
+                return f"[key {key!r}]", problem
+            found = first_offender(item, leaf_problem, key_problem, sequences)
+            if found:
+                return f"[{key!r}]{found[0]}", found[1]
+        return None
+    if isinstance(value, sequences):
+        for number, item in enumerate(cast("Iterable[Any]", value)):
+            found = first_offender(item, leaf_problem, key_problem, sequences)
+            if found:
+                return f"[{number}]{found[0]}", found[1]
+        return None
+    problem = leaf_problem(value)
+    return ("", problem) if problem else None
 
 
 # --- unpacking -----------------------------------------------------------------------
@@ -202,99 +223,3 @@ def unpack_value(packed: bytes) -> Any:
         raise
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
         raise DecodeError(f"not valid castore msgpack ({type(error).__name__}: {error})") from None
-
-
-# --- zstd ----------------------------------------------------------------------------
-
-
-class Compressor:
-    """zstd compression with fixed settings, so equal input always gives equal frames."""
-
-    def __init__(self, level: int, dictionary: bytes | None = None) -> None:
-        self.level = level
-        zdict = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
-        self._compressor = zstandard.ZstdCompressor(
-            level=level,
-            dict_data=zdict,
-            write_checksum=False,  # the blake3 digest already checks the content
-            write_content_size=True,  # lets readers bound the output before decompressing
-            write_dict_id=True,  # lets readers find the dictionary a blob needs
-            threads=0,
-        )
-
-    def compress(self, packed: bytes) -> bytes:
-        return self._compressor.compress(packed)
-
-    def compress_many(self, items: list[bytes]) -> list[bytes]:
-        """Compress many values on every core; each frame is byte-identical to
-        :meth:`compress` of that value (zstd compresses each item on its own)."""
-        if not items:
-            return []
-        inputs: list[bytes | bytearray | memoryview] = list(items)
-        frames = self._compressor.multi_compress_to_buffer(inputs, threads=-1)
-        return [frames[number].tobytes() for number in range(len(items))]
-
-
-class FrameError(ValueError):
-    """Bytes that are not a single zstd frame castore can read."""
-
-
-class FrameTooLargeError(FrameError):
-    def __init__(self, size: int | None) -> None:
-        super().__init__(f"decompressed size {size} over the limit")
-        self.size = size
-
-
-class Decompressor:
-    """Bounded zstd decompression that finds each frame's dictionary by its id."""
-
-    def __init__(self, max_output: int, load_dictionary: Callable[[int], bytes]) -> None:
-        self.max_output = max_output
-        self._load_dictionary = load_dictionary
-        self._by_dictionary: dict[int, zstandard.ZstdDecompressor] = {}
-
-    def _decompressor_for(self, dictionary_id: int) -> zstandard.ZstdDecompressor:
-        found = self._by_dictionary.get(dictionary_id)
-        if found is None:
-            zdict = None
-            if dictionary_id:
-                zdict = zstandard.ZstdCompressionDict(self._load_dictionary(dictionary_id))
-            found = zstandard.ZstdDecompressor(dict_data=zdict)
-            self._by_dictionary[dictionary_id] = found
-        return found
-
-    def decompress(self, frame: bytes, *, strict: bool = False) -> bytes:
-        """Decompress one frame. Bytes after it cannot change the result (the caller
-        checks the digest), so only ``strict`` (castore verify) rejects them: finding the
-        frame's end scans all of it, which costs replays 10-20%."""
-        try:  # one header parse gives the dictionary id and the declared size
-            header = zstandard.get_frame_parameters(frame)
-        except zstandard.ZstdError as error:
-            raise FrameError(f"unreadable zstd frame header ({error})") from None
-        dictionary_id = int(header.dict_id)
-        size = int(header.content_size)
-        declared = None if size >= _CONTENTSIZE_ERROR else size  # unknown (or error): None
-        if declared is not None and declared > self.max_output:
-            raise FrameTooLargeError(declared)
-        decompressor = self._decompressor_for(dictionary_id)
-        try:
-            if declared is None:
-                return _decompress_unknown_size(decompressor, frame, self.max_output)
-            return decompressor.decompress(frame, allow_extra_data=not strict)
-        except zstandard.ZstdError as error:
-            raise FrameError(f"zstd could not decompress it ({error})") from None
-
-
-def _decompress_unknown_size(
-    decompressor: zstandard.ZstdDecompressor, frame: bytes, limit: int
-) -> bytes:
-    """Stream-decompress a frame without a declared size, stopping once past the limit."""
-    reader = decompressor.stream_reader(frame, read_across_frames=False)
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := reader.read(1 << 20):
-        total += len(chunk)
-        if total > limit:
-            raise FrameTooLargeError(None)
-        chunks.append(chunk)
-    return b"".join(chunks)

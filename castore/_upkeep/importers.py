@@ -29,19 +29,17 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from castore._codec import digest, pack_value
-from castore._index import Entry, format_time, now
-from castore._jsonview import from_json_view, to_json_view
-from castore._keys import request_key, stored_key
-from castore._store import Store, check_metadata
+from castore._recording.request_keys import request_key
+from castore._storage.codec import digest, pack_value
+from castore._storage.index import Entry, StreamKind, check_metadata, format_time, now
+from castore._storage.names import stored_key
+from castore._storage.store import Store, internals
+from castore._upkeep.jsonview import from_json_view, to_json_view
+from castore.errors import ImportFormatError
 
 EXPORT_MARKER: Final = "$castore_export"
 SUFFIXES: Final = (".json", ".yaml", ".yml")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f\\:*?"<>|]')
-
-
-class ImportFormatError(ValueError):
-    """A file that is neither a seeds fixture file nor a VCR.py cassette."""
 
 
 @dataclass
@@ -104,7 +102,7 @@ def import_paths(
                 items = _fixture_items(document, kind)
             for key, entry, packed in items:
                 if not dry_run:
-                    store.put_entry(namespace, key, entry, packed)
+                    internals(store).put_entry(namespace, key, entry, packed)
                 imported.entries += 1
             report.files.append(imported)
     return report
@@ -178,7 +176,7 @@ def _fixture_items(document: Mapping[str, Any], kind: str) -> Iterator[tuple[str
                 duration=item.get("duration") if exported else None,
                 schema=item.get("schema") if exported else None,
                 metadata=check_metadata(key, item.get("metadata") or {}),
-                stream=item.get("stream") if exported else None,
+                stream=StreamKind(item["stream"]) if exported and item.get("stream") else None,
             ),
             packed,
         )
@@ -191,7 +189,7 @@ def export_namespace(store: Store, namespace: str) -> dict[str, Any]:
     }
     for key, entry in sorted(store.entries(namespace).items()):
         item: dict[str, Any] = {
-            "response": to_json_view(store.read_value(entry, owner=f"{namespace} :: {key}")),
+            "response": to_json_view(store.namespace(namespace).read(entry, key)),
             "metadata": dict(entry.metadata),
             "recorded_at": format_time(entry.recorded_at),
         }

@@ -20,11 +20,12 @@ from typing import Final
 
 import zstandard
 
-from castore._codec import Compressor, pack_value
-from castore._config import MAX_LEVEL, MIN_LEVEL, StoreConfig
-from castore._maintenance import Progress, no_progress
-from castore._store import Store
-from castore.errors import CastoreError
+from castore._storage.codec import pack_value
+from castore._storage.config import MAX_LEVEL, MIN_LEVEL, StoreConfig
+from castore._storage.frames import Compressor
+from castore._storage.store import Store, internals
+from castore._upkeep.progress import Progress, no_progress
+from castore.errors import TrainingError
 
 DEFAULT_DICTIONARY_SIZE: Final = 110 * 1024
 MIN_SAMPLES: Final = 16
@@ -35,10 +36,6 @@ _LAST_ID: Final = 2**31 - 1
 # Fixed COVER parameters: as good as zstd's parameter search on LLM traffic, 5x faster.
 COVER_K: Final = 2048
 COVER_D: Final = 8
-
-
-class TrainingError(CastoreError):
-    """The store cannot be used to train a dictionary (too few values)."""
 
 
 @dataclass
@@ -62,9 +59,10 @@ def train_dictionary(
     """Train a dictionary on every value in the store, make it the active one, and
     recompress every blob with it. Safe to interrupt: the new dictionary is recorded in
     ``castore.json`` before any blob uses it, and old dictionaries stay listed."""
-    with store.lock():
+    core = internals(store)
+    with core.lock():
         store.refresh()
-        config = store.config
+        config = core.config
         level = config.level if level is None else level
         if not MIN_LEVEL <= level <= MAX_LEVEL:
             raise TrainingError(f"zstd level {level} is outside {MIN_LEVEL}..{MAX_LEVEL}")
@@ -77,7 +75,7 @@ def train_dictionary(
             )
         bytes_before = sum(blob.size for blob in values)
         samples = [
-            store.read_packed(blob.digest)
+            core.blobs.read_packed(blob.digest)
             for blob in progress(values, len(values), "reading values")
         ]
         dictionary_id = _new_id(set(config.dictionaries))
@@ -86,18 +84,17 @@ def train_dictionary(
             size, training_set, k=COVER_K, d=COVER_D, dict_id=dictionary_id, level=level
         )
         dictionary = trained.as_bytes()
-        dictionary_blob = store.write_blob(pack_value(dictionary), compressor=Compressor(level))
-        store.save_config(
+        dictionary_blob = core.write_blob(pack_value(dictionary), compressor=Compressor(level))
+        core.save_config(
             StoreConfig(
                 level=level,
                 dictionary=dictionary_id,
                 dictionaries={**config.dictionaries, dictionary_id: dictionary_blob},
             )
         )
-        store.rewrite_blobs(samples, Compressor(level, dictionary))
-        bytes_after = sum(
-            path.stat().st_size for path in (store.blob_path(blob.digest) for blob in values)
-        )
+        core.rewrite_blobs(samples, Compressor(level, dictionary))
+        rewritten = {blob.digest for blob in values}
+        bytes_after = sum(blob.size for blob in store.blobs() if blob.digest in rewritten)
     return Training(
         dictionary_id=dictionary_id,
         dictionary_blob=dictionary_blob,

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from castore.errors import IndexFormatError, UnsupportedFormatError
+from castore._storage.layout import CONFIG_NAME, check_format_version
+from castore.errors import IndexFormatError
 
 STORE_FORMAT: Final = 1
-CONFIG_NAME: Final = "castore.json"
 #: zstd level for new blobs; docs/benchmarks.md shows the measurements behind it.
 DEFAULT_LEVEL: Final = 19
 MIN_LEVEL: Final = 1
@@ -56,13 +56,13 @@ def load_config(root: Path) -> StoreConfig:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise IndexFormatError(path, f"not valid JSON ({error})") from None
-    if not isinstance(document, dict) or "castore_store" not in document:
-        raise IndexFormatError(path, "not a castore store file (no 'castore_store' field)")
-    version = document["castore_store"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise IndexFormatError(path, f"'castore_store' must be an integer, found {version!r}")
-    if version > STORE_FORMAT:
-        raise UnsupportedFormatError(path, version, STORE_FORMAT)
+    check_format_version(
+        document,
+        "castore_store",
+        STORE_FORMAT,
+        path,
+        missing="not a castore store file (no 'castore_store' field)",
+    )
     try:
         compression = document.get("compression", {})
         level = int(compression.get("level", DEFAULT_LEVEL))

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from castore._codec import pack_value
+from castore._storage.codec import pack_value
 
 TAGS: Final = frozenset(
     {

@@ -11,9 +11,9 @@ from __future__ import annotations
 import configparser
 import tomllib
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-DEFAULT_ROOT: Final = "tests/fixtures/castore"
+from castore._storage.layout import DEFAULT_ROOT
 
 
 def _from_ini(path: Path, section: str) -> tuple[bool, str | None]:

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from castore._atomic import write_atomic
-from castore._index import Conflict, dump_index, format_time, merge_entries, parse_index
-from castore._store import INDEX_DIR
+from castore._storage.atomic import write_atomic
+from castore._storage.index import Conflict, dump_index, format_time, merge_entries, parse_index
+from castore._storage.layout import BLOBS_DIR, CONFIG_NAME, INDEX_DIR
+from castore.errors import GitError
 
 BLOCK_BEGIN: Final = (
     "# >>> castore: managed by `castore git setup`; undo with `castore git setup --undo`"
@@ -32,10 +33,6 @@ BLOCK_BEGIN: Final = (
 BLOCK_END: Final = "# <<< castore"
 DIFF_DRIVER: Final = "castore"
 MERGE_DRIVER: Final = "castore-index"
-
-
-class GitError(RuntimeError):
-    """git (or git-lfs) is missing, or the store is not inside a git repository."""
 
 
 def git(repo: Path, *args: str) -> str:
@@ -76,15 +73,15 @@ def _pattern(path: str) -> str:
 def attribute_lines(store_in_repo: str, *, lfs: bool) -> list[str]:
     prefix = _pattern(store_in_repo.strip("/")) + "/" if store_in_repo not in ("", ".") else ""
     blobs = (
-        f"{prefix}blobs/** filter=lfs diff={DIFF_DRIVER} merge=binary -text"
+        f"{prefix}{BLOBS_DIR}/** filter=lfs diff={DIFF_DRIVER} merge=binary -text"
         if lfs
-        else f"{prefix}blobs/** binary diff={DIFF_DRIVER}"
+        else f"{prefix}{BLOBS_DIR}/** binary diff={DIFF_DRIVER}"
     )
     return [
         BLOCK_BEGIN,
         blobs,
         f"{prefix}{INDEX_DIR}/** text eol=lf merge={MERGE_DRIVER}",
-        f"{prefix}castore.json text eol=lf",
+        f"{prefix}{CONFIG_NAME} text eol=lf",
         BLOCK_END,
     ]
 

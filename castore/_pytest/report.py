@@ -1,11 +1,15 @@
-"""The lines castore adds to pytest's terminal summary."""
+"""The lines castore adds to pytest's terminal summary, from the session's plain data."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
-from castore._session import CastoreSession, truthy
+from castore._pytest.usage import Usage
+from castore._recording.modes import Mode
+from castore._recording.staleness import Miss
+from castore._storage.last_run import Judgement
 
 MAX_KEYS_SHOWN: Final = 8
 
@@ -24,26 +28,29 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
-def report_lines(session: CastoreSession) -> list[str]:
-    usage = session.usage
-    if not usage.used and not session.judged:
+def report_lines(
+    usage: Usage,
+    judged: Mapping[str, Judgement],
+    *,
+    store: Path,
+    mode: Mode,
+    ci_overrides_ini: bool,
+    verbose: bool,
+) -> list[str]:
+    """``ci_overrides_ini``: CI is set and the ini file names a mode, which CI ignores."""
+    if not usage.used and not judged:
         return []
-    try:
-        store = session.root.relative_to(session.config.rootpath)
-    except ValueError:
-        store = session.root
-    mode = session.mode_for(None)
     lines = [f"store {store} (mode {mode.value}: {mode.description})"]
-    if truthy(os.environ.get("CI")) and session.config.getini("castore_mode"):
+    if ci_overrides_ini:
         lines[0] += "; CI is set, so recording modes from ini files and markers are off"
     lines.append(
         f"{usage.hits} replayed, {usage.misses} missing or stale, {usage.recorded} recorded; "
         f"{format_duration(usage.saved_seconds)} of real calls avoided"
     )
-    for namespace, key, reason in usage.missing:
-        why = "no recording" if reason == "missing" else "stale"
+    for namespace, key, miss, _ in usage.missing:
+        why = "no recording" if miss is Miss.MISSING else "stale"
         lines.append(f"  {why}: {namespace} :: {key}")
-    unused = {ns: sorted(j.unused) for ns, j in session.judged.items() if j.unused}
+    unused = {ns: sorted(j.unused) for ns, j in judged.items() if j.unused}
     if unused:
         total = sum(len(keys) for keys in unused.values())
         lines.append(
@@ -54,6 +61,6 @@ def report_lines(session: CastoreSession) -> list[str]:
             shown = ", ".join(keys[:MAX_KEYS_SHOWN])
             more = f" … and {len(keys) - MAX_KEYS_SHOWN} more" if len(keys) > MAX_KEYS_SHOWN else ""
             lines.append(f"  {namespace}: {shown}{more}")
-    elif not session.judged and session.config.get_verbosity() > 0:
+    elif not judged and verbose:
         lines.append("unused recordings: not judged (only part of the suite ran)")
     return lines

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from castore._codec import VALUE_FORMAT
-from castore.errors import IndexFormatError, UnsupportedFormatError
+from castore._storage.codec import VALUE_FORMAT, first_offender
+from castore._storage.layout import check_format_version, is_digest
+from castore.errors import IndexFormatError, UnencodableValueError, UnsupportedFormatError
 
 #: Version of the index file layout, written at the top of every index.
 INDEX_FORMAT: Final = 1
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-STREAM_KINDS: Final = ("sync", "async")
+
+
+class StreamKind(StrEnum):
+    """How a streamed response was consumed when it was recorded, so replay gives it back
+    the same way: an iterator (``sync``) or an async iterator (``async``)."""
+
+    SYNC = "sync"
+    ASYNC = "async"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +49,8 @@ class Entry:
     """The schema version the recorder declared when recording."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """The user's metadata (JSON types only): never used for lookup."""
-    stream: str | None = None
-    """``"sync"``/``"async"`` when the value is the chunks of a streamed response."""
+    stream: StreamKind | None = None
+    """Set when the value is the chunks of a streamed response (see :class:`StreamKind`)."""
     format: int = VALUE_FORMAT
     """Version of the value encoding the blob was written with."""
 
@@ -72,6 +80,34 @@ def format_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def check_metadata(key: str, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Metadata lives in the JSON index, so it must be plain JSON; return a copy."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise UnencodableValueError(key, type(metadata).__qualname__, "", what="metadata")
+    try:
+        return dict(json.loads(json.dumps(dict(metadata), allow_nan=False)))
+    except (TypeError, ValueError) as error:
+        found = first_offender(metadata, _non_json_leaf, _non_json_key, (list, tuple))
+        location, type_name = found or ("", str(error))
+        raise UnencodableValueError(key, type_name, location, what="metadata") from None
+
+
+def _non_json_key(name: Any) -> str:
+    if name is None or isinstance(name, str | int | float | bool):
+        return ""
+    return type(name).__qualname__
+
+
+def _non_json_leaf(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "non-finite float"
+    if value is None or isinstance(value, str | int | float | bool):
+        return ""
+    return type(value).__qualname__
+
+
 def entry_from_json(data: object, path: Path, key: str) -> Entry:
     """Validate one entry as read from ``path``; every problem names the file and the key."""
 
@@ -81,7 +117,7 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
     if not isinstance(data, dict):
         raise bad(f"expected an object, found {type(data).__name__}")
     blob = data.get("blob")
-    if not isinstance(blob, str) or not _DIGEST.fullmatch(blob):
+    if not is_digest(blob):
         raise bad(f"'blob' must be a 64-hex blake3 digest, found {blob!r}")
     size = data.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -110,8 +146,9 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
     if not isinstance(metadata, dict):
         raise bad(f"'metadata' must be an object, found {type(metadata).__name__}")
     stream = data.get("stream")
-    if stream is not None and stream not in STREAM_KINDS:
-        raise bad(f"'stream' must be one of {STREAM_KINDS}, found {stream!r}")
+    kinds = tuple(kind.value for kind in StreamKind)
+    if stream is not None and stream not in kinds:
+        raise bad(f"'stream' must be one of {kinds}, found {stream!r}")
     return Entry(
         blob=blob,
         size=size,
@@ -119,7 +156,7 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
         duration=None if duration is None else float(duration),
         schema=schema,
         metadata=metadata,
-        stream=stream,
+        stream=None if stream is None else StreamKind(stream),
         format=entry_format,
     )
 
@@ -134,13 +171,13 @@ def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
         else:
             detail = f"not valid JSON ({error})"
         raise IndexFormatError(path, detail) from None
-    if not isinstance(document, dict) or "castore_index" not in document:
-        raise IndexFormatError(path, "not a castore index (no 'castore_index' version field)")
-    version = document["castore_index"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise IndexFormatError(path, f"'castore_index' must be an integer, found {version!r}")
-    if version > INDEX_FORMAT:
-        raise UnsupportedFormatError(path, version, INDEX_FORMAT)
+    check_format_version(
+        document,
+        "castore_index",
+        INDEX_FORMAT,
+        path,
+        missing="not a castore index (no 'castore_index' version field)",
+    )
     entries = document.get("entries")
     if not isinstance(entries, dict):
         raise IndexFormatError(path, "'entries' must be an object mapping keys to entries")

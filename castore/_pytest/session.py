@@ -1,0 +1,182 @@
+"""One pytest session's castore lifecycle: the store, the recorders, the run, the verdict.
+
+The session is a pytest plugin object. It hands out recorders (fixtures call
+:meth:`CastoreSession.recorder`), follows which tests ran and how they ended, and at the
+end has the run judged (``judging``) and the verdict saved. The decisions live elsewhere:
+the mode and the store's place in ``settings``, the accounting in ``listener``, the
+verdict in ``judging``. Under pytest-xdist each worker sends its usage to the controller
+through ``workeroutput``; only the controller judges, writes ``last-run.json`` and prints
+the report, like pytest's cacheprovider and syrupy do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from castore._pytest import judging
+from castore._pytest.listener import SessionListener
+from castore._pytest.settings import decide_mode, module_namespace, resolve_root
+from castore._pytest.usage import Usage
+from castore._recording.modes import Mode
+from castore._recording.recorder import Recorder
+from castore._storage.last_run import Judgement, save_judgements
+from castore._storage.layout import STATE_DIR
+from castore._storage.store import Store
+
+WORKEROUTPUT_KEY: Final = "castore"
+
+
+class CastoreSession:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.root = resolve_root(
+            config.getoption("castore_root"),
+            config.invocation_params.dir,
+            config.getini("castore_root"),
+            config.inipath.parent if config.inipath else None,
+            config.rootpath,
+        )
+        self.listener = SessionListener(config.getoption("castore_root"))
+        self.is_worker = hasattr(config, "workerinput")
+        self.collected: set[str] = set()
+        self.clean: dict[str, bool] = {}
+        self.judged: dict[str, Judgement] = {}
+        self.whole_suite = False
+        self._store: Store | None = None
+        self._namespaces: dict[Path, str] = {}  # module path -> its namespace
+        self._modes: dict[str | None, Mode] = {}  # marker mode -> mode for this run
+
+    @property
+    def usage(self) -> Usage:
+        return self.listener.usage
+
+    @property
+    def store(self) -> Store:
+        """The session's store, opened (and handed to ``pytest_castore_configure``) once."""
+        if self._store is None:
+            self._store = Store(self.root)
+            self.config.hook.pytest_castore_configure(config=self.config, store=self._store)
+        return self._store
+
+    def mode_for(self, marker_mode: str | None) -> Mode:
+        """The mode for a test whose marker says ``marker_mode``; one decision per run."""
+        mode = self._modes.get(marker_mode)
+        if mode is None:
+            mode = self._modes[marker_mode] = decide_mode(
+                option=self.config.getoption("castore_mode"),
+                record_fixtures=os.environ.get("RECORD_FIXTURES"),
+                marker_mode=marker_mode,
+                ini_mode=self.config.getini("castore_mode"),
+                ci=os.environ.get("CI"),
+            )
+        return mode
+
+    def recorder(
+        self,
+        request: pytest.FixtureRequest,
+        namespace: str | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Recorder:
+        """A recorder for the requesting test: ``defaults`` (the ``castore_config`` fixture),
+        then the ``castore`` marker's options, then ``options``."""
+        marker = request.node.get_closest_marker("castore")
+        settings = {**(defaults or {}), **(marker.kwargs if marker else {})}
+        if namespace is None:
+            namespace = settings.pop("namespace", None) or self._module_namespace(request.path)
+        else:
+            settings.pop("namespace", None)
+        settings.update(options)
+        mode = self.mode_for(settings.pop("mode", None))
+        return Recorder(self.store, namespace, mode=mode, listener=self.listener, **settings)
+
+    def _module_namespace(self, path: Path) -> str:
+        found = self._namespaces.get(path)
+        if found is None:
+            found = self._namespaces[path] = module_namespace(path, self.config.rootpath)
+        return found
+
+    # --- following the run -----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        self.listener.current_nodeid = item.nodeid
+        try:
+            return (yield)
+        finally:
+            self.listener.current_nodeid = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected.update(item.nodeid for item in session.items)
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.usage.deselected.update(item.nodeid for item in items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        ok = report.passed and not hasattr(report, "wasxfail")
+        self.clean[report.nodeid] = self.clean.get(report.nodeid, True) and ok
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.collected.update(ids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        if output:
+            self.usage.merge(Usage.from_json(output))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            self.config.workeroutput[WORKEROUTPUT_KEY] = self.usage.to_json()  # type: ignore[attr-defined]
+            return
+        if not self.usage.used and not self.root.exists():
+            return  # castore was not used and there is no store: leave no trace
+        self.whole_suite = self._ran_whole_suite(exitstatus)
+        self.judged = self._judge()
+        if self.judged or self.usage.used:
+            save_judgements(self.root / STATE_DIR, self.judged, self.usage.used)
+
+    # --- gathering the facts for judging ---------------------------------------------
+
+    def _ran_whole_suite(self, exitstatus: int) -> bool:
+        config = self.config
+        selected = config.args_source is not pytest.Config.ArgsSource.ARGS or (
+            judging.selected_whole_suite(
+                config.args,
+                config.invocation_params.dir,
+                config.rootpath,
+                config.getini("testpaths"),
+            )
+        )
+        return judging.ran_whole_suite(
+            exitstatus=exitstatus,
+            collected=self.collected,
+            clean=self.clean,
+            deselected=self.usage.deselected,
+            whole_suite_selected=selected,
+        )
+
+    def _judge(self) -> dict[str, Judgement]:
+        narrowed = judging.narrowed_modules(
+            self.config.args, self.config.invocation_params.dir, self.config.rootpath
+        )
+        spoiled = narrowed | {judging.module_of(nodeid) for nodeid in self.usage.deselected}
+        return judging.judge(
+            tests=self.usage.tests,
+            used=self.usage.used,
+            complete=judging.complete_modules(self.collected, self.clean, spoiled),
+            whole_suite=self.whole_suite,
+            judged_at=self.listener.fresh_since,
+            keys_of=self._keys_of,
+        )
+
+    def _keys_of(self, namespace: str) -> Iterable[str]:
+        """Opens the store only if some namespace is judged."""
+        return self.store.entries(namespace)

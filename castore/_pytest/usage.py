@@ -1,0 +1,76 @@
+"""What a test run used: the lookups behind the report and the judgement of unused entries.
+
+:class:`Usage` is collected by each process; xdist workers send theirs to the controller
+as JSON, where they are merged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from castore._recording.staleness import Miss
+
+
+@dataclass
+class Usage:
+    """Lookups of one process (or, once merged, of a whole session)."""
+
+    hits: int = 0
+    misses: int = 0
+    recorded: int = 0
+    saved_seconds: float = 0.0
+    used: dict[str, set[str]] = field(default_factory=dict)
+    """namespace -> stored keys replayed or recorded."""
+    tests: dict[str, set[str]] = field(default_factory=dict)
+    """namespace -> node ids of the tests that looked keys up in it."""
+    missing: list[tuple[str, str, Miss, str]] = field(default_factory=list)
+    """(namespace, key, kind of miss, why) of lookups that failed in replay-only mode."""
+    deselected: set[str] = field(default_factory=set)
+    """Node ids deselected on this process (-k, -m, --lf…): their modules were not run whole."""
+
+    def note(self, namespace: str, key: str, nodeid: str | None) -> None:
+        self.used.setdefault(namespace, set()).add(key)
+        self.tests.setdefault(namespace, set())
+        if nodeid:
+            self.tests[namespace].add(nodeid)
+
+    def merge(self, other: Usage) -> None:
+        self.hits += other.hits
+        self.misses += other.misses
+        self.recorded += other.recorded
+        self.saved_seconds += other.saved_seconds
+        for namespace, keys in other.used.items():
+            self.used.setdefault(namespace, set()).update(keys)
+        for namespace, nodeids in other.tests.items():
+            self.tests.setdefault(namespace, set()).update(nodeids)
+        self.missing.extend(other.missing)
+        self.deselected.update(other.deselected)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "hits": self.hits,
+                "misses": self.misses,
+                "recorded": self.recorded,
+                "saved_seconds": self.saved_seconds,
+                "used": {ns: sorted(keys) for ns, keys in self.used.items()},
+                "tests": {ns: sorted(ids) for ns, ids in self.tests.items()},
+                "missing": self.missing,
+                "deselected": sorted(self.deselected),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Usage:
+        data = json.loads(text)
+        return cls(
+            hits=data["hits"],
+            misses=data["misses"],
+            recorded=data["recorded"],
+            saved_seconds=data["saved_seconds"],
+            used={ns: set(keys) for ns, keys in data["used"].items()},
+            tests={ns: set(ids) for ns, ids in data["tests"].items()},
+            missing=[(ns, key, Miss(miss), why) for ns, key, miss, why in data["missing"]],
+            deselected=set(data["deselected"]),
+        )

@@ -1,0 +1,1 @@
+"""The recording layer: recorders, modes, typed values, redaction and the shared lookup."""

@@ -1,0 +1,327 @@
+"""The recorder: ``get_or_record`` replays a stored value or calls the real API and stores it.
+
+A recorder is bound to one namespace of a store. Its mode decides what a lookup may do
+(see ``modes``); its codec turns users' objects into storable values; its schema version
+and max age decide when a recording is stale (``staleness``). Whatever the value was
+recorded, the caller gets it back *as the store will replay it*, so a test that passes
+while recording passes on every replay.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+from castore._recording.flights import Flights
+from castore._recording.lookup import (
+    Acquire,
+    Call,
+    CallThrough,
+    Collected,
+    Steps,
+    Wait,
+    run_async,
+    run_sync,
+)
+from castore._recording.modes import Mode, check_on_expired, parse_max_age
+from castore._recording.redact import Redact
+from castore._recording.staleness import Miss, Problem, problem_with
+from castore._recording.usertypes import ShapeError, make_codec
+from castore._storage.index import Entry, StreamKind, now
+from castore._storage.names import stored_key
+from castore._storage.store import Store
+from castore.errors import (
+    ExpiredRecordingError,
+    ExpiredRecordingWarning,
+    MissingRecordingError,
+    StaleRecordingError,
+)
+
+#: How far up the stack a recorder warning's caller sits: _expired, _problem_with, the
+#: entry check, _lookup, the driver's _advance and run_*, get_or_record*, then the caller.
+_USER_FRAME = 8
+
+
+class RecordingListener(Protocol):
+    """What a recorder tells the session it belongs to (the pytest plugin implements it)."""
+
+    fresh_since: dt.datetime
+    """In mode ``all``, entries recorded after this moment count as already re-recorded."""
+
+    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
+
+    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
+
+    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None: ...
+
+    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str: ...
+
+
+class _StandaloneListener:
+    """Used outside pytest: no accounting, and advice phrased for a recorder in a script."""
+
+    def __init__(self) -> None:
+        self.fresh_since = now()
+
+    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
+        pass
+
+    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None:
+        pass
+
+    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None:
+        pass
+
+    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str:
+        root = str(recorder.store.root)
+        return f"Recorder({root!r}, {recorder.namespace!r}, mode={mode.value!r})"
+
+
+class Recorder:
+    """Record once, replay everywhere: the object tests call ``get_or_record`` on.
+
+    >>> recorder = Recorder("tests/fixtures/castore", "tests/test_translate")
+    >>> ir = await recorder.get_or_record("find_index", lambda: translate(prompt))
+    """
+
+    def __init__(
+        self,
+        store: Store | str | os.PathLike[str],
+        namespace: str,
+        *,
+        mode: Mode | str = Mode.NONE,
+        type: Any = None,
+        serializer: Callable[[Any], Any] | None = None,
+        deserializer: Callable[[Any], Any] | None = None,
+        schema_version: str | int | None = None,
+        max_age: dt.timedelta | float | str | None = None,
+        on_expired: str = "warn",
+        redact: Redact | None = None,
+        listener: RecordingListener | None = None,
+    ) -> None:
+        self.store = store if isinstance(store, Store) else Store(store)
+        self._namespace = self.store.namespace(namespace)
+        self.namespace = self._namespace.name
+        self.mode = Mode.parse(mode)
+        self.schema_version = schema_version
+        self.max_age = parse_max_age(max_age)
+        self.on_expired = check_on_expired(on_expired)
+        self._codec = make_codec(type, serializer, deserializer)
+        self._redact = redact
+        self._listener: RecordingListener = listener or _StandaloneListener()
+        self._hits = 0
+        self._misses = 0
+        self._recorded = 0
+        self._saved_seconds = 0.0
+        # Separate flights per driver: a sync caller must never wait on an async recording
+        # running in its own thread's event loop.
+        self._async_flights = Flights()
+        self._sync_flights = Flights()
+
+    def __repr__(self) -> str:
+        return f"Recorder({self.store!r}, {self.namespace!r}, mode={self.mode.value!r})"
+
+    # --- the API tests call ------------------------------------------------------------
+
+    async def get_or_record(
+        self,
+        key: str,
+        generator_fn: Callable[[], Any],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Replay ``key``, or call ``generator_fn`` (sync or async, value or stream) and record.
+
+        ``generator_fn`` is never called when a usable recording exists. If it raises,
+        the exception propagates and nothing is stored.
+        """
+        __tracebackhide__ = True
+        steps = self._lookup(stored_key(key), metadata, self._async_flights)
+        return await run_async(steps, generator_fn)
+
+    def get_or_record_sync(
+        self,
+        key: str,
+        generator_fn: Callable[[], Any],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
+        __tracebackhide__ = True
+        steps = self._lookup(stored_key(key), metadata, self._sync_flights)
+        return run_sync(steps, generator_fn, key)
+
+    def get_stats(self) -> dict[str, Any]:
+        """Counts as in the seeds' recorder, plus what was recorded and the time saved."""
+        total = self._hits + self._misses
+        return {
+            "cache_hits": self._hits,
+            "cache_misses": self._misses,
+            "recorded": self._recorded,
+            "total_requests": total,
+            "hit_rate": self._hits / total if total else 0.0,
+            "time_saved": self._saved_seconds,
+            "num_cached_responses": len(self.store.entries(self.namespace)),
+            "mode": self.mode.value,
+        }
+
+    def clear_cache(self) -> None:
+        """Forget what this process has read of the namespace, so the next lookup re-reads
+        the store from disk (and sees what other processes recorded). Unlike the seeds'
+        recorder, this never deletes recordings: that is ``castore prune`` or ``delete``."""
+        self.store.refresh(self.namespace)
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``'s recording from the namespace; True if there was one."""
+        return self.store.delete(self.namespace, key)
+
+    # --- deciding --------------------------------------------------------------------
+
+    def _lookup(self, stored: str, metadata: Mapping[str, Any] | None, flights: Flights) -> Steps:
+        """The one lookup of every driver (see ``lookup``): replay, call through, wait for
+        another caller's recording of the key, or hold the key's lock and record it."""
+        __tracebackhide__ = True
+        while True:
+            entry = self._usable_entry(stored)
+            if entry is not None:
+                return self._replay(stored, entry)
+            if self.mode is Mode.OFF:
+                self._misses += 1
+                return (yield CallThrough())
+            flight, leading = flights.board(stored)
+            if not leading:  # another caller is recording this key: wait, then replay it
+                yield Wait(flight)
+                if flight.error is not None:
+                    raise flight.error
+                continue
+            error: BaseException | None = None
+            try:
+                lock = self._namespace.key_lock(stored)
+                yield Acquire(lock)
+                try:
+                    fresh = self._usable_after_refresh(stored)
+                    if fresh is not None:  # another process recorded it meanwhile
+                        return self._replay(stored, fresh)
+                    self._misses += 1
+                    collected: Collected = yield Call()
+                    return self._record(stored, collected, metadata)
+                finally:
+                    lock.release()
+            except BaseException as failure:
+                error = failure
+                raise
+            finally:
+                flights.land(stored, flight, error)
+
+    def _usable_entry(self, stored: str) -> Entry | None:
+        """The entry to replay, or None when the generator must run; raises where the
+        mode forbids running it."""
+        __tracebackhide__ = True
+        if self.mode is Mode.OFF:
+            return None
+        entry = self._namespace.entry(stored)
+        problem = self._problem_with(stored, entry)
+        if problem is None:
+            return entry
+        if self.mode.records:
+            return None
+        self._misses += 1
+        self._listener.missed(self, stored, problem)
+        hint = self._listener.how_to_record(self, stored, problem.fixed_by)
+        if entry is None:
+            raise MissingRecordingError(self.namespace, stored, self.store.root, hint)
+        raise StaleRecordingError(self.namespace, stored, problem.reason, hint)
+
+    def _usable_after_refresh(self, stored: str) -> Entry | None:
+        """Under the key lock: did another process record the key meanwhile?"""
+        entry = self._namespace.fresh_entry(stored)
+        return entry if self._problem_with(stored, entry) is None else None
+
+    def _problem_with(self, stored: str, entry: Entry | None) -> Problem | None:
+        """Why ``entry`` cannot be replayed as it is, or None if it can."""
+        __tracebackhide__ = True
+        problem = problem_with(
+            entry,
+            mode=self.mode,
+            fresh_since=self._listener.fresh_since,
+            schema_version=self.schema_version,
+            max_age=self.max_age,
+            now=now(),
+        )
+        if problem is not None and problem.miss is Miss.EXPIRED:
+            return self._expired(stored, problem)
+        return problem
+
+    def _expired(self, stored: str, problem: Problem) -> Problem | None:
+        """Apply ``on_expired``: a reason to re-record, an error, or a warning and replay."""
+        __tracebackhide__ = True
+        if self.on_expired == "rerecord" and self.mode.records:
+            return problem
+        hint = self._listener.how_to_record(self, stored, Mode.ALL)
+        if self.on_expired == "fail":
+            raise ExpiredRecordingError(self.namespace, stored, problem.reason, hint)
+        warnings.warn(
+            ExpiredRecordingWarning(
+                f"recording {stored!r} in namespace {self.namespace!r}: {problem.reason}; "
+                f"re-record it with: {hint}"
+            ),
+            stacklevel=_USER_FRAME,
+        )
+        return None
+
+    # --- replaying and recording -------------------------------------------------------
+
+    def _replay(self, stored: str, entry: Entry) -> Any:
+        __tracebackhide__ = True
+        value = self._decode(stored, entry)
+        self._hits += 1
+        self._saved_seconds += entry.duration or 0.0
+        self._listener.replayed(self, stored, entry)
+        return value
+
+    def _decode(self, stored: str, entry: Entry) -> Any:
+        __tracebackhide__ = True
+        plain = self._namespace.read(entry, stored)
+        try:
+            if entry.stream is None:
+                return self._codec.decode(plain)
+            chunks = [self._codec.decode(chunk) for chunk in plain]
+        except ShapeError as error:
+            reason = f"the stored value no longer fits {self._codec.description}: {error}"
+            hint = self._listener.how_to_record(self, stored, Mode.ALL)
+            raise StaleRecordingError(self.namespace, stored, reason, hint) from None
+        if entry.stream is StreamKind.ASYNC:
+            return _replay_async(chunks)
+        return _replay_sync(chunks)
+
+    def _record(self, stored: str, collected: Collected, metadata: Mapping[str, Any] | None) -> Any:
+        value, stream = collected.value, collected.stream
+        plain = (
+            [self._codec.encode(chunk) for chunk in value] if stream else self._codec.encode(value)
+        )
+        if self._redact is not None:
+            plain = self._redact(plain)
+            metadata = self._redact(dict(metadata)) if metadata else metadata
+        entry = self._namespace.put(
+            stored,
+            plain,
+            metadata=metadata,
+            duration=collected.duration,
+            schema=self.schema_version,
+            stream=stream,
+        )
+        self._recorded += 1
+        self._listener.recorded(self, stored, entry)
+        # Hand back what every replay will give, not the live object: same types, same
+        # redactions, and a codec that cannot read its own output fails now, not in CI.
+        return self._decode(stored, entry)
+
+
+def _replay_sync(chunks: list[Any]) -> Iterator[Any]:
+    yield from chunks
+
+
+async def _replay_async(chunks: list[Any]) -> AsyncIterator[Any]:
+    for chunk in chunks:
+        yield chunk

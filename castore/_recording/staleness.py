@@ -1,0 +1,78 @@
+"""Whether a recording can be replayed as it is, and if not, why.
+
+A pure judgement over an index entry and the recorder's settings: the recorder decides
+what to do with the answer (record, fail, warn), and the session counts it for the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from castore._recording.modes import Mode
+from castore._storage.index import Entry
+
+
+class Miss(StrEnum):
+    """Why a key cannot be replayed as it is."""
+
+    MISSING = "missing"
+    """No recording."""
+    RERECORDING = "rerecording"
+    """Mode ``all``: every key is recorded anew."""
+    SCHEMA = "schema"
+    """Recorded under another schema version than the recorder declares."""
+    EXPIRED = "expired"
+    """Older than the recorder's max_age."""
+    UNREADABLE = "unreadable"
+    """The stored value no longer fits the recorder's type or deserializer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    miss: Miss
+    reason: str
+
+    @property
+    def fixed_by(self) -> Mode:
+        """The mode whose run records this key anew."""
+        return Mode.NEW_EPISODES if self.miss is Miss.MISSING else Mode.ALL
+
+
+MISSING = Problem(Miss.MISSING, "missing")
+
+
+def problem_with(
+    entry: Entry | None,
+    *,
+    mode: Mode,
+    fresh_since: dt.datetime,
+    schema_version: str | int | None,
+    max_age: dt.timedelta | None,
+    now: dt.datetime,
+) -> Problem | None:
+    """Why ``entry`` cannot be replayed as it is, or None if it can."""
+    if entry is None:
+        return MISSING
+    if mode is Mode.ALL and entry.recorded_at < fresh_since:
+        return Problem(Miss.RERECORDING, "re-recording everything")
+    if schema_version is not None and entry.schema != schema_version:
+        return Problem(
+            Miss.SCHEMA,
+            f"it was recorded with schema version {entry.schema!r}, and the recorder "
+            f"now declares {schema_version!r}",
+        )
+    if max_age is not None:
+        age = now - entry.recorded_at
+        if age > max_age:
+            reason = f"it was recorded {age_text(age)} ago, more than max_age {age_text(max_age)}"
+            return Problem(Miss.EXPIRED, reason)
+    return None
+
+
+def age_text(age: dt.timedelta) -> str:
+    if age >= dt.timedelta(days=2):
+        return f"{age.days} days"
+    hours = age.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours >= 1 else f"{age.total_seconds():.0f} s"

@@ -1,0 +1,1 @@
+"""Blobs: where frames are kept (backends) and the one verified way to read them."""

@@ -1,0 +1,94 @@
+"""The one read path of a blob: bytes -> frame check -> digest check -> value.
+
+Every reader goes through :class:`VerifiedBlobs`, whatever backend holds the bytes: replay,
+``castore cat``, verify, gc's soundness check before a rewrite, dictionary training. Errors
+name the file; the store adds whose entry it was (``BlobError.with_owner``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from castore._storage.blobs.backend import BlobBackend
+from castore._storage.blobs.loose import digest_named_by
+from castore._storage.codec import DecodeError, digest, unpack_value
+from castore._storage.frames import ZSTD_MAGIC, Decompressor, FrameError, FrameTooLargeError
+from castore.errors import (
+    BlobError,
+    CorruptBlobError,
+    LfsPointerError,
+    MissingBlobError,
+    ValueTooLargeError,
+)
+
+LFS_POINTER_PREFIX: Final = b"version https://git-lfs.github.com/spec/"
+
+
+def is_lfs_pointer(data: bytes) -> bool:
+    """True for a git-lfs pointer file (what a clone holds before `git lfs pull`)."""
+    return len(data) < 1024 and data.startswith(LFS_POINTER_PREFIX)
+
+
+class VerifiedBlobs:
+    """A backend's frames, read back as checked values."""
+
+    def __init__(self, backend: BlobBackend, decompressor: Decompressor) -> None:
+        self.backend = backend
+        self._decompressor = decompressor
+
+    def read_packed(self, blob: str, *, strict: bool = False) -> bytes:
+        """A blob's verified msgpack bytes (what the digest is computed over); ``strict``
+        also refuses bytes after the zstd frame."""
+        frame = self.backend.read(blob)
+        if frame is None:
+            raise MissingBlobError(self.backend.location(blob))
+        return self._unframe(frame, blob, blob, strict=strict)
+
+    def read_value(self, blob: str) -> Any:
+        """Decode a blob, checking that its content matches its digest."""
+        return self._unpack(self.read_packed(blob), blob)
+
+    def decode_file(self, frame: bytes, path: Path) -> Any:
+        """Decode a blob file's bytes read from anywhere (git's textconv passes a temporary
+        copy); the digest is checked when the file name carries one."""
+        expected = digest_named_by(path)
+        return self._unpack(self._unframe(frame, expected, path), path)
+
+    def is_sound(self, blob: str) -> bool:
+        """True if the blob is held and decodes to its digest; a damaged copy gets rewritten."""
+        try:
+            self.read_packed(blob)
+        except BlobError:
+            return False
+        return True
+
+    def _unframe(
+        self, frame: bytes, blob: str | None, where: str | Path, *, strict: bool = False
+    ) -> bytes:
+        """``where`` is the digest (a backend locates it only for an error) or a path."""
+        if not frame.startswith(ZSTD_MAGIC):
+            if is_lfs_pointer(frame):
+                raise LfsPointerError(self._path(where))
+            raise CorruptBlobError(self._path(where), "it is not a zstd frame")
+        try:
+            packed = self._decompressor.decompress(frame, strict=strict)
+        except FrameTooLargeError as error:
+            limit = self._decompressor.max_output
+            raise ValueTooLargeError(self._path(where), error.size, limit) from None
+        except FrameError as error:
+            raise CorruptBlobError(self._path(where), str(error)) from None
+        actual = digest(packed)
+        if blob is not None and actual != blob:
+            detail = f"its content hashes to {actual[:16]}…, not to its name"
+            raise CorruptBlobError(self._path(where), detail)
+        return packed
+
+    def _unpack(self, packed: bytes, where: str | Path) -> Any:
+        try:
+            return unpack_value(packed)
+        except DecodeError as error:
+            raise CorruptBlobError(self._path(where), str(error)) from None
+
+    def _path(self, where: str | Path) -> Path:
+        return where if isinstance(where, Path) else self.backend.location(where)

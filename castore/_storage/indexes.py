@@ -1,0 +1,129 @@
+"""A store's index files: finding them, caching what was read, and merging writes.
+
+Reads never take a lock: every index is replaced atomically, so a reader sees a whole old
+or whole new file. Writes (under the store lock) re-read the index as it is on disk and
+apply only their own change (merge on write), so concurrent writers never lose each
+other's entries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from castore._storage.atomic import write_atomic
+from castore._storage.index import Entry, LineMemo, dump_index, load_index
+from castore._storage.layout import INDEX_DIR, INDEX_SUFFIX
+from castore._storage.names import check_namespace
+
+
+@dataclass(slots=True)
+class _CachedIndex:
+    entries: dict[str, Entry]
+    signature: tuple[int, int, int] | None  # (inode, size, mtime_ns) of the file read
+    lines: LineMemo = field(default_factory=dict)
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class IndexFiles:
+    """The ``index/`` folder of a store: one JSON file per namespace."""
+
+    def __init__(self, store_root: Path) -> None:
+        self.root = store_root / INDEX_DIR
+        self._prefix = f"{self.root}{os.sep}"
+        self._cache: dict[str, _CachedIndex] = {}
+
+    def namespaces(self) -> list[str]:
+        """Every namespace that has an index file, sorted."""
+        found = []
+        for directory, subdirs, files in os.walk(self.root):
+            subdirs[:] = [name for name in subdirs if not name.startswith(".")]
+            for name in files:
+                path = Path(directory, name)
+                if name.endswith(INDEX_SUFFIX) and not name.startswith("."):
+                    found.append(path.relative_to(self.root).as_posix()[: -len(INDEX_SUFFIX)])
+        return sorted(found)
+
+    def path(self, namespace: str) -> Path:
+        return Path(self._file(namespace))
+
+    def _file(self, namespace: str) -> str:
+        """:meth:`path` as a string: replay reads build no pathlib objects."""
+        return f"{self._prefix}{check_namespace(namespace)}{INDEX_SUFFIX}"
+
+    def temp_files(self) -> Iterator[Path]:
+        """Temporary files of interrupted index writes."""
+        if self.root.is_dir():
+            yield from (path for path in self.root.rglob(".*.tmp") if path.is_file())
+
+    def forget(self, namespace: str | None = None) -> None:
+        if namespace is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(namespace, None)
+
+    def cached(self, namespace: str) -> dict[str, Entry]:
+        """The namespace as this process last read it (the replay path: no stat)."""
+        found = self._cache.get(namespace)
+        if found is None:
+            # Without a signature, the next write re-reads the file under the lock (see
+            # fresh), which is what it must do anyway.
+            entries = load_index(self._file(namespace))
+            found = self._cache[namespace] = _CachedIndex(entries, None)
+        return found.entries
+
+    def fresh(self, namespace: str) -> dict[str, Entry]:
+        """The namespace as it is on disk now (reusing the cache if the file is unchanged)."""
+        return self._fresh(namespace).entries
+
+    def _fresh(self, namespace: str) -> _CachedIndex:
+        path = self.path(namespace)
+        signature = _signature(path)
+        found = self._cache.get(namespace)
+        if found is None or found.signature != signature or signature is None:
+            found = self._cache[namespace] = _CachedIndex(load_index(path), signature)
+        return found
+
+    def overlay(self, namespace: str, changes: dict[str, Entry | None]) -> None:
+        """Show changes not yet committed to this process's reads (inside a batch)."""
+        entries = self.cached(namespace)
+        for key, entry in changes.items():
+            if entry is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = entry
+
+    def commit(self, namespace: str, changes: dict[str, Entry | None]) -> None:
+        """Apply changes to the index as it is on disk now; call with the write lock held."""
+        fresh = self._fresh(namespace)
+        current = dict(fresh.entries)
+        for key, entry in changes.items():
+            if entry is None:
+                current.pop(key, None)
+            else:
+                current[key] = entry
+        path = self.path(namespace)
+        if current:
+            write_atomic(path, dump_index(namespace, current, fresh.lines))
+        else:
+            path.unlink(missing_ok=True)
+            _remove_empty_parents(path.parent, self.root)
+        self._cache[namespace] = _CachedIndex(current, _signature(path), fresh.lines)
+
+
+def _remove_empty_parents(directory: Path, stop: Path) -> None:
+    while directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

@@ -1,0 +1,93 @@
+"""``.castore/last-run.json``: which entries the last complete test runs found unused.
+
+The pytest side judges, at the end of a run, which entries of the namespaces it could speak
+for no test asked for; this file keeps those verdicts, merged across runs, in the store's
+local state, where ``castore prune`` reads them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from castore._storage.atomic import ensure_private_directory, write_atomic
+from castore._storage.index import format_time
+from castore._storage.layout import LAST_RUN_NAME, check_format_version
+from castore.errors import IndexFormatError
+
+USAGE_FORMAT: Final = 1
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One run's verdict on one namespace: these keys existed and no test asked for them."""
+
+    judged_at: dt.datetime
+    """Start of the judging run: entries recorded later are never pruned on its word."""
+    unused: frozenset[str]
+
+
+def last_run_path(state_dir: Path) -> Path:
+    return state_dir / LAST_RUN_NAME
+
+
+def load_judgements(state_dir: Path) -> dict[str, Judgement]:
+    path = last_run_path(state_dir)
+    try:
+        document = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise IndexFormatError(path, f"not valid JSON ({error})") from None
+    check_format_version(
+        document,
+        "castore_usage",
+        USAGE_FORMAT,
+        path,
+        missing="not a castore usage file (no 'castore_usage' field)",
+    )
+    try:
+        return {
+            namespace: Judgement(
+                dt.datetime.fromisoformat(item["judged_at"]), frozenset(item["unused"])
+            )
+            for namespace, item in document["namespaces"].items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise IndexFormatError(path, f"bad 'namespaces' ({error!r})") from None
+
+
+def save_judgements(
+    state_dir: Path,
+    judged: Mapping[str, Judgement],
+    used: Mapping[str, set[str]],
+) -> dict[str, Judgement]:
+    """Merge this run into ``last-run.json``: namespaces judged now replace their old
+    verdict; older verdicts lose every key this run used. Returns what was saved."""
+    merged: dict[str, Judgement] = {}
+    for namespace, old in load_judgements(state_dir).items():
+        still_unused = old.unused - used.get(namespace, set())
+        if still_unused:
+            merged[namespace] = Judgement(old.judged_at, frozenset(still_unused))
+    for namespace, judgement in judged.items():
+        if judgement.unused:
+            merged[namespace] = judgement
+        else:
+            merged.pop(namespace, None)
+    document: dict[str, Any] = {
+        "castore_usage": USAGE_FORMAT,
+        "namespaces": {
+            namespace: {
+                "judged_at": format_time(merged[namespace].judged_at),
+                "unused": sorted(merged[namespace].unused),
+            }
+            for namespace in sorted(merged)
+        },
+    }
+    ensure_private_directory(state_dir)
+    write_atomic(last_run_path(state_dir), (json.dumps(document, indent=2) + "\n").encode())
+    return merged

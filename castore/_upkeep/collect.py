@@ -1,0 +1,111 @@
+"""``castore gc`` and ``castore prune``: dropping what nothing uses any more.
+
+Both hold the store lock, so no writer can add a reference to a blob while gc decides it
+is unreferenced. They return plain data for the CLI to print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from castore._storage.atomic import is_temp_file
+from castore._storage.blobs.backend import BlobFile
+from castore._storage.core import StoreCore
+from castore._storage.last_run import last_run_path, load_judgements, save_judgements
+from castore._storage.store import Store, internals
+from castore._upkeep.progress import Progress, no_progress
+from castore._upkeep.stats import references
+
+
+@dataclass
+class Collection:
+    removed: list[BlobFile] = field(default_factory=list)
+    temp_files: list[Path] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(blob.size for blob in self.removed)
+
+
+def _temp_files(core: StoreCore) -> Iterator[Path]:
+    for stray in core.backend.strays():
+        if is_temp_file(stray.path):
+            yield stray.path
+    yield from core.indexes.temp_files()
+
+
+def collect_garbage(
+    store: Store,
+    *,
+    dry_run: bool = False,
+    dropped: Iterable[tuple[str, str]] = (),
+    progress: Progress = no_progress,
+) -> Collection:
+    """Delete blobs no index refers to, and temporary files of interrupted writes.
+
+    ``dropped`` lists (namespace, key) pairs to treat as already gone: what a dry-run prune
+    would drop, so its gc estimate is right.
+    """
+    result = Collection()
+    core = internals(store)
+    with core.lock():
+        store.refresh()
+        refs = references(store)
+        for namespace, key in dropped:
+            users = refs.get(_blob_of(store, namespace, key), [])
+            if (namespace, key) in users:
+                users.remove((namespace, key))
+        live = {blob for blob, users in refs.items() if users}
+        # Under the lock no write is in progress, so every temporary file is a leftover.
+        result.temp_files = list(_temp_files(core))
+        blob_files = list(store.blobs())
+        for blob in progress(blob_files, len(blob_files), "collecting garbage"):
+            if blob.digest not in live:
+                result.removed.append(blob)
+                if not dry_run:
+                    core.backend.delete(blob.digest)
+        if not dry_run:
+            for path in result.temp_files:
+                path.unlink(missing_ok=True)
+    return result
+
+
+def _blob_of(store: Store, namespace: str, key: str) -> str:
+    entry = store.entry(namespace, key)
+    return entry.blob if entry else ""
+
+
+@dataclass
+class Pruning:
+    dropped: list[tuple[str, str]]
+    collection: Collection
+    ever_judged: bool
+    """False when no test run has saved a verdict for this store yet."""
+
+
+def prune(store: Store, *, dry_run: bool = False) -> Pruning:
+    """Drop the entries the last complete test run did not use, then collect garbage.
+
+    Only entries recorded before the run that judged them are dropped: anything recorded
+    since is kept, whatever the saved verdict says.
+    """
+    core = internals(store)
+    judgements = load_judgements(core.state_dir)
+    with core.lock():
+        store.refresh()
+        dropped = []
+        for namespace, judgement in sorted(judgements.items()):
+            for key in sorted(judgement.unused):
+                entry = store.entry(namespace, key)
+                if entry is not None and entry.recorded_at < judgement.judged_at:
+                    dropped.append((namespace, key))
+        if not dry_run:
+            with store.batch():
+                for namespace, key in dropped:
+                    store.delete(namespace, key)
+            remaining = {ns: {k for n, k in dropped if n == ns} for ns in judgements}
+            save_judgements(core.state_dir, {}, remaining)
+        collection = collect_garbage(store, dry_run=dry_run, dropped=dropped if dry_run else ())
+    return Pruning(dropped, collection, last_run_path(core.state_dir).exists())

@@ -1,0 +1,154 @@
+"""``castore verify``: every index, every reference, and the content of every blob.
+
+It holds the store lock, so it sees a consistent store. It returns plain data for the CLI
+to print; nothing here formats or exits.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from castore._storage.atomic import is_temp_file
+from castore._storage.blobs.backend import BlobFile
+from castore._storage.core import StoreCore
+from castore._storage.layout import CONFIG_NAME
+from castore._storage.store import Store, internals
+from castore._upkeep.progress import Progress, no_progress
+from castore.errors import (
+    CorruptBlobError,
+    IndexFormatError,
+    LfsPointerError,
+    MissingBlobError,
+    UnsupportedFormatError,
+    ValueTooLargeError,
+)
+
+
+class FaultKind(StrEnum):
+    INDEX = "index"
+    CORRUPT = "corrupt"
+    LFS_POINTER = "lfs-pointer"
+    MISSING = "missing"
+    ORPHAN = "orphan"
+    STRAY = "stray"
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    path: Path
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "path": str(self.path), "detail": self.detail}
+
+
+@dataclass
+class Verification:
+    blobs_total: int = 0
+    blobs_checked: int = 0
+    entries: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    quarantined: list[Path] = field(default_factory=list)
+
+
+def _sample(blobs: list[BlobFile], sample: float | None) -> list[BlobFile]:
+    if sample is None or not blobs:
+        return blobs
+    count = round(sample * len(blobs)) if sample <= 1 else int(sample)
+    count = min(len(blobs), max(1, count))
+    return sorted(random.sample(blobs, count), key=lambda blob: blob.digest)
+
+
+def _users(refs: list[tuple[str, str]]) -> str:
+    shown = ", ".join(f"{ns} :: {key}" for ns, key in refs[:3])
+    return shown + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
+
+
+def verify(
+    store: Store,
+    *,
+    sample: float | None = None,
+    quarantine: bool = False,
+    progress: Progress = no_progress,
+) -> Verification:
+    """Check every index, every reference, and the content of every (or a sample of) blob.
+
+    ``sample`` below 1 is a fraction of the blobs, from 1 a number of blobs; indexes,
+    references and orphans are always checked in full (they cost no decompression).
+    ``quarantine`` moves corrupt blobs to ``.castore/quarantine/`` instead of leaving them.
+    """
+    result = Verification()
+    core = internals(store)
+    with core.lock():
+        store.refresh()
+        refs: dict[str, list[tuple[str, str]]] = {}
+        sizes: dict[str, int] = {}
+        for namespace in store.namespaces():
+            try:
+                entries = store.entries(namespace)
+            except (IndexFormatError, UnsupportedFormatError) as error:
+                path = core.indexes.path(namespace)
+                result.faults.append(Fault(FaultKind.INDEX, path, str(error)))
+                continue
+            for key, entry in entries.items():
+                result.entries += 1
+                refs.setdefault(entry.blob, []).append((namespace, key))
+                sizes[entry.blob] = entry.size
+        for dictionary_id, dictionary_blob in core.config.dictionaries.items():
+            refs.setdefault(dictionary_blob, []).append(
+                (CONFIG_NAME, f"dictionary {dictionary_id}")
+            )
+        blob_files = list(store.blobs())
+        result.blobs_total = len(blob_files)
+        present = {blob.digest for blob in blob_files}
+        for digest, users in sorted(refs.items()):
+            if digest not in present:
+                detail = f"referenced by {_users(users)}; restore it from git or re-record"
+                path = core.backend.location(digest)
+                result.faults.append(Fault(FaultKind.MISSING, path, detail))
+        for blob in blob_files:
+            if blob.digest not in refs:
+                detail = "no index refers to it; `castore gc` removes it"
+                result.faults.append(Fault(FaultKind.ORPHAN, blob.path, detail))
+        for stray in core.backend.strays():
+            if is_temp_file(stray.path):
+                detail = "temporary file of an interrupted write; `castore gc` removes it"
+            else:
+                detail = "not a blob (wrong name or place); move or delete it"
+            result.faults.append(Fault(FaultKind.STRAY, stray.path, detail))
+        to_check = _sample(blob_files, sample)
+        for blob in progress(to_check, len(to_check), "checking blobs"):
+            fault = _check_blob(core, blob, sizes.get(blob.digest), refs.get(blob.digest, []))
+            result.blobs_checked += 1
+            if fault is None:
+                continue
+            result.faults.append(fault)
+            if quarantine and fault.kind is FaultKind.CORRUPT:
+                result.quarantined.append(core.backend.quarantine(blob.digest, core.quarantine_dir))
+    return result
+
+
+def _check_blob(
+    core: StoreCore, blob: BlobFile, expected_size: int | None, users: list[tuple[str, str]]
+) -> Fault | None:
+    owner = _users(users)
+    try:
+        packed = core.blobs.read_packed(blob.digest, strict=True)
+    except LfsPointerError:
+        return Fault(FaultKind.LFS_POINTER, blob.path, "a git-lfs pointer: run `git lfs pull`")
+    except (CorruptBlobError, ValueTooLargeError) as error:
+        detail = getattr(error, "detail", None) or str(error.with_owner(owner))
+        return Fault(FaultKind.CORRUPT, blob.path, f"{detail}; used by {owner or 'nothing'}")
+    except MissingBlobError:  # removed while we looked
+        return None
+    if expected_size is not None and len(packed) != expected_size:
+        return Fault(
+            FaultKind.CORRUPT,
+            blob.path,
+            f"holds {len(packed)} bytes but its index entries say {expected_size}",
+        )
+    return None
