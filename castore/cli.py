@@ -219,11 +219,12 @@ def cat(settings: Settings, blob_file: Path) -> None:
     The file may be a copy outside the store, as git hands one over; dictionaries come
     from the store. A git-lfs pointer is shown as such.
     """
-    frame = blob_file.read_bytes()
     holding = store_holding(blob_file)
     store = Store(holding) if holding else settings.store(must_exist=False)
+    blobs = internals(store).blobs
+    frame = blobs.read_file(blob_file)
     try:
-        value = internals(store).blobs.decode_file(frame, blob_file)
+        value = blobs.decode_file(frame, blob_file)
     except LfsPointerError:
         click.echo("git-lfs pointer (object not downloaded; run `git lfs pull`):")
         click.echo(frame.decode("utf-8", "replace").rstrip())

@@ -247,8 +247,8 @@ class ReadOnlyStoreError(StoreError):
     def __init__(self, what: str, where: Path) -> None:
         self.path = where
         super().__init__(
-            f"cannot {what}: the store at {where} is opened read-only; open it without the "
-            f"read-only view to record or maintain it"
+            f"cannot {what} ({where}): this view of the store is read-only; open the "
+            f"store without the read-only view to record or maintain it"
         )
 
 

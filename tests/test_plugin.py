@@ -460,3 +460,53 @@ def test_a_clean_whole_suite_run_never_judges_namespaces_it_did_not_touch(
     assert "theirs" not in result.stdout.str()
     last_run = project.path / "tests" / "fixtures" / "castore" / ".castore" / "last-run.json"
     assert "theirs" not in last_run.read_text()
+
+
+CONFIGURED_CONFTEST = """
+import pytest
+
+def scrub(value):
+    return {**value, "secret": "[scrubbed]"}
+
+@pytest.fixture
+def castore_config():
+    return {"schema_version": 7, "redact": scrub}
+
+def pytest_castore_configure(config, store):
+    config.castore_configured = getattr(config, "castore_configured", 0) + 1
+    store.put("configured", "by-hook", {"root": str(store.root)})
+"""
+
+CONFIGURED_MODULE = """
+import pytest
+
+def test_defaults_from_castore_config(recorder, pytestconfig):
+    value = recorder.get_or_record_sync("k", lambda: {"secret": "sk-live", "answer": 42})
+    assert value == {"secret": "[scrubbed]", "answer": 42}
+    assert recorder.schema_version == 7
+    assert pytestconfig.castore_configured == 1
+
+@pytest.mark.castore(schema_version=8)
+def test_the_marker_beats_castore_config(recorder, pytestconfig):
+    assert recorder.schema_version == 8
+    assert recorder.get_or_record_sync("m", lambda: {"secret": "x"}) == {"secret": "[scrubbed]"}
+
+def test_a_factory_option_beats_both(recorder_factory, pytestconfig):
+    assert recorder_factory("other", schema_version=9).schema_version == 9
+    assert pytestconfig.castore_configured == 1
+"""
+
+
+def test_castore_config_sets_recorder_defaults_and_the_configure_hook_runs_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makeconftest(CONFIGURED_CONFTEST)
+    pytester.makepyfile(**{"tests/test_configured": CONFIGURED_MODULE})
+    record(pytester, monkeypatch).assert_outcomes(passed=3)
+    store = store_of(pytester)
+    entry = store.entry("tests/test_configured", "k")
+    assert entry is not None and entry.schema == 7
+    assert store.get("tests/test_configured", "k") == {"secret": "[scrubbed]", "answer": 42}
+    assert store.entry("tests/test_configured", "m").schema == 8  # type: ignore[union-attr]
+    assert store.get("configured", "by-hook") == {"root": str(store.root)}

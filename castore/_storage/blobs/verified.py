@@ -49,6 +49,19 @@ class VerifiedBlobs:
         """Decode a blob, checking that its content matches its digest."""
         return self._unpack(self.read_packed(blob), blob)
 
+    def read_file(self, path: Path) -> bytes:
+        """The bytes of a blob file named by path: through the backend when it is one of
+        this store's blobs, else as given (git's textconv hands over a temporary copy)."""
+        blob = digest_named_by(path)
+        if blob is not None and self.backend.location(blob).resolve() == path.resolve():
+            frame = self.backend.read(blob)
+            if frame is not None:
+                return frame
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise MissingBlobError(path) from None
+
     def decode_file(self, frame: bytes, path: Path) -> Any:
         """Decode a blob file's bytes read from anywhere (git's textconv passes a temporary
         copy); the digest is checked when the file name carries one."""

@@ -52,7 +52,11 @@ class ReadOnlyBlobs(BlobBackend):
 class ReadThroughBlobs(BlobBackend):
     """A local backend in front of a slower one: a blob missing locally is read from
     ``source`` and kept locally, so each blob crosses from the source once. Writes,
-    deletes and walks concern the local backend only; the source is never changed."""
+    deletes and walks concern the local backend only; the source is never changed.
+
+    Bytes are copied as they are: the digest check above the backends (``verified.py``)
+    judges the copy exactly as it would have judged the source, so a damaged source blob
+    fails every read, locally too, and ``castore verify`` names it."""
 
     def __init__(self, local: BlobBackend, source: BlobBackend) -> None:
         self.local = local
