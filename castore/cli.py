@@ -19,6 +19,7 @@ import click
 
 from castore._storage.blobs.loose import store_holding
 from castore._storage.index import format_time
+from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.names import stored_key
 from castore._storage.store import Store, internals
 from castore._upkeep import collect
@@ -98,7 +99,7 @@ def fail(message: str, code: int = EXIT_FAULTS) -> NoReturn:
     type=click.Path(path_type=Path, file_okay=False),
     envvar="CASTORE_ROOT",
     help="The store directory. Default: castore_root from the project's pytest "
-    "configuration, else tests/fixtures/castore. Env: CASTORE_ROOT.",
+    f"configuration, else {DEFAULT_ROOT}. Env: CASTORE_ROOT.",
 )
 @click.version_option(package_name="castore")
 @click.pass_context

@@ -17,9 +17,9 @@ from typing import Final
 
 from castore._storage.atomic import sync_all, write_atomic
 from castore._storage.blobs.backend import BlobBackend, BlobFile
-from castore._storage.layout import BLOB_SUFFIX, BLOBS_DIR, is_digest
+from castore._storage.layout import BLOB_SUFFIX, BLOBS_DIR, DIGEST, is_digest
 
-_BLOB_NAME: Final = re.compile(rf"([0-9a-f]{{64}}){re.escape(BLOB_SUFFIX)}")
+_BLOB_NAME: Final = re.compile(rf"({DIGEST.pattern}){re.escape(BLOB_SUFFIX)}")
 _FANOUT_NAME: Final = re.compile(r"[0-9a-f]{2}")
 
 
