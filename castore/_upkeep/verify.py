@@ -85,41 +85,11 @@ def verify(
     core = internals(store)
     with core.lock():
         store.refresh()
-        refs: dict[str, list[tuple[str, str]]] = {}
-        sizes: dict[str, int] = {}
-        for namespace in store.namespaces():
-            try:
-                entries = store.entries(namespace)
-            except (IndexFormatError, UnsupportedFormatError) as error:
-                path = core.indexes.path(namespace)
-                result.faults.append(Fault(FaultKind.INDEX, path, str(error)))
-                continue
-            for key, entry in entries.items():
-                result.entries += 1
-                refs.setdefault(entry.blob, []).append((namespace, key))
-                sizes[entry.blob] = entry.size
-        for dictionary_id, dictionary_blob in core.config.dictionaries.items():
-            refs.setdefault(dictionary_blob, []).append(
-                (CONFIG_NAME, f"dictionary {dictionary_id}")
-            )
+        refs, sizes = _references(store, result)
         blob_files = list(store.blobs())
         result.blobs_total = len(blob_files)
-        present = {blob.digest for blob in blob_files}
-        for digest, users in sorted(refs.items()):
-            if digest not in present:
-                detail = f"referenced by {_users(users)}; restore it from git or re-record"
-                path = core.backend.location(digest)
-                result.faults.append(Fault(FaultKind.MISSING, path, detail))
-        for blob in blob_files:
-            if blob.digest not in refs:
-                detail = "no index refers to it; `castore gc` removes it"
-                result.faults.append(Fault(FaultKind.ORPHAN, blob.path, detail))
-        for stray in core.backend.strays():
-            if is_temp_file(stray.path):
-                detail = "temporary file of an interrupted write; `castore gc` removes it"
-            else:
-                detail = "not a blob (wrong name or place); move or delete it"
-            result.faults.append(Fault(FaultKind.STRAY, stray.path, detail))
+        result.faults += _reference_faults(core, refs, blob_files)
+        result.faults += _stray_faults(core)
         to_check = _sample(blob_files, sample)
         for blob in progress(to_check, len(to_check), "checking blobs"):
             fault = _check_blob(core, blob, sizes.get(blob.digest), refs.get(blob.digest, []))
@@ -130,6 +100,58 @@ def verify(
             if quarantine and fault.kind is FaultKind.CORRUPT:
                 result.quarantined.append(core.backend.quarantine(blob.digest, core.quarantine_dir))
     return result
+
+
+References = dict[str, list[tuple[str, str]]]
+
+
+def _references(store: Store, result: Verification) -> tuple[References, dict[str, int]]:
+    """Who uses each blob, and the size its entries record; unreadable indexes are faults."""
+    core = internals(store)
+    refs: References = {}
+    sizes: dict[str, int] = {}
+    for namespace in store.namespaces():
+        try:
+            entries = store.entries(namespace)
+        except (IndexFormatError, UnsupportedFormatError) as error:
+            path = core.indexes.path(namespace)
+            result.faults.append(Fault(FaultKind.INDEX, path, str(error)))
+            continue
+        for key, entry in entries.items():
+            result.entries += 1
+            refs.setdefault(entry.blob, []).append((namespace, key))
+            sizes[entry.blob] = entry.size
+    for dictionary_id, dictionary_blob in core.config.dictionaries.items():
+        refs.setdefault(dictionary_blob, []).append((CONFIG_NAME, f"dictionary {dictionary_id}"))
+    return refs, sizes
+
+
+def _reference_faults(core: StoreCore, refs: References, blob_files: list[BlobFile]) -> list[Fault]:
+    """Blobs referenced but absent, and blobs present but referenced by nothing."""
+    present = {blob.digest for blob in blob_files}
+    faults = [
+        Fault(
+            FaultKind.MISSING,
+            core.backend.location(digest),
+            f"referenced by {_users(users)}; restore it from git or re-record",
+        )
+        for digest, users in sorted(refs.items())
+        if digest not in present
+    ]
+    detail = "no index refers to it; `castore gc` removes it"
+    faults += [Fault(FaultKind.ORPHAN, b.path, detail) for b in blob_files if b.digest not in refs]
+    return faults
+
+
+def _stray_faults(core: StoreCore) -> list[Fault]:
+    faults = []
+    for stray in core.backend.strays():
+        if is_temp_file(stray.path):
+            detail = "temporary file of an interrupted write; `castore gc` removes it"
+        else:
+            detail = "not a blob (wrong name or place); move or delete it"
+        faults.append(Fault(FaultKind.STRAY, stray.path, detail))
+    return faults
 
 
 def _check_blob(
