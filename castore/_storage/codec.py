@@ -186,7 +186,14 @@ def first_offender(
 # --- unpacking -----------------------------------------------------------------------
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
+#: How deep castore's container extensions (tuple, set, frozenset, timedelta) may nest.
+#: Each level is a fresh msgpack unpacker on the C stack (about 40 KB), so without a
+#: bound a crafted blob nested 200 deep crashes the process; castore itself never writes
+#: more than a few levels (a tuple of tuples in a set).
+MAX_EXT_DEPTH: Final = 32
+
+
+def _extension(code: int, data: bytes, depth: int) -> Any:
     if code == EXT_BIGINT:
         return int.from_bytes(data, "big", signed=True)
     if code == EXT_DATETIME:
@@ -195,24 +202,43 @@ def _ext_hook(code: int, data: bytes) -> Any:
         return dt.date.fromisoformat(data.decode())
     if code == EXT_TIME:
         return dt.time.fromisoformat(data.decode())
-    if code == EXT_TIMEDELTA:
-        days, seconds, microseconds = _unpack(data)
-        return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
-    if code == EXT_TUPLE:
-        return tuple(_unpack(data))
-    if code == EXT_SET:
-        return set(_unpack(data))
-    if code == EXT_FROZENSET:
-        return frozenset(_unpack(data))
+    if code in _CONTAINERS:
+        if depth >= MAX_EXT_DEPTH:
+            raise DecodeError(
+                f"its tuples, sets and timedeltas nest more than {MAX_EXT_DEPTH} deep, "
+                "which castore never writes"
+            )
+        items = _unpack(data, depth + 1)
+        if not isinstance(items, list):
+            raise DecodeError(f"extension type {code} does not hold an array")
+        if code == EXT_TIMEDELTA:
+            days, seconds, microseconds = items
+            return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
+        return _CONTAINERS[code](items)
     raise DecodeError(
         f"unknown msgpack extension type {code}: written by a newer castore? Upgrade castore"
     )
 
 
-def _unpack(packed: bytes) -> Any:
+_CONTAINERS: Final[dict[int, Callable[[list[Any]], Any]]] = {
+    EXT_TUPLE: tuple,
+    EXT_SET: set,
+    EXT_FROZENSET: frozenset,
+    EXT_TIMEDELTA: list,  # built by _extension itself
+}
+
+
+def _unpack(packed: bytes, depth: int = 0) -> Any:
     # unpackb bounds every str/bin/array/map length by the buffer size, so a crafted header
-    # claiming billions of items fails at once instead of allocating.
-    return msgpack.unpackb(packed, ext_hook=_ext_hook, strict_map_key=False, raw=False)
+    # claiming billions of items fails at once instead of allocating. msgpack's own
+    # timestamp extension (-1), which castore never writes, reads as an aware UTC datetime.
+    return msgpack.unpackb(
+        packed,
+        ext_hook=lambda code, data: _extension(code, data, depth),
+        strict_map_key=False,
+        raw=False,
+        timestamp=3,
+    )
 
 
 def unpack_value(packed: bytes) -> Any:
@@ -221,5 +247,11 @@ def unpack_value(packed: bytes) -> Any:
         return _unpack(packed)
     except DecodeError:
         raise
-    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
+    except (
+        ValueError,
+        TypeError,
+        OverflowError,
+        msgpack.UnpackException,
+        RecursionError,
+    ) as error:
         raise DecodeError(f"not valid castore msgpack ({type(error).__name__}: {error})") from None

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from castore._storage.layout import CONFIG_NAME, check_format_version
+from castore._storage.layout import CONFIG_NAME, MAX_CONFIG_BYTES, check_format_version
+from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError
 
 STORE_FORMAT: Final = 1
@@ -49,8 +50,10 @@ def load_config(root: Path) -> StoreConfig:
     """Read ``castore.json``; a store without one uses the defaults."""
     path = root / CONFIG_NAME
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        raw = read_store_file(path, MAX_CONFIG_BYTES)
+    except FileRefused as refused:
+        raise IndexFormatError(path, refused.reason) from None
+    if raw is None:
         return StoreConfig()
     try:
         document = json.loads(raw)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from castore._storage.codec import VALUE_FORMAT, first_offender
-from castore._storage.layout import check_format_version, is_digest
+from castore._storage.layout import MAX_INDEX_BYTES, check_format_version, is_digest
+from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError, UnencodableValueError, UnsupportedFormatError
 
 #: Version of the index file layout, written at the top of every index.
@@ -187,11 +188,12 @@ def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
 def load_index(path: str | Path) -> dict[str, Entry]:
     """Read an index file; a missing file is an empty namespace.
 
-    Unbuffered: the file is read whole in one call, so a buffer would only add a copy."""
+    A symlink, a special file or an index over :data:`MAX_INDEX_BYTES` is refused by name."""
     try:
-        with open(path, "rb", buffering=0) as handle:  # noqa: PTH123
-            raw = handle.read()
-    except FileNotFoundError:
+        raw = read_store_file(path, MAX_INDEX_BYTES)
+    except FileRefused as refused:
+        raise IndexFormatError(Path(path), refused.reason) from None
+    if raw is None:
         return {}
     return parse_index(raw, Path(path))
 

@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from castore._storage.atomic import ensure_private_directory, write_atomic
 from castore._storage.index import format_time
-from castore._storage.layout import LAST_RUN_NAME, check_format_version
+from castore._storage.layout import LAST_RUN_NAME, MAX_LAST_RUN_BYTES, check_format_version
+from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError
 
 USAGE_FORMAT: Final = 1
@@ -38,9 +39,13 @@ def last_run_path(state_dir: Path) -> Path:
 def load_judgements(state_dir: Path) -> dict[str, Judgement]:
     path = last_run_path(state_dir)
     try:
-        document = json.loads(path.read_bytes())
-    except FileNotFoundError:
+        raw = read_store_file(path, MAX_LAST_RUN_BYTES)
+    except FileRefused as refused:
+        raise IndexFormatError(path, refused.reason) from None
+    if raw is None:
         return {}
+    try:
+        document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise IndexFormatError(path, f"not valid JSON ({error})") from None
     check_format_version(

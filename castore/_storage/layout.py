@@ -30,6 +30,12 @@ LOCKS_DIR: Final = "locks"
 QUARANTINE_DIR: Final = "quarantine"
 LAST_RUN_NAME: Final = "last-run.json"
 
+# Size caps for the JSON files castore reads (safe_files.py refuses larger ones unread).
+#: An index of 150,000 entries is about 60 MB.
+MAX_INDEX_BYTES: Final = 512 * 1024 * 1024
+MAX_CONFIG_BYTES: Final = 16 * 1024 * 1024
+MAX_LAST_RUN_BYTES: Final = 512 * 1024 * 1024
+
 #: Where a project's store lives when its pytest configuration names no ``castore_root``.
 DEFAULT_ROOT: Final = "tests/fixtures/castore"
 

@@ -18,8 +18,12 @@ from typing import Final
 from castore._storage.atomic import sync_all, write_atomic
 from castore._storage.blobs.backend import BlobBackend, BlobFile
 from castore._storage.layout import BLOB_SUFFIX, BLOBS_DIR, DIGEST, is_digest
+from castore._storage.safe_files import FileRefused, read_store_file
+from castore.errors import CorruptBlobError
 
 _BLOB_NAME: Final = re.compile(rf"({DIGEST.pattern}){re.escape(BLOB_SUFFIX)}")
+#: Largest blob file read; zstd frames of values under the default value cap fit well under.
+DEFAULT_MAX_FILE_BYTES: Final = 1024 * 1024 * 1024
 _FANOUT_NAME: Final = re.compile(r"[0-9a-f]{2}")
 
 
@@ -38,8 +42,9 @@ def digest_named_by(path: Path) -> str | None:
 
 
 class LooseBlobs(BlobBackend):
-    def __init__(self, store_root: Path) -> None:
+    def __init__(self, store_root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.root = store_root / BLOBS_DIR
+        self.max_file_bytes = max_file_bytes
         self._prefix = f"{self.root}{os.sep}"
         self._unsynced: list[Path] = []  # written with durable=False, not yet synced
 
@@ -53,12 +58,11 @@ class LooseBlobs(BlobBackend):
         return Path(self._file(digest))
 
     def read(self, digest: str) -> bytes | None:
-        """Unbuffered: the file is read whole in one call, so a buffer would only add a copy."""
+        """One open, one fstat, one read: this is the replay hot path."""
         try:
-            with open(self._file(digest), "rb", buffering=0) as handle:  # noqa: PTH123
-                return handle.read()
-        except FileNotFoundError:
-            return None
+            return read_store_file(self._file(digest), self.max_file_bytes)
+        except FileRefused as refused:
+            raise CorruptBlobError(self.location(digest), refused.reason) from None
 
     def exists(self, digest: str) -> bool:
         return os.path.exists(self._file(digest))  # noqa: PTH110 - string path, no Path built

@@ -1,0 +1,178 @@
+"""A store pulled from someone else's branch: hostile blobs and files at store paths end in
+a castore error that names the file, never in a crash, a hang or a raw exception."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from castore import Entry, Store
+from castore._storage.codec import MAX_EXT_DEPTH, digest
+from castore._storage.index import now
+from castore._storage.store import internals
+from castore._upkeep.verify import FaultKind, verify
+from castore.errors import CorruptBlobError, IndexFormatError
+
+NAMESPACE = "tests/test_hostile"
+
+
+@pytest.fixture(autouse=True)
+def no_hang() -> Iterator[None]:
+    """A FIFO once hung reads forever: fail such a regression in 20 s instead."""
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("the read hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def plant(store: Store, key: str, packed: bytes) -> Path:
+    """Record raw msgpack bytes as a blob named by their true digest, as a branch could."""
+    entry = Entry(blob=digest(packed), size=len(packed), recorded_at=now())
+    internals(store).put_entry(NAMESPACE, key, entry, packed)
+    return internals(store).backend.location(entry.blob)
+
+
+def nested_tuples(depth: int) -> bytes:
+    packed = msgpack.packb(1)
+    for _ in range(depth):
+        packed = msgpack.packb(msgpack.ExtType(4, b"\x91" + packed))
+    return packed
+
+
+def test_extensions_nested_200_deep_are_refused_not_a_segfault(tmp_path: Path) -> None:
+    """The campaign's SIGSEGV: each level was a fresh msgpack unpacker on the C stack."""
+    store = Store(tmp_path / "store")
+    plant(store, "deep", nested_tuples(200))
+    child = textwrap.dedent(
+        f"""
+        from castore import Store
+        from castore.errors import CorruptBlobError
+        try:
+            Store({str(store.root)!r}).get({NAMESPACE!r}, "deep")
+        except CorruptBlobError as error:
+            print("refused:", error)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, (run.returncode, run.stderr)
+    assert "refused:" in run.stdout
+    assert f"nest more than {MAX_EXT_DEPTH} deep" in run.stdout
+    assert "key 'deep'" in run.stdout
+
+
+def test_extensions_nested_to_the_limit_still_read(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    value: object = 1
+    for _ in range(MAX_EXT_DEPTH):
+        value = (value,)
+    store.put(NAMESPACE, "deep but fine", value)
+    assert Store(store.root).get(NAMESPACE, "deep but fine") == value
+
+
+@pytest.mark.parametrize(
+    ("name", "packed"),
+    [
+        ("huge timedelta", msgpack.packb(msgpack.ExtType(8, msgpack.packb([10**18, 0, 0])))),
+        ("timedelta of two", msgpack.packb(msgpack.ExtType(8, msgpack.packb([1, 2])))),
+        ("timedelta of text", msgpack.packb(msgpack.ExtType(8, msgpack.packb(["a", 0, 0])))),
+        ("tuple of a map", msgpack.packb(msgpack.ExtType(4, msgpack.packb({"a": 1})))),
+        ("bad datetime", msgpack.packb(msgpack.ExtType(2, b"9999-99-99"))),
+        ("undecodable date", msgpack.packb(msgpack.ExtType(3, b"\xff\xfe"))),
+        ("unknown extension", msgpack.packb(msgpack.ExtType(99, b""))),
+    ],
+)
+def test_a_hostile_extension_is_a_corrupt_blob_for_get_and_for_verify(
+    tmp_path: Path, name: str, packed: bytes
+) -> None:
+    store = Store(tmp_path / "store")
+    path = plant(store, name, packed)
+    with pytest.raises(CorruptBlobError, match=f"key '{name}'"):
+        Store(store.root).get(NAMESPACE, name)
+    faults = verify(Store(store.root)).faults
+    assert [(fault.kind, fault.path) for fault in faults] == [(FaultKind.CORRUPT, path)]
+
+
+def test_msgpacks_own_timestamp_reads_as_an_aware_utc_datetime(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    stamp = msgpack.Timestamp.from_unix_nano(1_700_000_000_123_456_000)
+    plant(store, "stamp", msgpack.packb({"at": stamp}, datetime=False))
+    value = Store(store.root).get(NAMESPACE, "stamp")
+    assert value == {"at": dt.datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=dt.UTC)}
+    assert verify(Store(store.root)).faults == []
+
+
+# --- what sits at a store path -------------------------------------------------------------
+
+
+def replace_with(path: Path, kind: str) -> None:
+    path.unlink()
+    if kind == "symlink to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "symlink loop":
+        path.symlink_to(path.name)
+
+
+SPECIAL = ["symlink to /dev/zero", "fifo", "directory", "symlink loop"]
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_at_a_blob_path_is_refused_by_name(tmp_path: Path, kind: str) -> None:
+    store = Store(tmp_path / "store")
+    entry = store.put(NAMESPACE, "k", {"answer": 42})
+    path = internals(store).backend.location(entry.blob)
+    replace_with(path, kind)
+    with pytest.raises(CorruptBlobError) as raised:
+        Store(store.root).get(NAMESPACE, "k")
+    assert str(path) in str(raised.value)
+    assert "key 'k'" in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_at_an_index_path_is_refused_by_name(tmp_path: Path, kind: str) -> None:
+    store = Store(tmp_path / "store")
+    store.put(NAMESPACE, "k", {"answer": 42})
+    path = internals(store).indexes.path(NAMESPACE)
+    replace_with(path, kind)
+    with pytest.raises(IndexFormatError) as raised:
+        Store(store.root).get(NAMESPACE, "k")
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_as_castore_json_is_refused_by_name(tmp_path: Path, kind: str) -> None:
+    store = Store(tmp_path / "store")
+    store.put(NAMESPACE, "k", {"answer": 42})
+    path = store.root / "castore.json"
+    replace_with(path, kind)
+    with pytest.raises(IndexFormatError) as raised:
+        Store(store.root)
+    assert str(path) in str(raised.value)
+
+
+def test_an_index_over_its_size_cap_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "store")
+    store.put(NAMESPACE, "k", {"answer": 42})
+    size = internals(store).indexes.path(NAMESPACE).stat().st_size
+    monkeypatch.setattr("castore._storage.index.MAX_INDEX_BYTES", size - 1)
+    with pytest.raises(IndexFormatError, match=f"it is {size} bytes, over"):
+        Store(store.root).get(NAMESPACE, "k")
