@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from castore._storage.codec import MAX_EXT_DEPTH, digest
 from castore._storage.index import now
 from castore._storage.store import internals
 from castore._upkeep.verify import FaultKind, verify
-from castore.errors import CorruptBlobError, IndexFormatError
+from castore.errors import CorruptBlobError, IndexFormatError, UnencodableValueError
 
 NAMESPACE = "tests/test_hostile"
 
@@ -176,3 +177,86 @@ def test_an_index_over_its_size_cap_is_refused_unread(
     monkeypatch.setattr("castore._storage.index.MAX_INDEX_BYTES", size - 1)
     with pytest.raises(IndexFormatError, match=f"it is {size} bytes, over"):
         Store(store.root).get(NAMESPACE, "k")
+
+
+# --- index files that json.loads alone would accept or crash on ----------------------------
+
+
+def index_with(store: Store, entry_json: str) -> Path:
+    path = internals(store).indexes.path(NAMESPACE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"castore_index": 1, "entries": {"k": ' + entry_json + "}}\n")
+    return path
+
+
+GOOD_BLOB = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("name", "entry_json", "expected"),
+    [
+        (
+            "NaN duration",
+            f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": '
+            '"2025-01-01T00:00:00Z", "duration": NaN}',
+            "NaN is not a number",
+        ),
+        (
+            "Infinity duration",
+            f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": '
+            '"2025-01-01T00:00:00Z", "duration": Infinity}',
+            "Infinity is not a number",
+        ),
+        (
+            "1e999 duration",
+            f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": '
+            '"2025-01-01T00:00:00Z", "duration": 1e999}',
+            "'duration' must be a number",
+        ),
+        (
+            "5000-digit size",
+            f'{{"blob": "{GOOD_BLOB}", "size": {"9" * 5000}, "recorded_at": '
+            '"2025-01-01T00:00:00Z"}',
+            "an integer of 5000 digits",
+        ),
+        (
+            "lone surrogate",
+            f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": '
+            '"2025-01-01T00:00:00Z", "schema": "v\\ud800"}',
+            "lone UTF-16 surrogate",
+        ),
+        (
+            "overflowing offset",
+            f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": "9999-12-31T23:59:59-23:59"}}',
+            "'recorded_at' must be an ISO 8601 time",
+        ),
+        ("100,000 deep", "[" * 100_000 + "]" * 100_000, "nests too deep"),
+    ],
+)
+def test_an_index_json_loads_would_accept_or_crash_on_is_refused_by_name(
+    tmp_path: Path, name: str, entry_json: str, expected: str
+) -> None:
+    store = Store(tmp_path / "store")
+    path = index_with(store, entry_json)
+    with pytest.raises(IndexFormatError, match=re.escape(expected)) as raised:
+        Store(store.root).entry(NAMESPACE, "k")
+    assert str(path) in str(raised.value)
+
+
+def test_an_index_with_escaped_emoji_still_reads(tmp_path: Path) -> None:
+    """Surrogate pairs are fine; only lone halves are refused."""
+    store = Store(tmp_path / "store")
+    index_with(
+        store,
+        f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": "2025-01-01T00:00:00Z", '
+        '"schema": "v\\ud83d\\ude00"}',
+    )
+    entry = Store(store.root).entry(NAMESPACE, "k")
+    assert entry is not None and entry.schema == "v\N{GRINNING FACE}"
+
+
+def test_metadata_json_cannot_read_back_is_refused_before_writing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    with pytest.raises(UnencodableValueError):
+        store.put(NAMESPACE, "k", 1, metadata={"n": 10**5000})
+    assert not (store.root / "index").exists()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from castore._storage.json_documents import parse_document
 from castore._storage.layout import CONFIG_NAME, MAX_CONFIG_BYTES, check_format_version
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError
@@ -55,10 +56,7 @@ def load_config(root: Path) -> StoreConfig:
         raise IndexFormatError(path, refused.reason) from None
     if raw is None:
         return StoreConfig()
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise IndexFormatError(path, f"not valid JSON ({error})") from None
+    document = parse_document(raw, path)
     check_format_version(
         document,
         "castore_store",

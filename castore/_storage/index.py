@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from castore._storage.codec import VALUE_FORMAT, first_offender
+from castore._storage.json_documents import parse_document
 from castore._storage.layout import MAX_INDEX_BYTES, check_format_version, is_digest
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError, UnencodableValueError, UnsupportedFormatError
@@ -130,14 +131,17 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
         raise UnsupportedFormatError(path, f"{entry_format} (entry {key!r})", VALUE_FORMAT)
     try:
         recorded_at = dt.datetime.fromisoformat(data["recorded_at"])
-    except (KeyError, TypeError, ValueError):
+        if recorded_at.tzinfo is None:
+            recorded_at = recorded_at.replace(tzinfo=dt.UTC)
+        recorded_at.astimezone(dt.UTC)  # an offset can push a time past year 9999
+    except (KeyError, TypeError, ValueError, OverflowError):
         found = data.get("recorded_at")
         raise bad(f"'recorded_at' must be an ISO 8601 time, found {found!r}") from None
-    if recorded_at.tzinfo is None:
-        recorded_at = recorded_at.replace(tzinfo=dt.UTC)
     duration = data.get("duration")
     if duration is not None and (
-        not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0
+        not isinstance(duration, int | float)
+        or isinstance(duration, bool)
+        or not 0 <= duration < math.inf
     ):
         raise bad(f"'duration' must be a number of seconds, found {duration!r}")
     schema = data.get("schema")
@@ -164,14 +168,7 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
 
 def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
     """Parse and validate an index file's bytes."""
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        if raw.lstrip().startswith((b"<<<<<<<", b"version https://git-lfs")):
-            detail = "it holds git conflict markers or an LFS pointer, not JSON"
-        else:
-            detail = f"not valid JSON ({error})"
-        raise IndexFormatError(path, detail) from None
+    document = parse_document(raw, path)
     check_format_version(
         document,
         "castore_index",

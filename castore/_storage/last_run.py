@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from castore._storage.atomic import ensure_private_directory, write_atomic
 from castore._storage.index import format_time
+from castore._storage.json_documents import parse_document
 from castore._storage.layout import LAST_RUN_NAME, MAX_LAST_RUN_BYTES, check_format_version
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError
@@ -44,10 +45,7 @@ def load_judgements(state_dir: Path) -> dict[str, Judgement]:
         raise IndexFormatError(path, refused.reason) from None
     if raw is None:
         return {}
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise IndexFormatError(path, f"not valid JSON ({error})") from None
+    document = parse_document(raw, path)
     check_format_version(
         document,
         "castore_usage",
