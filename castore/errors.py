@@ -20,6 +20,7 @@
     ├── StaleRecordingError         a recording that can no longer be used as it is
     │   └── ExpiredRecordingError       older than max_age, with on_expired="fail"
     ├── ImportFormatError           a file castore import cannot read (also a ValueError)
+    ├── ExportError                 a value castore export cannot write as JSON
     ├── TrainingError               a store too small to train a dictionary on
     └── GitError                    git or git-lfs missing, or no repository (also a RuntimeError)
 
@@ -254,6 +255,17 @@ class ReadOnlyStoreError(StoreError):
 
 class ImportFormatError(CastoreError, ValueError):
     """A file that is neither a seeds fixture file nor a VCR.py cassette."""
+
+
+class ExportError(CastoreError):
+    """A recorded value that plain JSON cannot carry exactly; nothing was written."""
+
+    def __init__(self, namespace: str, key: str, why: str) -> None:
+        super().__init__(
+            f"cannot export namespace {namespace!r}, key {key!r}: its value holds {why}, "
+            f"which plain JSON cannot carry exactly. `castore show` displays it; the store "
+            f"itself (git, castore.json) is the way to move it"
+        )
 
 
 class TrainingError(CastoreError):

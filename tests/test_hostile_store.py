@@ -4,6 +4,7 @@ a castore error that names the file, never in a crash, a hang or a raw exception
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import signal
@@ -15,12 +16,15 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from click.testing import CliRunner, Result
 
 from castore import Entry, Store
 from castore._storage.codec import MAX_EXT_DEPTH, digest
 from castore._storage.index import now
 from castore._storage.store import internals
+from castore._upkeep.jsonview import MAX_VIEW_DEPTH
 from castore._upkeep.verify import FaultKind, verify
+from castore.cli import main
 from castore.errors import CorruptBlobError, IndexFormatError, UnencodableValueError
 
 NAMESPACE = "tests/test_hostile"
@@ -260,3 +264,49 @@ def test_metadata_json_cannot_read_back_is_refused_before_writing(tmp_path: Path
     with pytest.raises(UnencodableValueError):
         store.put(NAMESPACE, "k", 1, metadata={"n": 10**5000})
     assert not (store.root / "index").exists()
+
+
+# --- show, cat and export of values JSON cannot carry ---------------------------------------
+
+
+def cli(store: Store, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--root", str(store.root), *args])
+
+
+def test_show_and_cat_display_a_value_nested_1000_deep_without_a_recursion_error(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store")
+    path = plant(store, "deep", b"\x91" * 1000 + b"\xc0")
+    shown = cli(store, "show", NAMESPACE, "deep")
+    assert shown.exit_code == 0, shown.output
+    assert f"nested deeper than {MAX_VIEW_DEPTH} levels" in shown.output
+    assert shown.output.count("[") == MAX_VIEW_DEPTH + 1
+    catted = cli(store, "cat", str(path))
+    assert catted.exit_code == 0, catted.output
+    assert catted.output == shown.output
+
+
+def test_show_displays_a_100_000_byte_integer_as_not_shown(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.put(NAMESPACE, "big", {"n": 1 << 800_000, "small": 10**4000})
+    shown = cli(store, "show", NAMESPACE, "big")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == {
+        "n": {"$not_shown": "an integer of about 240825 digits"},
+        "small": 10**4000,
+    }
+
+
+def test_export_refuses_what_json_cannot_carry_exactly_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store")
+    store.put(NAMESPACE, "fine", {"answer": 1})
+    plant(store, "deep", b"\x91" * 1000 + b"\xc0")
+    out = tmp_path / "export.json"
+    result = cli(store, "export", NAMESPACE, "-o", str(out))
+    assert result.exit_code == 3
+    assert "cannot export namespace 'tests/test_hostile', key 'deep'" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()

@@ -34,8 +34,8 @@ from castore._storage.codec import digest, pack_value
 from castore._storage.index import Entry, StreamKind, check_metadata, format_time, now
 from castore._storage.names import stored_key
 from castore._storage.store import Store, internals
-from castore._upkeep.jsonview import from_json_view, to_json_view
-from castore.errors import ImportFormatError
+from castore._upkeep.jsonview import ViewTooLargeError, from_json_view, to_json_view
+from castore.errors import ExportError, ImportFormatError
 
 EXPORT_MARKER: Final = "$castore_export"
 SUFFIXES: Final = (".json", ".yaml", ".yml")
@@ -188,8 +188,12 @@ def export_namespace(store: Store, namespace: str) -> dict[str, Any]:
         EXPORT_MARKER: {"format": 1, "namespace": namespace, "exported_at": format_time(now())}
     }
     for key, entry in sorted(store.entries(namespace).items()):
+        try:
+            response = to_json_view(store.namespace(namespace).read(entry, key), exact=True)
+        except ViewTooLargeError as error:
+            raise ExportError(namespace, key, str(error)) from None
         item: dict[str, Any] = {
-            "response": to_json_view(store.namespace(namespace).read(entry, key)),
+            "response": response,
             "metadata": dict(entry.metadata),
             "recorded_at": format_time(entry.recorded_at),
         }

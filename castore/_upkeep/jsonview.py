@@ -43,9 +43,43 @@ TAGS: Final = frozenset(
 )
 
 
-def to_json_view(value: Any) -> Any:
-    """A JSON-serializable form of a stored value (see the module docstring)."""
-    if value is None or isinstance(value, bool | int | str):
+#: How deep a view nests. json.dumps and Python's stack give out near 1,000 levels;
+#: castore's own values (LLM responses) stay far shallower.
+MAX_VIEW_DEPTH: Final = 200
+#: The longest integer a view writes as a number: Python's int-to-string limit.
+MAX_INT_DIGITS: Final = 4300
+
+
+class ViewTooLargeError(ValueError):
+    """A value whose exact JSON view cannot be written (too deep, or an int too long)."""
+
+
+def to_json_view(value: Any, *, exact: bool = False) -> Any:
+    """A JSON-serializable form of a stored value (see the module docstring).
+
+    A part nested deeper than :data:`MAX_VIEW_DEPTH` or an integer of more than
+    :data:`MAX_INT_DIGITS` digits is shown as ``{"$not_shown": why}`` (for ``show`` and
+    ``cat``); with ``exact`` (for ``export``) it raises :class:`ViewTooLargeError`.
+    """
+    return _view(value, 0, exact)
+
+
+def _too_large(why: str, exact: bool) -> Any:
+    if exact:
+        raise ViewTooLargeError(why)
+    return {"$not_shown": why}
+
+
+def _view(value: Any, depth: int, exact: bool) -> Any:
+    if depth > MAX_VIEW_DEPTH:
+        return _too_large(f"nested deeper than {MAX_VIEW_DEPTH} levels", exact)
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_DIGITS * 3:  # 3 bits a digit: a cheap lower bound
+            digits = int(value.bit_length() * 0.30103) + 1
+            if digits > MAX_INT_DIGITS:
+                return _too_large(f"an integer of about {digits} digits", exact)
         return value
     if isinstance(value, float):
         if math.isfinite(value):
@@ -56,14 +90,16 @@ def to_json_view(value: Any) -> Any:
             return {"$bytes": value.decode("utf-8")}
         except UnicodeDecodeError:
             return {"$base64": base64.b64encode(value).decode("ascii")}
+    deeper = depth + 1
     if isinstance(value, list):
-        return [to_json_view(item) for item in value]
+        return [_view(item, deeper, exact) for item in value]
     if isinstance(value, Mapping):
         if all(isinstance(key, str) for key in value) and not (
             len(value) == 1 and next(iter(value)) in TAGS
         ):
-            return {key: to_json_view(item) for key, item in value.items()}
-        return {"$map": [[to_json_view(k), to_json_view(v)] for k, v in value.items()]}
+            return {key: _view(item, deeper, exact) for key, item in value.items()}
+        pairs = [[_view(k, deeper, exact), _view(v, deeper, exact)] for k, v in value.items()]
+        return {"$map": pairs}
     if isinstance(value, dt.datetime):
         return {"$datetime": value.isoformat()}
     if isinstance(value, dt.date):
@@ -73,10 +109,10 @@ def to_json_view(value: Any) -> Any:
     if isinstance(value, dt.timedelta):
         return {"$timedelta": [value.days, value.seconds, value.microseconds]}
     if isinstance(value, tuple):
-        return {"$tuple": [to_json_view(item) for item in value]}
+        return {"$tuple": [_view(item, deeper, exact) for item in value]}
     if isinstance(value, set | frozenset):
         tag = "$frozenset" if isinstance(value, frozenset) else "$set"
-        return {tag: [to_json_view(item) for item in sorted(value, key=pack_value)]}
+        return {tag: [_view(item, deeper, exact) for item in sorted(value, key=pack_value)]}
     raise TypeError(f"{type(value).__qualname__} is not a castore value")
 
 
