@@ -14,7 +14,8 @@
     │   ├── IndexFormatError        a malformed index, castore.json or last-run.json
     │   ├── UnsupportedFormatError  a file written by a newer castore
     │   ├── StoreLockedError        another process held the lock too long
-    │   └── ReadOnlyStoreError      a write through a read-only view of the store
+    │   ├── ReadOnlyStoreError      a write through a read-only view of the store
+    │   └── StoreWriteError         the file system refused a write (disk full, read-only)
     ├── EntryNotFoundError          Store.get of an absent key (also a KeyError)
     ├── MissingRecordingError       replay-only mode and no recording (also a LookupError)
     ├── StaleRecordingError         a recording that can no longer be used as it is
@@ -34,6 +35,7 @@ turns any CastoreError into its message and exit code 3.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Self
 
@@ -250,6 +252,27 @@ class ReadOnlyStoreError(StoreError):
         super().__init__(
             f"cannot {what} ({where}): this view of the store is read-only; open the "
             f"store without the read-only view to record or maintain it"
+        )
+
+
+class StoreWriteError(StoreError):
+    """The file system refused a write; the store is as it was before it."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = path
+        self.errno = error.errno
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = "the disk is full: free some space and run again"
+        elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            hint = (
+                "the store cannot be written here: replaying works, but record or maintain "
+                "it where it is writable"
+            )
+        else:
+            hint = "fix the cause and run again"
+        super().__init__(
+            f"cannot write {path}: {error.strerror or error}; {hint}. Nothing already "
+            f"recorded was changed"
         )
 
 

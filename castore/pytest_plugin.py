@@ -80,6 +80,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         ci_overrides_ini=truthy(os.environ.get("CI")) and bool(config.getini("castore_mode")),
         verbose=config.get_verbosity() > 0,
     )
+    if session.not_saved:
+        lines.append(f"could not save the unused-recording verdicts: {session.not_saved}")
     if lines:
         terminalreporter.write_sep("-", "castore")
         for line in lines:

@@ -27,6 +27,7 @@ from castore._recording.recorder import Recorder
 from castore._storage.last_run import Judgement, save_judgements
 from castore._storage.layout import STATE_DIR
 from castore._storage.store import Store
+from castore.errors import StoreError
 
 WORKEROUTPUT_KEY: Final = "castore"
 
@@ -46,6 +47,8 @@ class CastoreSession:
         self.collected: set[str] = set()
         self.clean: dict[str, bool] = {}
         self.judged: dict[str, Judgement] = {}
+        self.not_saved: str | None = None
+        """Why this run's unused-recording verdicts could not be saved, if they could not."""
         self.whole_suite = False
         self._store: Store | None = None
         self._namespaces: dict[Path, str] = {}  # module path -> its namespace
@@ -141,7 +144,10 @@ class CastoreSession:
         self.whole_suite = self._ran_whole_suite(exitstatus)
         self.judged = self._judge()
         if self.judged or self.usage.used:
-            save_judgements(self.root / STATE_DIR, self.judged, self.usage.used)
+            try:
+                save_judgements(self.root / STATE_DIR, self.judged, self.usage.used)
+            except StoreError as error:  # a read-only store or a full disk: replay still ran
+                self.not_saved = str(error)
 
     # --- gathering the facts for judging ---------------------------------------------
 

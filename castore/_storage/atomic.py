@@ -14,6 +14,8 @@ import secrets
 from pathlib import Path
 from typing import Final
 
+from castore.errors import StoreWriteError
+
 TEMP_SUFFIX: Final = ".tmp"
 
 
@@ -46,10 +48,13 @@ def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
     ``durable=False`` skips the fsyncs, for bulk writers that make many files durable at
     once with :func:`sync_all` before anything refers to them.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(target)
-    # 0o666 filtered by the umask, like any ordinary file (mkstemp would force 0o600).
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = temp_path_for(target)
+        # 0o666 filtered by the umask, like any ordinary file (mkstemp would force 0o600).
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise StoreWriteError(target, error) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -57,9 +62,11 @@ def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         temp.replace(target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as error:
+        with contextlib.suppress(OSError):
             temp.unlink()
+        if isinstance(error, OSError):
+            raise StoreWriteError(target, error) from None
         raise
     if durable:
         fsync_directory(target.parent)
@@ -83,17 +90,24 @@ def ensure_private_directory(directory: Path) -> None:
     """
     if directory.is_dir():
         return
-    directory.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_path_for(directory)
-    staging.mkdir()
-    (staging / ".gitignore").write_text(
-        "# Created by castore: local state (locks, last run, quarantine). Never commit it.\n*\n"
-    )
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        (staging / ".gitignore").write_text(
+            "# Created by castore: local state (locks, last run, quarantine). Never commit it.\n*\n"
+        )
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            (staging / ".gitignore").unlink()
+        with contextlib.suppress(OSError):
+            staging.rmdir()
+        raise StoreWriteError(directory, error) from None
     try:
         staging.rename(directory)
-    except OSError:
+    except OSError as error:
         # Lost the race to another process: theirs is as good as ours.
         (staging / ".gitignore").unlink()
         staging.rmdir()
         if not directory.is_dir():
-            raise
+            raise StoreWriteError(directory, error) from None

@@ -29,6 +29,7 @@ from castore._storage.indexes import IndexFiles
 from castore._storage.layout import CONFIG_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.locks import KeyLock, StoreLock
 from castore._storage.names import check_namespace, stored_key
+from castore.errors import StoreWriteError
 
 #: Largest value a blob may decompress to; a guard against decompression bombs.
 DEFAULT_MAX_VALUE_BYTES: Final = 512 * 1024 * 1024
@@ -79,6 +80,16 @@ class StoreCore:
             yield
         finally:
             self._lock.release()
+
+    @contextlib.contextmanager
+    def lock_for_reading(self) -> Iterator[None]:
+        """Hold the write lock where the store can be written, so a reader (verify, a
+        dry run) sees it consistent; where it cannot be (a read-only mount, no
+        permission), read without the lock: no writer can change such a store either."""
+        with contextlib.ExitStack() as stack:
+            with contextlib.suppress(StoreWriteError):
+                stack.enter_context(self.lock())
+            yield
 
     def put_entry(self, namespace: str, key: str, entry: Entry, packed: bytes) -> None:
         """Store prepared ``packed`` bytes and their entry (``entry.blob`` must be their

@@ -14,7 +14,7 @@ import blake3
 
 from castore._storage.atomic import ensure_private_directory
 from castore._storage.layout import LOCKS_DIR
-from castore.errors import StoreLockedError
+from castore.errors import StoreLockedError, StoreWriteError
 
 if TYPE_CHECKING:
     import filelock
@@ -49,6 +49,10 @@ class StoreLock:
         except filelock.Timeout:
             self.mutex.release()
             raise StoreLockedError(self.path, LOCK_TIMEOUT_SECONDS) from None
+        except OSError as error:
+            self.mutex.release()
+            self._file_lock = None
+            raise StoreWriteError(self.path, error) from None
         except BaseException:
             self.mutex.release()
             raise
@@ -76,13 +80,19 @@ class KeyLock:
 
         if self._lock is None:
             ensure_private_directory(self._state_dir)
-            self.path.parent.mkdir(exist_ok=True)
+            try:
+                self.path.parent.mkdir(exist_ok=True)
+            except OSError as error:
+                raise StoreWriteError(self.path.parent, error) from None
             self._lock = filelock.FileLock(self.path, is_singleton=True)
         return self._lock
 
     def acquire(self) -> None:
         """Block until the lock is held (sync callers)."""
-        self._file_lock().acquire()
+        try:
+            self._file_lock().acquire()
+        except OSError as error:
+            raise StoreWriteError(self.path, error) from None
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free, without waiting (async callers poll)."""
@@ -92,6 +102,8 @@ class KeyLock:
             self._file_lock().acquire(timeout=0)
         except filelock.Timeout:
             return False
+        except OSError as error:
+            raise StoreWriteError(self.path, error) from None
         return True
 
     def release(self) -> None:

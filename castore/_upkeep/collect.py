@@ -50,7 +50,7 @@ def collect_garbage(
     """
     result = Collection()
     core = internals(store)
-    with core.lock():
+    with core.lock_for_reading() if dry_run else core.lock():
         store.refresh()
         refs = references(store)
         for namespace, key in dropped:
@@ -93,7 +93,7 @@ def prune(store: Store, *, dry_run: bool = False) -> Pruning:
     """
     core = internals(store)
     judgements = load_judgements(core.state_dir)
-    with core.lock():
+    with core.lock_for_reading() if dry_run else core.lock():
         store.refresh()
         dropped = []
         for namespace, judgement in sorted(judgements.items()):

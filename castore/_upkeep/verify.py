@@ -84,7 +84,7 @@ def verify(
     """
     result = Verification()
     core = internals(store)
-    with core.lock():
+    with core.lock() if quarantine else core.lock_for_reading():
         store.refresh()
         refs, sizes = _references(store, result)
         blob_files = list(store.blobs())

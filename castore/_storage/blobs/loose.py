@@ -19,7 +19,7 @@ from castore._storage.atomic import sync_all, write_atomic
 from castore._storage.blobs.backend import BlobBackend, BlobFile
 from castore._storage.layout import BLOB_SUFFIX, BLOBS_DIR, DIGEST, is_digest
 from castore._storage.safe_files import FileRefused, read_store_file
-from castore.errors import CorruptBlobError
+from castore.errors import CorruptBlobError, StoreWriteError
 
 _BLOB_NAME: Final = re.compile(rf"({DIGEST.pattern}){re.escape(BLOB_SUFFIX)}")
 #: Largest blob file read; zstd frames of values under the default value cap fit well under.
@@ -80,16 +80,22 @@ class LooseBlobs(BlobBackend):
 
     def delete(self, digest: str) -> None:
         path = self.location(digest)
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise StoreWriteError(path, error) from None
         with contextlib.suppress(OSError):  # only succeeds once the fan-out dir is empty
             path.parent.rmdir()
 
     def quarantine(self, digest: str, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         path = self.location(digest)
         target = folder / f"{path.name}.{stamp}"
-        shutil.move(path, target)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, target)
+        except OSError as error:
+            raise StoreWriteError(path, error) from None
         return target
 
     def walk(self) -> Iterator[BlobFile]:
