@@ -15,7 +15,8 @@
     │   ├── UnsupportedFormatError  a file written by a newer castore
     │   ├── StoreLockedError        another process held the lock too long
     │   ├── ReadOnlyStoreError      a write through a read-only view of the store
-    │   └── StoreWriteError         the file system refused a write (disk full, read-only)
+    │   ├── StoreWriteError         the file system refused a write (disk full, read-only)
+    │   └── UnsafePathError         a folder of the store that leads outside it (a symlink)
     ├── EntryNotFoundError          Store.get of an absent key (also a KeyError)
     ├── MissingRecordingError       replay-only mode and no recording (also a LookupError)
     ├── StaleRecordingError         a recording that can no longer be used as it is
@@ -273,6 +274,19 @@ class StoreWriteError(StoreError):
         super().__init__(
             f"cannot write {path}: {error.strerror or error}; {hint}. Nothing already "
             f"recorded was changed"
+        )
+
+
+class UnsafePathError(StoreError):
+    """A folder inside the store resolves outside it; nothing was read or written there."""
+
+    def __init__(self, path: str, target: str) -> None:
+        self.path = Path(path)
+        self.target = Path(target)
+        super().__init__(
+            f"{path} leads outside the store, to {target}: castore follows no link out of "
+            f"a store. Remove the link (`git status` shows whether a branch planted it) "
+            f"and run again"
         )
 
 

@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Final
 
+from castore._storage.safe_files import ensure_inside
 from castore.errors import StoreWriteError
 
 TEMP_SUFFIX: Final = ".tmp"
@@ -88,6 +89,7 @@ def ensure_private_directory(directory: Path) -> None:
     Like pytest's ``.pytest_cache``: the folder is created under a temporary name and
     renamed into place, so concurrent creators (xdist workers) never see it half-made.
     """
+    ensure_inside(directory.parent, directory)  # .castore must not lead out of the store
     if directory.is_dir():
         return
     staging = temp_path_for(directory)

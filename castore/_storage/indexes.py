@@ -17,6 +17,7 @@ from castore._storage.atomic import write_atomic
 from castore._storage.index import Entry, LineMemo, dump_index, load_index
 from castore._storage.layout import INDEX_DIR, INDEX_SUFFIX
 from castore._storage.names import check_namespace
+from castore._storage.safe_files import ensure_inside
 
 
 @dataclass(slots=True)
@@ -39,13 +40,15 @@ class IndexFiles:
 
     def __init__(self, store_root: Path) -> None:
         self.root = store_root / INDEX_DIR
+        self._store_root = str(store_root)
         self._prefix = f"{self.root}{os.sep}"
         self._cache: dict[str, _CachedIndex] = {}
 
     def namespaces(self) -> list[str]:
         """Every namespace that has an index file, sorted."""
         found = []
-        for directory, subdirs, files in os.walk(self.root):
+        ensure_inside(self._store_root, self.root)
+        for directory, subdirs, files in os.walk(self.root):  # follows no symlinked folder
             subdirs[:] = [name for name in subdirs if not name.startswith(".")]
             for name in files:
                 path = Path(directory, name)
@@ -57,8 +60,11 @@ class IndexFiles:
         return Path(self._file(namespace))
 
     def _file(self, namespace: str) -> str:
-        """:meth:`path` as a string: replay reads build no pathlib objects."""
-        return f"{self._prefix}{check_namespace(namespace)}{INDEX_SUFFIX}"
+        """:meth:`path` as a string: replay reads build no pathlib objects. Its folder is
+        checked to lie inside the store (a namespace ``a/b`` has folder ``index/a``)."""
+        file = f"{self._prefix}{check_namespace(namespace)}{INDEX_SUFFIX}"
+        ensure_inside(self._store_root, os.path.dirname(file))  # noqa: PTH120 - no Path built
+        return file
 
     def temp_files(self) -> Iterator[Path]:
         """Temporary files of interrupted index writes."""

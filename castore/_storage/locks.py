@@ -14,6 +14,7 @@ import blake3
 
 from castore._storage.atomic import ensure_private_directory
 from castore._storage.layout import LOCKS_DIR
+from castore._storage.safe_files import ensure_inside
 from castore.errors import StoreLockedError, StoreWriteError
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class KeyLock:
 
         if self._lock is None:
             ensure_private_directory(self._state_dir)
+            ensure_inside(self._state_dir, self.path.parent)
             try:
                 self.path.parent.mkdir(exist_ok=True)
             except OSError as error:

@@ -10,11 +10,38 @@ regular files only, and refuses a file over its size cap before reading a byte o
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from typing import Final
 
+from castore.errors import UnsafePathError
+
 _FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+_INSIDE: set[tuple[str, str]] = set()
+"""(store root, directory) pairs already found inside: replay checks each folder once."""
+
+
+@functools.cache
+def _real_root(root: str) -> str:
+    return os.path.realpath(root)
+
+
+def ensure_inside(root: str | os.PathLike[str], directory: str | os.PathLike[str]) -> None:
+    """Refuse a folder of the store that resolves outside it: a symlink planted at
+    ``blobs``, ``blobs/ab``, ``index/<dir>`` or ``.castore`` must not carry reads or
+    writes out of the store. Folders that exist and pass are remembered."""
+    key = (os.fspath(root), os.fspath(directory))
+    if key in _INSIDE:
+        return
+    real_root = _real_root(key[0])
+    real = os.path.realpath(key[1])
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise UnsafePathError(key[1], real)
+    if os.path.isdir(real):  # noqa: PTH112 - string paths: this runs on the replay path
+        _INSIDE.add(key)
 
 
 class FileRefused(Exception):  # noqa: N818 - an internal signal, turned into a castore error

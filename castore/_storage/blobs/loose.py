@@ -18,7 +18,7 @@ from typing import Final
 from castore._storage.atomic import sync_all, write_atomic
 from castore._storage.blobs.backend import BlobBackend, BlobFile
 from castore._storage.layout import BLOB_SUFFIX, BLOBS_DIR, DIGEST, is_digest
-from castore._storage.safe_files import FileRefused, read_store_file
+from castore._storage.safe_files import FileRefused, ensure_inside, read_store_file
 from castore.errors import CorruptBlobError, StoreWriteError
 
 _BLOB_NAME: Final = re.compile(rf"({DIGEST.pattern}){re.escape(BLOB_SUFFIX)}")
@@ -44,6 +44,7 @@ def digest_named_by(path: Path) -> str | None:
 class LooseBlobs(BlobBackend):
     def __init__(self, store_root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.root = store_root / BLOBS_DIR
+        self._store_root = str(store_root)
         self.max_file_bytes = max_file_bytes
         self._prefix = f"{self.root}{os.sep}"
         self._unsynced: list[Path] = []  # written with durable=False, not yet synced
@@ -52,7 +53,10 @@ class LooseBlobs(BlobBackend):
         return f"LooseBlobs({str(self.root)!r})"
 
     def _file(self, digest: str) -> str:
-        return f"{self._prefix}{digest[:2]}{os.sep}{digest}{BLOB_SUFFIX}"
+        """The blob's file, its folders checked to lie inside the store (once each)."""
+        fanout = f"{self._prefix}{digest[:2]}"
+        ensure_inside(self._store_root, fanout)
+        return f"{fanout}{os.sep}{digest}{BLOB_SUFFIX}"
 
     def location(self, digest: str) -> Path:
         return Path(self._file(digest))
@@ -91,6 +95,7 @@ class LooseBlobs(BlobBackend):
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         path = self.location(digest)
         target = folder / f"{path.name}.{stamp}"
+        ensure_inside(folder.parent.parent, folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             shutil.move(path, target)
@@ -110,6 +115,7 @@ class LooseBlobs(BlobBackend):
             yield BlobFile("", path, stat.st_size, stat.st_mtime)
 
     def _scan(self, *, strays: bool) -> Iterator[tuple[str, Path, os.stat_result]]:
+        ensure_inside(self._store_root, self.root)
         try:
             fanouts = sorted(os.scandir(self.root), key=lambda item: item.name)
         except FileNotFoundError:
