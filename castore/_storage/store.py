@@ -101,11 +101,7 @@ class Store:
         schema: str | int | None = None,
         stream: StreamKind | None = None,
     ) -> Entry:
-        """Record ``value`` under ``key``, replacing any earlier recording; durable on return.
-
-        Refuses, before writing anything, a value msgpack cannot carry faithfully and
-        metadata that is not JSON (:class:`~castore.errors.UnencodableValueError`).
-        """
+        """Record ``value`` under ``key`` in ``namespace``: :meth:`Namespace.put`."""
         return self.namespace(namespace).put(
             key, value, metadata=metadata, duration=duration, schema=schema, stream=stream
         )

@@ -47,7 +47,7 @@ class VerifiedBlobs:
 
     def read_value(self, blob: str) -> Any:
         """Decode a blob, checking that its content matches its digest."""
-        return self._unpack(self.read_packed(blob), blob)
+        return self.unpack(self.read_packed(blob), blob)
 
     def read_file(self, path: Path) -> bytes:
         """The bytes of a blob file named by path: through the backend when it is one of
@@ -66,7 +66,7 @@ class VerifiedBlobs:
         """Decode a blob file's bytes read from anywhere (git's textconv passes a temporary
         copy); the digest is checked when the file name carries one."""
         expected = digest_named_by(path)
-        return self._unpack(self._unframe(frame, expected, path), path)
+        return self.unpack(self._unframe(frame, expected, path), path)
 
     def is_sound(self, blob: str) -> bool:
         """True if the blob is held and decodes to its digest; a damaged copy gets rewritten."""
@@ -97,7 +97,9 @@ class VerifiedBlobs:
             raise CorruptBlobError(self._path(where), detail)
         return packed
 
-    def _unpack(self, packed: bytes, where: str | Path) -> Any:
+    def unpack(self, packed: bytes, where: str | Path) -> Any:
+        """Verified msgpack bytes (from :meth:`read_packed`) as a value; ``where`` is the
+        blob's digest or file, for the error."""
         try:
             return unpack_value(packed)
         except DecodeError as error:
