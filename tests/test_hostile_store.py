@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from castore import Entry, Store
-from castore._storage.codec import MAX_EXT_DEPTH, digest
+from castore._storage.codec import MAX_EXT_DEPTH, MAX_VALUE_OBJECTS, digest
 from castore._storage.index import now
 from castore._storage.store import internals
 from castore._upkeep.jsonview import MAX_VIEW_DEPTH
@@ -118,6 +118,82 @@ def test_msgpacks_own_timestamp_reads_as_an_aware_utc_datetime(tmp_path: Path) -
     value = Store(store.root).get(NAMESPACE, "stamp")
     assert value == {"at": dt.datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=dt.UTC)}
     assert verify(Store(store.root)).faults == []
+
+
+# --- memory: a small blob must not cost gigabytes ------------------------------------------
+
+MEMORY_CHILD = """
+import resource, sys, zstandard
+from castore import Store
+from castore.errors import CastoreError
+store = Store(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    store.get(sys.argv[2], sys.argv[3])
+    outcome = "read"
+except CastoreError as error:
+    outcome = f"refused: {error}"
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(outcome)
+print(peak // 1024)
+"""
+
+
+def array_of(count: int, item: bytes) -> bytes:
+    return b"\xdd" + count.to_bytes(4, "big") + item * count
+
+
+@pytest.mark.parametrize(
+    ("name", "packed"),
+    [
+        ("20 million empty maps", array_of(20_000_000, b"\x80")),
+        ("100 million nils", array_of(100_000_000, b"\xc0")),
+        ("nils in 40 arrays", array_of(40, array_of(2_500_000, b"\xc0"))),
+        ("maps in a tuple", msgpack.packb(msgpack.ExtType(4, array_of(20_000_000, b"\x80")))),
+    ],
+)
+def test_a_frame_of_a_few_kb_that_unpacks_to_millions_of_objects_is_refused_cheaply(
+    tmp_path: Path, run_python, name: str, packed: bytes
+) -> None:
+    """The campaign's 1.4 GB case: max_value_bytes bounds bytes, this bounds objects."""
+    store = Store(tmp_path / "store")
+    path = plant(store, name, packed)
+    assert path.stat().st_size < 100_000  # zstd squeezes it to almost nothing
+    run = run_python(MEMORY_CHILD, str(store.root), NAMESPACE, name)
+    outcome, peak_mib = run.stdout.splitlines()
+    assert outcome.startswith("refused:"), outcome
+    assert f"more than {MAX_VALUE_OBJECTS:,} objects" in outcome
+    assert f"key '{name}'" in outcome
+    # The decompressed msgpack itself is up to 100 MB; the objects add at most ~300 MB.
+    assert int(peak_mib) < 100 + len(packed) // 2**20 + 350, peak_mib
+
+
+def test_a_value_with_a_million_objects_still_reads(tmp_path: Path) -> None:
+    """The bound sits far above real responses: an embedding response of 1.5 M floats."""
+    store = Store(tmp_path / "store")
+    value = {"data": [{"embedding": [0.5 + n] * 1536} for n in range(1000)]}
+    store.put(NAMESPACE, "embeddings", value)
+    assert Store(store.root).get(NAMESPACE, "embeddings") == value
+
+
+def test_a_frame_without_a_declared_size_decompresses_in_one_copy(
+    tmp_path: Path, run_python
+) -> None:
+    """The campaign's 510 MB frame peaked at twice that when chunks were joined."""
+    child = """
+        import resource, zstandard
+        from castore._storage.frames import Decompressor
+        stream = zstandard.ZstdCompressor(write_content_size=False).compressobj()
+        chunk = b"x" * (1 << 20)
+        frame = b"".join(stream.compress(chunk) for _ in range(256)) + stream.flush()
+        del chunk
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out = Decompressor(1 << 30, lambda number: b"").decompress(frame)
+        print(len(out) >> 20, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)
+    """
+    size_mib, peak_mib = map(int, run_python(child).stdout.split())
+    assert size_mib == 256
+    assert peak_mib < 256 * 1.2, peak_mib
 
 
 # --- what sits at a store path -------------------------------------------------------------

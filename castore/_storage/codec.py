@@ -193,7 +193,7 @@ def first_offender(
 MAX_EXT_DEPTH: Final = 32
 
 
-def _extension(code: int, data: bytes, depth: int) -> Any:
+def _extension(code: int, data: bytes, depth: int, budget: _ObjectBudget | None) -> Any:
     if code == EXT_BIGINT:
         return int.from_bytes(data, "big", signed=True)
     if code == EXT_DATETIME:
@@ -208,7 +208,7 @@ def _extension(code: int, data: bytes, depth: int) -> Any:
                 f"its tuples, sets and timedeltas nest more than {MAX_EXT_DEPTH} deep, "
                 "which castore never writes"
             )
-        items = _unpack(data, depth + 1)
+        items = _unpack(data, depth + 1, budget)
         if not isinstance(items, list):
             raise DecodeError(f"extension type {code} does not hold an array")
         if code == EXT_TIMEDELTA:
@@ -228,17 +228,76 @@ _CONTAINERS: Final[dict[int, Callable[[list[Any]], Any]]] = {
 }
 
 
-def _unpack(packed: bytes, depth: int = 0) -> Any:
+#: Values whose msgpack is at most this long are unpacked without counting objects: even
+#: if every byte were an empty map (the worst case, about 72 bytes of Python objects per
+#: byte) the value would take under 80 MB.
+COUNT_OBJECTS_ABOVE: Final = 1 << 20
+
+#: How many objects (container items, counted as their containers complete) a value may
+#: hold. Without it a 2 KB zstd frame of 20 MB of empty maps unpacks to 1.4 GB; with it a
+#: hostile value costs at most a few hundred MB before it is refused. Recorded API
+#: responses hold far fewer: a 1,000 x 1,536 embedding response is 1.5 million.
+MAX_VALUE_OBJECTS: Final = 4_000_000
+
+
+class _ObjectBudget:
+    """Counts a value's objects as msgpack completes each container, and stops the unpack
+    once the count passes :data:`MAX_VALUE_OBJECTS`. msgpack allocates an array or map of
+    the length its header claims, so that length is bounded up front as well."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_VALUE_OBJECTS
+
+    def spend(self, count: int) -> None:
+        self.left -= count + 1
+        if self.left < 0:
+            raise DecodeError(
+                f"it holds more than {MAX_VALUE_OBJECTS:,} objects, which castore refuses "
+                "to unpack (a small blob must not cost gigabytes of memory)"
+            )
+
+    def list_hook(self, items: list[Any]) -> list[Any]:
+        self.spend(len(items))
+        return items
+
+    def map_hook(self, pairs: dict[Any, Any]) -> dict[Any, Any]:
+        self.spend(2 * len(pairs))
+        return pairs
+
+
+def _unpack(packed: bytes, depth: int = 0, budget: _ObjectBudget | None = None) -> Any:
     # unpackb bounds every str/bin/array/map length by the buffer size, so a crafted header
     # claiming billions of items fails at once instead of allocating. msgpack's own
     # timestamp extension (-1), which castore never writes, reads as an aware UTC datetime.
-    return msgpack.unpackb(
-        packed,
-        ext_hook=lambda code, data: _extension(code, data, depth),
-        strict_map_key=False,
-        raw=False,
-        timestamp=3,
-    )
+    if budget is None and len(packed) > COUNT_OBJECTS_ABOVE:
+        budget = _ObjectBudget()
+    if budget is None:
+        return msgpack.unpackb(
+            packed,
+            ext_hook=lambda code, data: _extension(code, data, depth, None),
+            strict_map_key=False,
+            raw=False,
+            timestamp=3,
+        )
+    try:
+        return msgpack.unpackb(
+            packed,
+            ext_hook=lambda code, data: _extension(code, data, depth, budget),
+            strict_map_key=False,
+            raw=False,
+            timestamp=3,
+            list_hook=budget.list_hook,
+            object_hook=budget.map_hook,
+            max_array_len=MAX_VALUE_OBJECTS,
+            max_map_len=MAX_VALUE_OBJECTS // 2,
+        )
+    except ValueError as error:  # msgpack's "N exceeds max_array_len(M)"
+        if "exceeds max_" not in str(error):
+            raise
+        budget.spend(MAX_VALUE_OBJECTS)
+        raise  # pragma: no cover - spend() has raised
 
 
 def unpack_value(packed: bytes) -> Any:

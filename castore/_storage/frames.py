@@ -98,13 +98,19 @@ class Decompressor:
 def _decompress_unknown_size(
     decompressor: zstandard.ZstdDecompressor, frame: bytes, limit: int
 ) -> bytes:
-    """Stream-decompress a frame without a declared size, stopping once past the limit."""
+    """Decompress a frame that does not declare its size, within the limit, in one copy.
+
+    A first pass streams through the frame to learn its size, keeping one chunk at a time
+    and stopping once past the limit; the second decompresses into a buffer of exactly
+    that size. Joining streamed chunks instead would peak at twice the value. castore
+    always declares the size, so only foreign or crafted frames pay the second pass.
+    """
     reader = decompressor.stream_reader(frame, read_across_frames=False)
-    chunks: list[bytes] = []
-    total = 0
+    size = 0
     while chunk := reader.read(1 << 20):
-        total += len(chunk)
-        if total > limit:
+        size += len(chunk)
+        if size > limit:
             raise FrameTooLargeError(None)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if size == 0:
+        return b""
+    return decompressor.decompress(frame, max_output_size=size, allow_extra_data=True)
