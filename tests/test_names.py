@@ -30,6 +30,21 @@ from castore.errors import InvalidNameError
         "trailing. ",
         None,
         42,
+        # The campaign's cases: home-folder, look-alike, encoded, invisible, too long.
+        "~/x",
+        "~root/x",
+        "\u2024\u2024/x",  # ONE DOT LEADER, twice
+        "\uff0e\uff0e/x",  # FULLWIDTH FULL STOP, twice
+        "\u2025/x",  # TWO DOT LEADER
+        "tests\uff0fx",  # FULLWIDTH SOLIDUS
+        "%2e%2e/x",
+        "tests/%2Fetc",
+        "tests/test_\u202etxt.exe",  # RIGHT-TO-LEFT OVERRIDE
+        "tests/zero\u200bwidth",
+        "tests/no\u00a0break",
+        "tests/cafe\u0301",  # NFD: macOS would store it as another name
+        "a/" * 150,
+        "tests/" + "x" * 101,
     ],
 )
 def test_namespaces_that_could_escape_or_break_the_store_are_refused(
@@ -43,7 +58,18 @@ def test_namespaces_that_could_escape_or_break_the_store_are_refused(
     assert list(tmp_path.iterdir()) == []  # nothing written, inside or outside the store
 
 
-@pytest.mark.parametrize("namespace", ["tests/integration/test_translate", "ir_responses", "a.b-c"])
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        "tests/integration/test_translate",
+        "ir_responses",
+        "a.b-c",
+        "tests/test_caf\u00e9",
+        "tests/\u65e5\u672c\u8a9e",
+        "a~b/100%",
+        "tests/" + "x" * 100,
+    ],
+)
 def test_ordinary_namespaces_are_accepted(store: Store, namespace: str) -> None:
     store.put(namespace, "k", 1)
     assert internals(store).indexes.path(namespace).is_file()
@@ -108,3 +134,20 @@ def test_request_key_leaves_out_nested_parts_named_with_dots() -> None:
     )
     assert with_auth == other_auth
     assert with_auth.startswith("call-")
+
+
+@pytest.mark.parametrize(
+    ("namespace", "reason"),
+    [
+        ("~root/x", "starts with '~'"),
+        ("\u2024\u2024/x", "U+2024, which looks like '.'"),
+        ("%2e%2e/x", "URL escape '%2e'"),
+        ("tests/test_\u202etxt.exe", "invisible character U+202E"),
+        ("a/" * 150, "is 300 characters long; castore accepts at most 200"),
+        ("tests/cafe\u0301", "not in Unicode NFC form"),
+    ],
+)
+def test_a_refused_namespace_says_why(store: Store, namespace: str, reason: str) -> None:
+    with pytest.raises(InvalidNameError) as refused:
+        store.put(namespace, "key", "value")
+    assert reason in str(refused.value)

@@ -10,6 +10,7 @@ seeds' recorder did, so that whole prompts can serve as keys.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
 
 import blake3
@@ -19,9 +20,17 @@ from castore.errors import InvalidNameError
 MAX_KEY_LENGTH: Final = 100
 KEY_PREFIX_LENGTH: Final = 64
 KEY_HASH_LENGTH: Final = 24
-MAX_NAMESPACE_LENGTH: Final = 400
+#: A namespace becomes ``index/<namespace>.json`` inside a repository checkout: 200
+#: characters leave room under Windows' 260-character path limit for the checkout itself.
+MAX_NAMESPACE_LENGTH: Final = 200
+#: One segment is one directory or file name (NAME_MAX is 255 bytes on most systems).
+MAX_SEGMENT_LENGTH: Final = 100
 
 _FORBIDDEN_IN_SEGMENT = re.compile(r'[\x00-\x1f\x7f\\:*?"<>|]')
+_URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+# Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned
+# characters, and line or paragraph separators: invisible or misleading in a file name.
+_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _WINDOWS_DEVICES = frozenset(
     ["con", "prn", "aux", "nul"]
     + [f"com{n}" for n in range(1, 10)]
@@ -72,13 +81,46 @@ def _segment_problem(segment: str) -> str:
         return f"the segment {segment!r} would leave the store directory"
     if segment.startswith("."):
         return f"the segment {segment!r} starts with a dot (hidden files are castore's own)"
+    if segment.startswith("~"):
+        return f"the segment {segment!r} starts with '~', which shells expand to a home folder"
+    if len(segment) > MAX_SEGMENT_LENGTH:
+        return f"the segment {segment[:40]!r}… is over {MAX_SEGMENT_LENGTH} characters"
     if segment != segment.strip() or segment.endswith("."):
         return f"the segment {segment!r} has leading/trailing spaces or a trailing dot"
     bad = _FORBIDDEN_IN_SEGMENT.search(segment)
     if bad:
         return f"the segment {segment!r} contains {bad.group()!r}"
+    escaped = _URL_ESCAPE.search(segment)
+    if escaped:
+        return f"the segment {segment!r} holds the URL escape {escaped.group()!r}"
     if segment.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
         return f"the segment {segment!r} is a reserved device name on Windows"
+    return "" if segment.isascii() else _unicode_problem(segment)
+
+
+def _unicode_problem(segment: str) -> str:
+    """Non-ASCII names are welcome unless they hide or imitate something.
+
+    Refused: invisible characters (a bidi override can make 'txt.exe' read as 'exe.txt'),
+    look-alikes of path punctuation (U+2024 ONE DOT LEADER and U+FF0E FULLWIDTH FULL STOP
+    normalize to '.'), and names not in NFC, which macOS stores under another spelling.
+    """
+    for character in segment:
+        if character.isascii():
+            continue
+        if unicodedata.category(character) in _HIDDEN_CATEGORIES or (
+            character.isspace() and character != " "
+        ):
+            code = f"U+{ord(character):04X}"
+            return f"the segment {segment!r} contains the invisible character {code}"
+        folded = unicodedata.normalize("NFKC", character)
+        if any(part.isascii() and not part.isalnum() for part in folded):
+            return (
+                f"the segment {segment!r} contains U+{ord(character):04X}, "
+                f"which looks like {folded!r}"
+            )
+    if unicodedata.normalize("NFC", segment) != segment:
+        return f"the segment {segment!r} is not in Unicode NFC form; write it composed"
     return ""
 
 
