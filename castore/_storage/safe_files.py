@@ -78,6 +78,24 @@ def read_store_file(path: str | os.PathLike[str], limit: int) -> bytes | None:
         os.close(fd)
 
 
+def read_user_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a file the user named (an import source): symlinks are followed, as
+    the user chose the path, but a FIFO, device or directory, or a file over ``limit``,
+    is refused unread. Raises FileNotFoundError and :class:`FileRefused`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise FileRefused(f"it cannot be opened ({error.strerror})") from None
+    try:
+        return _read_regular(fd, limit)
+    except OSError as error:
+        raise FileRefused(f"it cannot be read ({error.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 def _read_regular(fd: int, limit: int) -> bytes:
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode):

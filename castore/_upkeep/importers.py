@@ -19,7 +19,6 @@ Two source formats, detected per file:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import re
 from collections import Counter
@@ -31,11 +30,18 @@ from urllib.parse import urlsplit
 
 from castore._recording.request_keys import request_key
 from castore._storage.codec import digest, pack_value
-from castore._storage.index import Entry, StreamKind, check_metadata, format_time, now
-from castore._storage.names import stored_key
+from castore._storage.index import Entry, check_metadata, entry_from_json, format_time, now
+from castore._storage.names import check_namespace, stored_key
 from castore._storage.store import Store, internals
+from castore._upkeep.import_documents import load_import_file
 from castore._upkeep.jsonview import ViewTooLargeError, from_json_view, to_json_view
-from castore.errors import ExportError, ImportFormatError
+from castore.errors import (
+    CastoreError,
+    ExportError,
+    ImportFormatError,
+    IndexFormatError,
+    InvalidNameError,
+)
 
 EXPORT_MARKER: Final = "$castore_export"
 SUFFIXES: Final = (".json", ".yaml", ".yml")
@@ -85,8 +91,7 @@ def import_paths(
     with contextlib.ExitStack() as batch:
         for path, base, explicit in candidate_files(paths):
             try:
-                document = _load(path)
-                kind = detect_format(document)
+                imported, items = _read_file(path, base, prefix)
             except ImportFormatError as error:
                 if explicit:
                     raise ImportFormatError(f"{path}: {error}") from None
@@ -94,35 +99,45 @@ def import_paths(
                 continue
             if not dry_run and not report.files:  # the first real file creates the store
                 batch.enter_context(store.batch())
-            namespace = prefix + _namespace_for(path, base, kind, document)
-            imported = FileImport(path, kind, namespace)
-            if kind == "vcr":
-                items = _vcr_items(document, path.relative_to(base).as_posix(), imported)
-            else:
-                items = _fixture_items(document, kind)
             for key, entry, packed in items:
                 if not dry_run:
-                    internals(store).put_entry(namespace, key, entry, packed)
+                    internals(store).put_entry(imported.namespace, key, entry, packed)
                 imported.entries += 1
             report.files.append(imported)
     return report
 
 
-def _load(path: Path) -> Any:
-    raw = path.read_bytes()
-    try:
-        if path.suffix == ".json":
-            return json.loads(raw)
-        import yaml  # noqa: PLC0415 - optional dependency (castore[vcr]), needed for YAML only
+Item = tuple[str, Entry, bytes]
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(raw, Loader=loader)
-    except ImportError:
-        raise ImportFormatError(
-            "reading YAML cassettes needs PyYAML: `uv add 'castore[vcr]'` or `pip install pyyaml`"
-        ) from None
-    except Exception as error:  # json and yaml raise many types for broken files
-        raise ImportFormatError(f"cannot be parsed ({type(error).__name__}: {error})") from None
+#: What turning one malformed item into an entry can raise: broken views, bad fields,
+#: values msgpack cannot take, nesting past the stack. All become ImportFormatError.
+_ITEM_ERRORS: Final = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    CastoreError,
+)
+
+
+def _read_file(path: Path, base: Path, prefix: str) -> tuple[FileImport, list[Item]]:
+    """Parse and check a whole file before any of it is written: a file with one bad
+    item imports nothing, and the error names the file and the item."""
+    document = load_import_file(path)
+    kind = detect_format(document)
+    namespace = prefix + _namespace_for(path, base, kind, document)
+    try:
+        check_namespace(namespace)
+    except InvalidNameError as error:
+        raise ImportFormatError(f"{error}; pass --prefix or rename the file") from None
+    imported = FileImport(path, kind, namespace)
+    if kind == "vcr":
+        items = _vcr_items(document, path.relative_to(base).as_posix(), imported)
+    else:
+        items = _fixture_items(document, kind, path)
+    return imported, list(items)
 
 
 def detect_format(document: Any) -> str:
@@ -146,7 +161,20 @@ def detect_format(document: Any) -> str:
 
 def _namespace_for(path: Path, base: Path, kind: str, document: Any) -> str:
     if kind == "castore-export":
-        return str(document[EXPORT_MARKER]["namespace"])
+        header = document[EXPORT_MARKER]
+        if not isinstance(header, dict) or not isinstance(header.get("namespace"), str):
+            raise ImportFormatError(
+                f"its {EXPORT_MARKER!r} header must be an object with a 'namespace' string, "
+                f"found {header!r:.80}"
+            )
+        export_format = header.get("format", 1)
+        if export_format != 1:
+            raise ImportFormatError(
+                f"it is export format {export_format!r:.20}; this castore reads format 1. "
+                "Upgrade castore"
+            )
+        namespace: str = header["namespace"]
+        return namespace
     relative = path.relative_to(base).with_suffix("") if kind == "vcr" else Path(path.stem)
     segments = [_UNSAFE.sub("_", part).strip(" .") or "_" for part in relative.parts]
     return "/".join(segment.lstrip(".") or "_" for segment in segments)
@@ -155,31 +183,55 @@ def _namespace_for(path: Path, base: Path, kind: str, document: Any) -> str:
 # --- seeds' files and castore exports ---------------------------------------------------
 
 
-def _fixture_items(document: Mapping[str, Any], kind: str) -> Iterator[tuple[str, Entry, bytes]]:
+def _fixture_items(
+    document: Mapping[str, Any], kind: str, path: Path
+) -> Iterator[tuple[str, Entry, bytes]]:
     exported = kind == "castore-export"
-    moment = now()
+    moment = format_time(now())
     for file_key, item in document.items():
         if file_key == EXPORT_MARKER:
             continue
-        key = stored_key(item.get("original_key") or file_key)
-        value = from_json_view(item["response"]) if exported else item["response"]
-        packed = pack_value(value)
-        recorded_at = moment
-        if exported and item.get("recorded_at"):
-            recorded_at = dt.datetime.fromisoformat(item["recorded_at"])
-        yield (
-            key,
-            Entry(
-                blob=digest(packed),
-                size=len(packed),
-                recorded_at=recorded_at,
-                duration=item.get("duration") if exported else None,
-                schema=item.get("schema") if exported else None,
-                metadata=check_metadata(key, item.get("metadata") or {}),
-                stream=StreamKind(item["stream"]) if exported and item.get("stream") else None,
-            ),
-            packed,
+        try:
+            yield _fixture_item(file_key, item, exported, moment, path)
+        except _ITEM_ERRORS as error:
+            raise ImportFormatError(f"entry {file_key!r:.80}: {_reason(error)}") from None
+
+
+def _fixture_item(
+    file_key: str, item: Mapping[str, Any], exported: bool, moment: str, path: Path
+) -> Item:
+    """One entry of a seeds' file or an export, checked by the same rules as an index
+    entry read from disk, so that nothing is written that could not be read back."""
+    if not isinstance(item, dict) or "response" not in item:
+        raise ImportFormatError("it must be an object with a 'response'")
+    original = item.get("original_key") or file_key
+    if not isinstance(original, str):
+        raise ImportFormatError(f"'original_key' must be a string, found {original!r:.80}")
+    key = stored_key(original)
+    value = from_json_view(item["response"]) if exported else item["response"]
+    packed = pack_value(value)
+    fields: dict[str, Any] = {
+        "blob": digest(packed),
+        "size": len(packed),
+        "recorded_at": moment,
+        "metadata": check_metadata(key, item.get("metadata") or {}),
+    }
+    if exported:
+        fields["recorded_at"] = item.get("recorded_at") or moment
+        fields.update(
+            {name: item[name] for name in ("duration", "schema", "stream") if name in item}
         )
+    return key, entry_from_json(fields, path, key), packed
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, IndexFormatError):
+        return error.detail
+    if isinstance(error, CastoreError):
+        return str(error)
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply"
+    return f"{type(error).__name__}: {error}"[:300]
 
 
 def export_namespace(store: Store, namespace: str) -> dict[str, Any]:
@@ -245,12 +297,17 @@ def _vcr_items(
         if not isinstance(interaction, dict) or "response" not in interaction:
             raise ImportFormatError(f"interaction {position} has no response")
         request = interaction.get("request") or {}
-        key = vcr_request_key(request)
+        if not isinstance(request, dict):
+            raise ImportFormatError(f"interaction {position}: 'request' must be a mapping")
+        try:
+            key = vcr_request_key(request)
+            packed = pack_value(interaction["response"])
+        except _ITEM_ERRORS as error:
+            raise ImportFormatError(f"interaction {position}: {_reason(error)}") from None
         seen[key] += 1
         if seen[key] > 1:
             key = f"{key}#{seen[key]}"
             report.repeats += 1
-        packed = pack_value(interaction["response"])
         metadata = {
             "cassette": cassette,
             "interaction": position,

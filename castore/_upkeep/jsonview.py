@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from castore._storage.codec import pack_value
@@ -129,22 +129,35 @@ def from_json_view(data: Any) -> Any:
     return {key: from_json_view(item) for key, item in data.items()}
 
 
+class ViewFormatError(ValueError):
+    """A tagged view whose payload is not what castore writes for that tag."""
+
+
 def _from_tag(tag: str, payload: Any) -> Any:
-    if tag == "$bytes":
-        return str(payload).encode("utf-8")
-    if tag == "$base64":
-        return base64.b64decode(payload)
-    if tag == "$datetime":
-        return dt.datetime.fromisoformat(payload)
-    if tag == "$date":
-        return dt.date.fromisoformat(payload)
-    if tag == "$time":
-        return dt.time.fromisoformat(payload)
+    """Each tag's payload is checked for the type its view writes: an export is a file a
+    person may have edited, and a wrong payload must fail, not import as something else
+    (``{"$base64": "!!!"}`` once imported as ``b''``)."""
+    if tag in _TEXT_TAGS:
+        if not isinstance(payload, str):
+            raise ViewFormatError(f"{tag} must hold a string, found {payload!r:.60}")
+        return _TEXT_TAGS[tag](payload)
     if tag == "$timedelta":
+        if not (
+            isinstance(payload, list)
+            and len(payload) == 3
+            and all(type(part) is int for part in payload)
+        ):
+            raise ViewFormatError(
+                f"$timedelta must hold [days, seconds, microseconds], found {payload!r:.60}"
+            )
         days, seconds, microseconds = payload
         return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
     if tag == "$float":
+        if payload not in ("nan", "inf", "-inf"):
+            raise ViewFormatError(f"$float must hold 'nan', 'inf' or '-inf', found {payload!r:.60}")
         return float(payload)
+    if not isinstance(payload, list):
+        raise ViewFormatError(f"{tag} must hold a list, found {payload!r:.60}")
     items = [from_json_view(item) for item in payload]
     if tag == "$tuple":
         return tuple(items)
@@ -152,4 +165,19 @@ def _from_tag(tag: str, payload: Any) -> Any:
         return set(items)
     if tag == "$frozenset":
         return frozenset(items)
+    if not all(isinstance(item, list) and len(item) == 2 for item in items):
+        raise ViewFormatError("$map must hold [key, value] pairs")
     return dict(items)  # $map: each key was the view of a hashable value
+
+
+def _base64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+_TEXT_TAGS: Final[dict[str, Callable[[str], Any]]] = {
+    "$bytes": lambda text: text.encode("utf-8"),
+    "$base64": _base64,
+    "$datetime": dt.datetime.fromisoformat,
+    "$date": dt.date.fromisoformat,
+    "$time": dt.time.fromisoformat,
+}
