@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -90,7 +91,44 @@ def fail(message: str, code: int = EXIT_FAULTS) -> NoReturn:
     sys.exit(code)
 
 
+class CastoreGroup(click.Group):
+    """Runs a subcommand so that no failure reaches the user as a raw traceback.
+
+    A castore error is shown as its message. A file-system error castore did not wrap
+    yet, or running out of memory, says what happened and where. Anything else is a bug
+    in castore: one line says so and how to see the traceback (``CASTORE_DEBUG=1``).
+    All of them exit with code 3.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except CastoreError as error:
+            raise StoreProblem(str(error)) from None
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise StoreProblem(
+                f"the file system refused: {error.strerror or error}{where}. Nothing was "
+                "changed by the failed step; fix the cause and run the command again"
+            ) from None
+        except MemoryError:
+            raise StoreProblem(
+                "castore ran out of memory; the store may hold a value too large for this "
+                "machine (castore stats lists the largest entries)"
+            ) from None
+        except Exception as error:
+            if os.environ.get("CASTORE_DEBUG"):
+                raise
+            raise StoreProblem(
+                f"internal error, a bug in castore ({type(error).__name__}: {error}). Please "
+                "report it with the output of the same command run with CASTORE_DEBUG=1"
+            ) from None
+
+
 @click.group(
+    cls=CastoreGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 ok; 1 faults or conflicts found; 2 usage error; 3 store error.",
 )
@@ -108,20 +146,6 @@ def main(context: click.Context, root: Path | None) -> None:
     context.obj = Settings(root)
 
 
-def _catch(function: Any) -> Any:
-    """Turn castore errors raised by a command into exit code 3 with their message."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except CastoreError as error:
-            raise StoreProblem(str(error)) from None
-
-    wrapper.__name__ = function.__name__
-    wrapper.__doc__ = function.__doc__
-    return wrapper
-
-
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -129,7 +153,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @json_option
 @click.option("--top", default=10, show_default=True, help="How many of the largest entries.")
 @click.pass_obj
-@_catch
 def stats(settings: Settings, as_json: bool, top: int) -> None:
     """Namespaces, entries, blobs, bytes, dedup and compression, the largest entries."""
     result = store_stats.store_stats(settings.store(), top=top, progress=progress)
@@ -160,7 +183,6 @@ def stats(settings: Settings, as_json: bool, top: int) -> None:
 @click.argument("namespace", required=False)
 @json_option
 @click.pass_obj
-@_catch
 def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> None:
     """List namespaces, or the entries of NAMESPACE."""
     store = settings.store()
@@ -193,7 +215,6 @@ def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> No
 @click.argument("key")
 @click.option("--entry", "with_entry", is_flag=True, help="Also show the index entry.")
 @click.pass_obj
-@_catch
 def show(settings: Settings, namespace: str, key: str, with_entry: bool) -> None:
     """Show the value recorded for KEY in NAMESPACE as indented JSON.
 
@@ -213,7 +234,6 @@ def show(settings: Settings, namespace: str, key: str, with_entry: bool) -> None
 @main.command()
 @click.argument("blob_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.pass_obj
-@_catch
 def cat(settings: Settings, blob_file: Path) -> None:
     """Show a blob file as indented JSON (the textconv of the git diff driver).
 
@@ -243,7 +263,6 @@ def cat(settings: Settings, blob_file: Path) -> None:
 @click.option("--quarantine", is_flag=True, help="Move corrupt blobs to .castore/quarantine/.")
 @json_option
 @click.pass_obj
-@_catch
 def verify(settings: Settings, sample: float | None, quarantine: bool, as_json: bool) -> None:
     """Check every digest, every index reference, orphans and git-lfs pointers.
 
@@ -291,7 +310,6 @@ def _print_collection(collection: collect.Collection, *, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
 @json_option
 @click.pass_obj
-@_catch
 def gc(settings: Settings, dry_run: bool, as_json: bool) -> None:
     """Delete blobs no index refers to (as `git lfs prune` does), and leftover temp files."""
     collection = collect.collect_garbage(settings.store(), dry_run=dry_run, progress=progress)
@@ -326,7 +344,6 @@ def _confirm_destructive(yes: bool, question: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 @click.pass_obj
-@_catch
 def prune(settings: Settings, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Drop the entries the last complete test run did not use, then gc.
 
@@ -365,7 +382,6 @@ def prune(settings: Settings, dry_run: bool, yes: bool, as_json: bool) -> None:
 @click.argument("keys", nargs=-1)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-@_catch
 def delete(settings: Settings, namespace: str, keys: tuple[str, ...], yes: bool) -> None:
     """Delete KEYS from NAMESPACE, or the whole namespace; `castore gc` frees the blobs."""
     store = settings.store()
@@ -387,7 +403,6 @@ def delete(settings: Settings, namespace: str, keys: tuple[str, ...], yes: bool)
 @click.option("--dry-run", is_flag=True, help="Read and count; write nothing.")
 @json_option
 @click.pass_obj
-@_catch
 def import_command(
     settings: Settings, paths: tuple[Path, ...], prefix: str, dry_run: bool, as_json: bool
 ) -> None:
@@ -438,7 +453,6 @@ def import_command(
     help="File to write (default: stdout).",
 )
 @click.pass_obj
-@_catch
 def export(settings: Settings, namespace: str, output: Path | None) -> None:
     """Write NAMESPACE as plain JSON, in the seeds' {key: {response, metadata}} layout."""
     store = settings.store()
@@ -462,7 +476,6 @@ def export(settings: Settings, namespace: str, output: Path | None) -> None:
 @click.option("--level", type=int, help="zstd level for blobs from now on (default: the store's).")
 @json_option
 @click.pass_obj
-@_catch
 def train_dictionary_command(
     settings: Settings, size: int, level: int | None, as_json: bool
 ) -> None:
@@ -487,7 +500,7 @@ def train_dictionary_command(
     )
 
 
-@main.group(name="git")
+@main.group(name="git", cls=CastoreGroup)
 def git_group() -> None:
     """git integration: attributes, diff driver, index merge driver."""
 
@@ -496,7 +509,6 @@ def git_group() -> None:
 @click.option("--lfs/--no-lfs", default=True, show_default=True, help="Track blobs with git-lfs.")
 @click.option("--undo", is_flag=True, help="Remove what setup added.")
 @click.pass_obj
-@_catch
 def git_setup(settings: Settings, lfs: bool, undo: bool) -> None:
     """Configure the repository holding the store (idempotent; --undo reverses it).
 

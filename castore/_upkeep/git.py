@@ -13,7 +13,6 @@ clone runs its own castore):
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 import subprocess
@@ -24,8 +23,10 @@ from typing import Final
 
 from castore._storage.atomic import write_atomic
 from castore._storage.index import Conflict, dump_index, format_time, merge_entries, parse_index
-from castore._storage.layout import BLOBS_DIR, CONFIG_NAME, INDEX_DIR
-from castore.errors import GitError
+from castore._storage.json_documents import parse_document
+from castore._storage.layout import BLOBS_DIR, CONFIG_NAME, INDEX_DIR, MAX_INDEX_BYTES
+from castore._storage.safe_files import FileRefused, read_user_file
+from castore.errors import GitError, IndexFormatError
 
 BLOCK_BEGIN: Final = (
     "# >>> castore: managed by `castore git setup`; undo with `castore git setup --undo`"
@@ -181,7 +182,7 @@ def merge_index_files(base: Path, ours: Path, theirs: Path, name: str) -> list[C
     """The merge driver: merge ``theirs`` into ``ours`` (written in place) over ``base``."""
     documents = {}
     for side, path in (("base", base), ("ours", ours), ("theirs", theirs)):
-        raw = path.read_bytes() if path.exists() else b""
+        raw = _read_side(path)
         documents[side] = parse_index(raw, Path(name)) if raw.strip() else {}
     merged, conflicts = merge_entries(documents["base"], documents["ours"], documents["theirs"])
     namespace = _namespace_of(ours) or _namespace_of(theirs) or Path(name).stem
@@ -189,11 +190,23 @@ def merge_index_files(base: Path, ours: Path, theirs: Path, name: str) -> list[C
     return conflicts
 
 
+def _read_side(path: Path) -> bytes:
+    """One side of a merge, as git hands it over (a temporary file; absent when the
+    index is new on that side), read with the same caps as an index in the store."""
+    try:
+        return read_user_file(path, MAX_INDEX_BYTES)
+    except FileNotFoundError:
+        return b""
+    except FileRefused as error:
+        raise IndexFormatError(path, error.reason) from None
+
+
 def _namespace_of(path: Path) -> str | None:
     try:
-        value = json.loads(path.read_bytes()).get("namespace")
-    except (OSError, ValueError, AttributeError):
+        document = parse_document(_read_side(path), path)
+    except IndexFormatError:
         return None
+    value = document.get("namespace") if isinstance(document, dict) else None
     return value if isinstance(value, str) else None
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from castore._storage.blobs.backend import BlobBackend
-from castore._storage.blobs.loose import digest_named_by
+from castore._storage.blobs.loose import DEFAULT_MAX_FILE_BYTES, digest_named_by
 from castore._storage.codec import DecodeError, digest, unpack_value
 from castore._storage.frames import ZSTD_MAGIC, Decompressor, FrameError, FrameTooLargeError
+from castore._storage.safe_files import FileRefused, read_user_file
 from castore.errors import (
     BlobError,
     CorruptBlobError,
@@ -58,9 +59,11 @@ class VerifiedBlobs:
             if frame is not None:
                 return frame
         try:
-            return path.read_bytes()
+            return read_user_file(path, DEFAULT_MAX_FILE_BYTES)
         except FileNotFoundError:
             raise MissingBlobError(path) from None
+        except FileRefused as error:
+            raise CorruptBlobError(path, error.reason) from None
 
     def decode_file(self, frame: bytes, path: Path) -> Any:
         """Decode a blob file's bytes read from anywhere (git's textconv passes a temporary
