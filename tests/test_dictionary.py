@@ -15,7 +15,7 @@ import zstandard
 from castore import Store
 from castore._storage.store import internals
 from castore._upkeep.dictionary import train_dictionary
-from castore.errors import CorruptBlobError, TrainingError
+from castore.errors import CorruptBlobError, IndexFormatError, TrainingError
 
 
 def response(number: int) -> dict[str, object]:
@@ -160,6 +160,23 @@ def test_a_blob_that_needs_an_unlisted_dictionary_is_a_clear_error(similar: Stor
     (similar.root / "castore.json").write_text(json.dumps(config))
 
     with pytest.raises(CorruptBlobError, match=f"needs zstd dictionary {training.dictionary_id}"):
+        Store(similar.root).get("tests/test_0", "key-0")
+
+
+@pytest.mark.parametrize(
+    "named", ["../../outside-secret/secret", "A" * 64, 7, None, "0" * 63 + "/"]
+)
+def test_a_dictionary_named_by_anything_but_a_digest_is_refused_unopened(
+    similar: Store, tmp_path: Path, named: object
+) -> None:
+    """The campaign's case: castore.json named '../../outside-secret/secret' and the store
+    opened that path."""
+    training = train_dictionary(similar, size=16384)
+    config = json.loads((similar.root / "castore.json").read_text())
+    config["dictionaries"] = {str(training.dictionary_id): named}
+    (similar.root / "castore.json").write_text(json.dumps(config))
+
+    with pytest.raises(IndexFormatError, match=f"dictionary {training.dictionary_id}: expected"):
         Store(similar.root).get("tests/test_0", "key-0")
 
 

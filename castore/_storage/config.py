@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from castore._storage.json_documents import parse_document
-from castore._storage.layout import CONFIG_NAME, MAX_CONFIG_BYTES, check_format_version
+from castore._storage.layout import (
+    CONFIG_NAME,
+    MAX_CONFIG_BYTES,
+    check_format_version,
+    is_digest,
+)
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError
 
@@ -73,6 +78,13 @@ def load_config(root: Path) -> StoreConfig:
         raise IndexFormatError(path, f"bad 'compression' or 'dictionaries' ({error})") from None
     if not MIN_LEVEL <= level <= MAX_LEVEL:
         raise IndexFormatError(path, f"zstd level {level} is outside {MIN_LEVEL}..{MAX_LEVEL}")
+    for dictionary_id, blob in dictionaries.items():
+        if not 0 < dictionary_id < 2**32 or not is_digest(blob):
+            raise IndexFormatError(
+                path,
+                f"dictionary {dictionary_id}: expected an id in 1..2^32-1 naming a 64-hex "
+                f"blob digest, found {blob[:80]!r}",
+            )
     if active is not None and int(active) not in dictionaries:
         raise IndexFormatError(path, f"active dictionary {active} is not in 'dictionaries'")
     return StoreConfig(
