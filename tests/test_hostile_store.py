@@ -386,3 +386,18 @@ def test_export_refuses_what_json_cannot_carry_exactly_and_writes_nothing(
     assert "cannot export namespace 'tests/test_hostile', key 'deep'" in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("key", ["", "9" * 101])
+def test_an_index_key_castore_could_never_look_up_is_refused_by_name(
+    tmp_path: Path, key: str
+) -> None:
+    """Found by the fuzz campaign: a 101-character key read fine, verify passed, and get
+    could never find it, because get shortens keys over 100 characters."""
+    store = Store(tmp_path / "store")
+    store.put(NAMESPACE, "k", 1)
+    path = internals(store).indexes.path(NAMESPACE)
+    path.write_text(path.read_text().replace('"k":', json.dumps(key) + ":"))
+    with pytest.raises(IndexFormatError, match="castore writes keys of 1 to 100 characters"):
+        Store(store.root).entries(NAMESPACE)
+    assert FaultKind.INDEX in {fault.kind for fault in verify(Store(store.root)).faults}

@@ -20,6 +20,7 @@ from typing import Any, Final
 from castore._storage.codec import VALUE_FORMAT, first_offender
 from castore._storage.json_documents import parse_document
 from castore._storage.layout import MAX_INDEX_BYTES, check_format_version, is_digest
+from castore._storage.names import MAX_KEY_LENGTH
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError, UnencodableValueError, UnsupportedFormatError
 
@@ -179,6 +180,14 @@ def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
     entries = document.get("entries")
     if not isinstance(entries, dict):
         raise IndexFormatError(path, "'entries' must be an object mapping keys to entries")
+    for key in entries:
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise IndexFormatError(
+                path,
+                f"key {key[:60]!r} is {len(key)} characters long; castore writes keys of "
+                f"1 to {MAX_KEY_LENGTH} characters (it shortens longer ones), so no test "
+                "could ever read this entry",
+            )
     return {key: entry_from_json(data, path, key) for key, data in entries.items()}
 
 
