@@ -1,12 +1,14 @@
 """Full disks and read-only mounts, on real mounts: a castore error that names the file
 and the cause, the store exactly as it was, and replay still working.
 
-The mounts need root (CI runs as root); elsewhere these tests skip and say why.
+The mounts need root (CI runs as root); elsewhere those tests skip and say why. The
+last test injects the same errno values through an audit hook, so every machine runs it.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -154,3 +156,85 @@ def test_replay(recorder):
     result.stdout.fnmatch_lines(
         ["*1 replayed*", "*could not save the unused-recording verdicts*cannot be written*"]
     )
+
+
+# --- the same failures injected, where no mount is possible -----------------------------
+
+INJECTED = """
+import errno, json, os, sys
+from click.testing import CliRunner
+from castore import Recorder, Store
+from castore.cli import main
+from castore.errors import CastoreError
+
+root, code, source = sys.argv[1], getattr(errno, sys.argv[2]), sys.argv[3]
+prefix = os.path.realpath(root)
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+MUTATIONS = {"os.rename", "os.replace", "os.remove", "os.unlink", "os.rmdir", "os.mkdir",
+             "os.link", "os.symlink", "os.truncate", "os.chmod", "shutil.move"}
+
+def inside(path):
+    return isinstance(path, (str, bytes, os.PathLike)) and os.path.realpath(
+        os.fsdecode(path)).startswith(prefix)
+
+def refuse(event, args):
+    # What the kernel says on a full disk or a read-only mount, for any change in the store.
+    if event == "open" and inside(args[0]):
+        mode, flags = args[1], args[2] or 0
+        if (isinstance(mode, str) and set(mode) & set("wax+")) or flags & WRITES:
+            raise OSError(code, os.strerror(code), os.fsdecode(args[0]))
+    elif event in MUTATIONS and any(inside(arg) for arg in args[:2]):
+        raise OSError(code, os.strerror(code), os.fsdecode(args[0]))
+
+store = Store(root)
+outcomes = {}
+def attempt(name, operation):
+    try:
+        operation()
+        outcomes[name] = "ok"
+    except CastoreError as error:
+        outcomes[name] = f"{type(error).__name__}: {error}"
+
+sys.addaudithook(refuse)
+attempt("get", lambda: store.get("tests/test_faults", "key 3"))
+attempt("put", lambda: store.put("tests/test_faults", "new", {"answer": "new"}))
+attempt("delete", lambda: store.delete("tests/test_faults", "key 1"))
+recorder = Recorder(store, "tests/test_faults", mode="all")
+attempt("record", lambda: recorder.get_or_record_sync("fresh", lambda: {"answer": 1}))
+runner = CliRunner()
+for args in (["verify"], ["gc", "--dry-run"], ["prune", "--dry-run"], ["stats"], ["gc"],
+             ["import", source], ["train-dictionary"], ["delete", "tests/test_faults",
+             "key 2", "--yes"]):
+    result = runner.invoke(main, ["--root", root, *args])
+    outcomes[" ".join(args[:2])] = (result.exit_code, result.output.strip()[-300:],
+                                    repr(result.exception))
+print(json.dumps(outcomes))
+"""
+
+
+@pytest.mark.parametrize(
+    ("fault", "hint"), [("ENOSPC", "disk is full"), ("EROFS", "cannot be written here")]
+)
+def test_injected_full_disk_or_read_only_store_ends_in_store_write_errors_and_loses_nothing(
+    tmp_path: Path, recorded: Store, run_python, fault: str, hint: str
+) -> None:
+    """Runs everywhere: an audit hook fails every change under the store with ``fault``,
+    as a full disk or a read-only mount would, with no root needed."""
+    source = tmp_path / "import.json"
+    source.write_text('{"k": {"response": "imported"}}')
+    before = snapshot(recorded.root)
+    outcomes = json.loads(
+        run_python(INJECTED, str(recorded.root), fault, str(source)).stdout.splitlines()[-1]
+    )
+    assert outcomes.pop("get") == "ok"
+    for name in ("put", "delete", "record"):
+        assert outcomes.pop(name).startswith("StoreWriteError"), name
+    for reading in ("verify", "gc --dry-run", "prune --dry-run", "stats"):
+        exit_code, output, exception = outcomes.pop(reading)
+        assert exit_code == 0, (reading, output, exception)
+    for writing, (exit_code, output, _) in outcomes.items():
+        assert exit_code == 3, (writing, output)
+        assert hint in output, (writing, output)
+        assert "Traceback" not in output
+    assert snapshot(recorded.root) == before
+    assert Store(recorded.root).get(NAMESPACE, "key 3") == {"answer": "answer 3" * 20}
