@@ -4,7 +4,7 @@
 
     CastoreError
     ├── InvalidNameError            a namespace or key castore refuses (also a ValueError)
-    ├── UnencodableValueError       a value or metadata castore cannot store (also a TypeError)
+    ├── UnencodableValueError       a value, metadata or field castore cannot store (a TypeError)
     ├── StoreError                  the store on disk is not what castore expects
     │   ├── BlobError               a blob that cannot be read
     │   │   ├── CorruptBlobError        its content does not match its digest
@@ -50,12 +50,20 @@ class InvalidNameError(CastoreError, ValueError):
 
 
 class UnencodableValueError(CastoreError, TypeError):
-    """A value (or metadata) that cannot be stored faithfully; nothing was written."""
+    """A value, its metadata or an entry field that cannot be stored faithfully; nothing
+    was written."""
 
     def __init__(self, key: str, type_name: str, location: str, *, what: str = "value") -> None:
         self.key = key
         self.type_name = type_name
         self.location = location
+        if what == "entry":  # type_name is what is wrong with a field
+            super().__init__(
+                f"cannot record key {key!r}: {type_name}, so the index could not be read back; "
+                "nothing was written. duration is seconds (finite, not negative), schema a "
+                "str or int, stream a StreamKind"
+            )
+            return
         where = f" at {location}" if location else ""
         hint = (
             "pass type=YourType (dataclass or pydantic model) or serializer=/deserializer= "

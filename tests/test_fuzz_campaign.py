@@ -42,6 +42,11 @@ def test_every_hostile_case_ends_in_a_read_or_a_castore_error(tmp_path: Path, ta
     )
     assert run.returncode == 0, f"{run.stdout[-4000:]}\n{run.stderr[-8000:]}"
     summary = json.loads(run.stdout.splitlines()[-1])
+    refusals = sum(count for name, count in summary["outcomes"].items() if ": ok" not in name)
+    print(
+        f"\n{target}: {summary['cases']} cases, {refusals} castore errors, 0 other outcomes, "
+        f"peak RSS {summary['peak_rss'] / 2**20:.0f} MiB"
+    )
     assert summary["cases"] == EXAMPLES
     assert summary["peak_rss"] < PEAK_RSS_LIMIT, summary
     outcomes = summary["outcomes"]

@@ -401,3 +401,18 @@ def test_an_index_key_castore_could_never_look_up_is_refused_by_name(
     with pytest.raises(IndexFormatError, match="castore writes keys of 1 to 100 characters"):
         Store(store.root).entries(NAMESPACE)
     assert FaultKind.INDEX in {fault.kind for fault in verify(Store(store.root)).faults}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("duration", float("nan")), ("duration", -5.0), ("schema", [1]), ("stream", "sideways")],
+)
+def test_a_put_that_would_write_an_unreadable_index_is_refused_before_writing(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    """Every path that writes applies the checks every reader applies."""
+    store = Store(tmp_path / "store")
+    store.put(NAMESPACE, "kept", 1)
+    with pytest.raises(UnencodableValueError, match=f"'{field}' must be"):
+        store.namespace(NAMESPACE).put("bad", 2, **{field: value})  # type: ignore[arg-type]
+    assert dict(Store(store.root).entries(NAMESPACE)).keys() == {"kept"}

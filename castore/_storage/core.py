@@ -24,7 +24,7 @@ from castore._storage.blobs.verified import VerifiedBlobs
 from castore._storage.codec import digest
 from castore._storage.config import StoreConfig, dump_config, load_config
 from castore._storage.frames import Compressor, Decompressor, FrameError
-from castore._storage.index import Entry
+from castore._storage.index import Entry, check_entry
 from castore._storage.indexes import IndexFiles
 from castore._storage.layout import CONFIG_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.locks import KeyLock, StoreLock
@@ -96,6 +96,7 @@ class StoreCore:
         digest). For importers that set ``recorded_at`` and metadata themselves."""
         check_namespace(namespace)
         key = stored_key(key)
+        check_entry(key, entry)
         # Compress outside the lock; under it, only check that gc has not removed the blob.
         frame = None if self.blobs.is_sound(entry.blob) else self.compress(packed)
         with self.lock():

@@ -167,6 +167,18 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
     )
 
 
+def check_entry(key: str, entry: Entry) -> None:
+    """Refuse, before anything is written, an entry that :func:`entry_from_json` would
+    refuse when the index is read back (a NaN duration, a list as schema): every path that
+    writes an index applies the checks every reader applies."""
+    try:
+        entry_from_json(entry.to_json(), Path("(new entry)"), key)
+    except IndexFormatError as error:
+        raise UnencodableValueError(
+            key, error.detail.split(": ", 1)[-1], "", what="entry"
+        ) from None
+
+
 def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
     """Parse and validate an index file's bytes."""
     document = parse_document(raw, path)
