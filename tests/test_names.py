@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -143,7 +144,7 @@ def test_request_key_leaves_out_nested_parts_named_with_dots() -> None:
         ("\u2024\u2024/x", "U+2024, which looks like '.'"),
         ("%2e%2e/x", "URL escape '%2e'"),
         ("tests/test_\u202etxt.exe", "invisible character U+202E"),
-        ("a/" * 150, "is 300 characters long; castore accepts at most 200"),
+        ("a/" * 150 + "z", "is 301 characters long; castore accepts at most 200"),
         ("tests/cafe\u0301", "not in Unicode NFC form"),
     ],
 )
@@ -151,3 +152,25 @@ def test_a_refused_namespace_says_why(store: Store, namespace: str, reason: str)
     with pytest.raises(InvalidNameError) as refused:
         store.put(namespace, "key", "value")
     assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize("legacy", ["~shared/x", "tests/" + "x" * 150, "a/" * 150 + "z"])
+def test_a_namespace_an_older_castore_wrote_stays_readable_and_writable(
+    tmp_path: Path, legacy: str
+) -> None:
+    """The stricter rules are for creating namespaces: the on-disk format is a promise, so
+    an index written under the old rules (up to 400 characters, no '~' rule) still works."""
+    store = Store(tmp_path / "store")
+    with pytest.raises(InvalidNameError):
+        store.put(legacy, "key", "value")
+    store.put("tests/plain", "key", "value")  # write it as the old castore did: same layout
+    old = internals(store).indexes.path("tests/plain")
+    planted = internals(store).indexes.path(legacy)
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text(old.read_text().replace('"tests/plain"', json.dumps(legacy)))
+
+    reopened = Store(store.root)
+    assert reopened.get(legacy, "key") == "value"
+    reopened.put(legacy, "more", "also")
+    assert Store(store.root).get(legacy, "more") == "also"
+    assert legacy in Store(store.root).namespaces()

@@ -13,6 +13,7 @@ blob between its write and the index entry that references it.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -28,7 +29,7 @@ from castore._storage.index import Entry, check_entry
 from castore._storage.indexes import IndexFiles
 from castore._storage.layout import CONFIG_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.locks import KeyLock, StoreLock
-from castore._storage.names import check_namespace, stored_key
+from castore._storage.names import check_namespace, check_new_namespace, stored_key
 from castore.errors import StoreWriteError
 
 #: Largest value a blob may decompress to; a guard against decompression bombs.
@@ -94,7 +95,8 @@ class StoreCore:
     def put_entry(self, namespace: str, key: str, entry: Entry, packed: bytes) -> None:
         """Store prepared ``packed`` bytes and their entry (``entry.blob`` must be their
         digest). For importers that set ``recorded_at`` and metadata themselves."""
-        check_namespace(namespace)
+        if not os.path.exists(self.indexes.path(check_namespace(namespace))):  # noqa: PTH110
+            check_new_namespace(namespace)  # creating it: the stricter rules for new names
         key = stored_key(key)
         check_entry(key, entry)
         # Compress outside the lock; under it, only check that gc has not removed the blob.

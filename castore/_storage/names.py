@@ -20,11 +20,13 @@ from castore.errors import InvalidNameError
 MAX_KEY_LENGTH: Final = 100
 KEY_PREFIX_LENGTH: Final = 64
 KEY_HASH_LENGTH: Final = 24
-#: A namespace becomes ``index/<namespace>.json`` inside a repository checkout: 200
+#: A new namespace becomes ``index/<namespace>.json`` inside a repository checkout: 200
 #: characters leave room under Windows' 260-character path limit for the checkout itself.
 MAX_NAMESPACE_LENGTH: Final = 200
 #: One segment is one directory or file name (NAME_MAX is 255 bytes on most systems).
 MAX_SEGMENT_LENGTH: Final = 100
+#: What castore before 0.2's name rules accepted, and so what an existing index may use.
+MAX_EXISTING_NAMESPACE_LENGTH: Final = 400
 
 _FORBIDDEN_IN_SEGMENT = re.compile(r'[\x00-\x1f\x7f\\:*?"<>|]')
 _URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -39,26 +41,46 @@ _WINDOWS_DEVICES = frozenset(
 
 
 def check_namespace(namespace: object) -> str:
-    """Return ``namespace`` if it is a safe relative path of ``/``-separated segments."""
+    """Return ``namespace`` if it is a safe relative path of ``/``-separated segments.
+
+    These are the rules every read and write applies: nothing that could leave the store
+    or break a checkout. :func:`check_new_namespace` adds the stricter rules for creating
+    a namespace; an index written under the older rules stays readable and writable.
+    """
     if isinstance(namespace, str) and namespace in _ACCEPTED:
         return namespace
-    _check_namespace(namespace)
+    _check_namespace(namespace, new=False)
     assert isinstance(namespace, str)
     if len(_ACCEPTED) < 65536:  # a store has far fewer namespaces; bound it anyway
         _ACCEPTED.add(namespace)
     return namespace
 
 
+def check_new_namespace(namespace: object) -> str:
+    """Return ``namespace`` if a new namespace may have this name: safe, and also free of
+    what misleads a reader or another system (``~``, URL escapes, invisible characters,
+    look-alike dots, non-NFC spellings, paths too long for Windows)."""
+    if isinstance(namespace, str) and namespace in _ACCEPTED_NEW:
+        return namespace
+    _check_namespace(namespace, new=True)
+    assert isinstance(namespace, str)
+    if len(_ACCEPTED_NEW) < 65536:
+        _ACCEPTED_NEW.add(namespace)
+    return namespace
+
+
 _ACCEPTED: set[str] = set()
+_ACCEPTED_NEW: set[str] = set()
 
 
-def _check_namespace(namespace: object) -> None:
+def _check_namespace(namespace: object, *, new: bool) -> None:
     if not isinstance(namespace, str) or not namespace:
         raise InvalidNameError(f"a namespace must be a non-empty string, not {namespace!r}")
-    if len(namespace) > MAX_NAMESPACE_LENGTH:
+    limit = MAX_NAMESPACE_LENGTH if new else MAX_EXISTING_NAMESPACE_LENGTH
+    if len(namespace) > limit:
         raise InvalidNameError(
             f"namespace {namespace[:60]!r}… is {len(namespace)} characters long; "
-            f"castore accepts at most {MAX_NAMESPACE_LENGTH}"
+            f"castore accepts at most {limit}"
         )
     if namespace.startswith("/"):
         raise InvalidNameError(
@@ -66,7 +88,7 @@ def _check_namespace(namespace: object) -> None:
             f"such as 'tests/test_translate'"
         )
     for segment in namespace.split("/"):
-        problem = _segment_problem(segment)
+        problem = _segment_problem(segment) or (_new_segment_problem(segment) if new else "")
         if problem:
             raise InvalidNameError(
                 f"namespace {namespace!r} is refused: {problem}. Namespaces are relative paths "
@@ -81,20 +103,24 @@ def _segment_problem(segment: str) -> str:
         return f"the segment {segment!r} would leave the store directory"
     if segment.startswith("."):
         return f"the segment {segment!r} starts with a dot (hidden files are castore's own)"
-    if segment.startswith("~"):
-        return f"the segment {segment!r} starts with '~', which shells expand to a home folder"
-    if len(segment) > MAX_SEGMENT_LENGTH:
-        return f"the segment {segment[:40]!r}… is over {MAX_SEGMENT_LENGTH} characters"
     if segment != segment.strip() or segment.endswith("."):
         return f"the segment {segment!r} has leading/trailing spaces or a trailing dot"
     bad = _FORBIDDEN_IN_SEGMENT.search(segment)
     if bad:
         return f"the segment {segment!r} contains {bad.group()!r}"
+    if segment.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
+        return f"the segment {segment!r} is a reserved device name on Windows"
+    return ""
+
+
+def _new_segment_problem(segment: str) -> str:
+    if segment.startswith("~"):
+        return f"the segment {segment!r} starts with '~', which shells expand to a home folder"
+    if len(segment) > MAX_SEGMENT_LENGTH:
+        return f"the segment {segment[:40]!r}… is over {MAX_SEGMENT_LENGTH} characters"
     escaped = _URL_ESCAPE.search(segment)
     if escaped:
         return f"the segment {segment!r} holds the URL escape {escaped.group()!r}"
-    if segment.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
-        return f"the segment {segment!r} is a reserved device name on Windows"
     return "" if segment.isascii() else _unicode_problem(segment)
 
 

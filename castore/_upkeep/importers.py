@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from castore._recording.request_keys import request_key
 from castore._storage.codec import digest, pack_value
 from castore._storage.index import Entry, check_metadata, entry_from_json, format_time, now
-from castore._storage.names import check_namespace, stored_key
+from castore._storage.names import check_new_namespace, stored_key
 from castore._storage.store import Store, internals
 from castore._upkeep.import_documents import load_import_file
 from castore._upkeep.jsonview import ViewTooLargeError, from_json_view, to_json_view
@@ -129,7 +129,7 @@ def _read_file(path: Path, base: Path, prefix: str) -> tuple[FileImport, list[It
     kind = detect_format(document)
     namespace = prefix + _namespace_for(path, base, kind, document)
     try:
-        check_namespace(namespace)
+        check_new_namespace(namespace)
     except InvalidNameError as error:
         raise ImportFormatError(f"{error}; pass --prefix or rename the file") from None
     imported = FileImport(path, kind, namespace)
