@@ -20,10 +20,10 @@ import click
 
 from castore._storage.blobs.loose import store_holding
 from castore._storage.index import format_time
-from castore._storage.layout import DEFAULT_ROOT
+from castore._storage.layout import DEFAULT_ROOT, is_digest
 from castore._storage.names import stored_key
 from castore._storage.store import Store, internals
-from castore._upkeep import collect
+from castore._upkeep import collect, packing
 from castore._upkeep import git as _git
 from castore._upkeep import stats as store_stats
 from castore._upkeep import verify as store_verify
@@ -105,6 +105,10 @@ class CastoreGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # `castore ls | head`: the reader left, nothing went wrong
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except CastoreError as error:
             raise StoreProblem(str(error)) from None
         except OSError as error:
@@ -163,8 +167,14 @@ def stats(settings: Settings, as_json: bool, top: int) -> None:
     click.echo(f"namespaces     {result.namespaces:,}")
     click.echo(f"entries        {result.entries:,}")
     click.echo(f"blobs          {result.blobs:,}  ({result.orphans:,} orphaned)")
+    if result.packs:
+        click.echo(
+            f"packs          {result.packs:,} holding {result.packed_blobs:,} blobs, "
+            f"{human(result.pack_bytes)} (their indexes {human(result.pack_index_bytes)}); "
+            f"{result.blobs - result.packed_blobs:,} loose"
+        )
     click.echo(
-        f"on disk        {human(result.bytes)}  (blobs {human(result.blob_bytes)}, "
+        f"on disk        {human(result.bytes)}  (blob frames {human(result.blob_bytes)}, "
         f"indexes {human(result.index_bytes)})"
     )
     click.echo(f"uncompressed   {human(result.uncompressed_bytes)} of distinct values")
@@ -232,14 +242,20 @@ def show(settings: Settings, namespace: str, key: str, with_entry: bool) -> None
 
 
 @main.command()
-@click.argument("blob_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("blob")
 @click.pass_obj
-def cat(settings: Settings, blob_file: Path) -> None:
-    """Show a blob file as indented JSON (the textconv of the git diff driver).
+def cat(settings: Settings, blob: str) -> None:
+    """Show a blob, by digest or by file, as indented JSON (the git diff driver's textconv).
 
-    The file may be a copy outside the store, as git hands one over; dictionaries come
-    from the store. A git-lfs pointer is shown as such.
+    A digest is found loose or in a pack. A file may be a copy outside the store, as git
+    hands one over; dictionaries come from the store. A git-lfs pointer is shown as such.
     """
+    blob_file = Path(blob)
+    if is_digest(blob) and not blob_file.exists():
+        emit_json(to_json_view(settings.store().read_blob(blob)))
+        return
+    if not blob_file.is_file():
+        raise click.BadParameter(f"{blob!r} is neither a blob digest nor a file", param_hint="BLOB")
     holding = store_holding(blob_file)
     store = Store(holding) if holding else settings.store(must_exist=False)
     blobs = internals(store).blobs
@@ -304,15 +320,51 @@ def _print_collection(collection: collect.Collection, *, dry_run: bool) -> None:
         f"{verb} {len(collection.removed):,} unreferenced blob(s), "
         f"{human(collection.bytes)}, and {len(collection.temp_files)} temporary file(s)"
     )
+    if collection.packed_copies:
+        click.echo(f"{verb} {len(collection.packed_copies):,} loose copies of packed blobs")
+    rewrite = collection.packing
+    if rewrite.removed_packs:
+        did = "would rewrite" if dry_run else "rewrote"
+        click.echo(
+            f"{did} {len(rewrite.removed_packs)} pack(s) past the unused threshold"
+            + ("" if dry_run else f" into {len(rewrite.written)} ({human(rewrite.pack_bytes)})")
+        )
+    if collection.dead_packed:
+        click.echo(
+            f"kept {collection.dead_packed:,} unreferenced blob(s) inside packs under the "
+            "threshold (--max-unused, or `castore pack --repack`, drops them)"
+        )
+
+
+def _share(text: str) -> float:
+    """A share given as ``10%`` or ``0.1``."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a share such as 10% or 0.1") from None
+    if not 0 <= value <= 1:
+        raise click.BadParameter(f"{text!r} is not between 0% and 100%")
+    return value
 
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@click.option(
+    "--max-unused",
+    default=f"{packing.DEFAULT_MAX_UNUSED:.0%}",
+    show_default=True,
+    help="Rewrite a pack once more than this share of its bytes is unreferenced.",
+)
 @json_option
 @click.pass_obj
-def gc(settings: Settings, dry_run: bool, as_json: bool) -> None:
-    """Delete blobs no index refers to (as `git lfs prune` does), and leftover temp files."""
-    collection = collect.collect_garbage(settings.store(), dry_run=dry_run, progress=progress)
+def gc(settings: Settings, dry_run: bool, max_unused: str, as_json: bool) -> None:
+    """Delete blobs no index refers to (as `git lfs prune` does), and leftover temp files.
+
+    Loose blobs go at once. Packed ones go when their pack is rewritten: only packs whose
+    unreferenced share passes --max-unused, so one deletion does not re-upload a pack."""
+    collection = collect.collect_garbage(
+        settings.store(), dry_run=dry_run, max_unused=_share(max_unused), progress=progress
+    )
     if as_json:
         emit_json(_collection_json(collection, dry_run))
     else:
@@ -325,7 +377,48 @@ def _collection_json(collection: collect.Collection, dry_run: bool) -> dict[str,
         "blobs": [blob.digest for blob in collection.removed],
         "bytes": collection.bytes,
         "temp_files": [str(path) for path in collection.temp_files],
+        "packs_rewritten": collection.packing.removed_packs,
+        "packs_written": [index.name for index in collection.packing.written],
+        "dead_packed_blobs": collection.dead_packed,
     }
+
+
+@main.command()
+@click.option("--repack", is_flag=True, help="Rewrite every pack, not only new blobs.")
+@json_option
+@click.pass_obj
+def pack(settings: Settings, repack: bool, as_json: bool) -> None:
+    """Move loose blobs into packs: a few large LFS objects instead of thousands of tiny ones.
+
+    Packs are deterministic (the same blobs give the same bytes) and never appended to:
+    blobs recorded later go into a new small pack. The first pack of a store without a
+    zstd dictionary trains one. Run `castore gc` afterwards to drop unreferenced blobs."""
+    report = packing.pack_store(settings.store(), repack=repack, progress=progress)
+    if as_json:
+        emit_json(
+            {
+                "packs_written": [index.name for index in report.written],
+                "packs_removed": report.removed_packs,
+                "blobs_packed": report.blobs_packed,
+                "loose_removed": report.loose_removed,
+                "loose_bytes": report.loose_bytes,
+                "pack_bytes": report.pack_bytes,
+                "dictionary_trained": report.dictionary,
+            }
+        )
+        return
+    if not report.written:
+        click.echo("nothing to pack: every referenced blob is already in a pack")
+        return
+    if report.dictionary is not None:
+        click.echo(f"trained zstd dictionary {report.dictionary} on the store's values")
+    for index in report.written:
+        click.echo(f"pack {index.name[:16]}… {len(index.slots):,} blobs, {human(index.size)}")
+    click.echo(
+        f"packed {report.blobs_packed:,} blobs into {len(report.written)} pack(s), "
+        f"{human(report.pack_bytes)} (their loose files took {human(report.loose_bytes)})"
+        + (f"; replaced {len(report.removed_packs)} old pack(s)" if report.removed_packs else "")
+    )
 
 
 def _confirm_destructive(yes: bool, question: str) -> None:

@@ -182,7 +182,7 @@ BLOB_AUDIT = textwrap.dedent(
     from pathlib import Path
 
     root = Path(sys.argv[1]).resolve()
-    blobs = str(root / "blobs")
+    watched = (str(root / "blobs"), str(root / "packs"))
     allowed = os.sep + os.path.join("castore", "_storage", "blobs") + os.sep
     offenders = {}
     touched = [0]
@@ -203,7 +203,7 @@ BLOB_AUDIT = textwrap.dedent(
             if isinstance(path, int) or path is None:
                 continue
             text = os.path.abspath(os.fsdecode(path))
-            if not (text == blobs or text.startswith(blobs + os.sep)):
+            if not any(text == place or text.startswith(place + os.sep) for place in watched):
                 continue
             touched[0] += 1
             frame = sys._getframe(1)
@@ -254,6 +254,17 @@ BLOB_AUDIT = textwrap.dedent(
     paused[0] = False
     cli("verify", "--quarantine")
     cli("gc")
+    cli("pack")
+    for blob in Store(root).blobs():
+        Store(root).read_blob(blob.digest)
+    cli("cat", next(iter(Store(root).blobs())).digest)
+    cli("verify")
+    cli("stats")
+    cli("show", "tests/test_a", "key 5")
+    store.delete("tests/test_a", "key 1")
+    cli("gc", "--max-unused", "0%")
+    cli("pack", "--repack")
+    cli("train-dictionary", "--size", "2048")
     print(json.dumps({"touched": touched[0], "offenders": offenders,
                       "castore": castore.__file__}))
     """
@@ -262,7 +273,8 @@ BLOB_AUDIT = textwrap.dedent(
 
 def test_only_the_blob_backends_touch_blob_files(tmp_path: Path) -> None:
     """put, get, read_blob and every CLI command that reads blobs go through the backend
-    interface: no other module opens, renames or deletes a file under ``blobs/``."""
+    interface: no other module opens, renames or deletes a file under ``blobs/`` or
+    ``packs/``, loose or packed."""
     script = tmp_path / "audit.py"
     script.write_text(BLOB_AUDIT)
     run = subprocess.run(

@@ -8,6 +8,7 @@ the dictionary, itself a content-addressed blob.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,10 @@ from castore._storage.layout import (
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError
 
-STORE_FORMAT: Final = 1
+#: The store layout's version. 2 adds ``packs/``; a store is written as 2 once it has
+#: packs, so an older castore refuses it by name instead of finding its blobs missing.
+STORE_FORMAT: Final = 2
+LOOSE_ONLY_FORMAT: Final = 1
 #: zstd level for new blobs; docs/benchmarks.md shows the measurements behind it.
 DEFAULT_LEVEL: Final = 19
 MIN_LEVEL: Final = 1
@@ -39,10 +43,16 @@ class StoreConfig:
     """Id of the zstd dictionary new blobs are compressed with, if any."""
     dictionaries: Mapping[int, str] = field(default_factory=dict)
     """Every dictionary id this store has used -> digest of the blob holding it."""
+    format: int = LOOSE_ONLY_FORMAT
+    """The layout version this store needs: 1 for loose blobs only, 2 once it has packs."""
+
+    def packed(self) -> StoreConfig:
+        """This configuration for a store that holds packs."""
+        return dataclasses.replace(self, format=max(self.format, STORE_FORMAT))
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "castore_store": STORE_FORMAT,
+            "castore_store": self.format,
             "compression": {"codec": "zstd", "level": self.level, "dictionary": self.dictionary},
             "dictionaries": {str(k): v for k, v in sorted(self.dictionaries.items())},
         }
@@ -62,7 +72,7 @@ def load_config(root: Path) -> StoreConfig:
     if raw is None:
         return StoreConfig()
     document = parse_document(raw, path)
-    check_format_version(
+    version = check_format_version(
         document,
         "castore_store",
         STORE_FORMAT,
@@ -91,4 +101,5 @@ def load_config(root: Path) -> StoreConfig:
         level=level,
         dictionary=None if active is None else int(active),
         dictionaries=dictionaries,
+        format=max(version, LOOSE_ONLY_FORMAT),
     )

@@ -21,7 +21,9 @@ from typing import Final
 from castore._storage.atomic import write_atomic
 from castore._storage.blobs.backend import BlobBackend
 from castore._storage.blobs.loose import LooseBlobs
+from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.blobs.verified import VerifiedBlobs
+from castore._storage.blobs.wrappers import LayeredBlobs
 from castore._storage.codec import digest
 from castore._storage.config import StoreConfig, dump_config, load_config
 from castore._storage.frames import Compressor, Decompressor, FrameError
@@ -43,7 +45,12 @@ class StoreCore:
         self.root = root
         self.state_dir = root / STATE_DIR
         self.indexes = IndexFiles(root)
-        self.backend = backend or LooseBlobs(root)
+        #: The packs, when this core composes its own backend (loose files + packs).
+        self.packs: PackedBlobs | None = None
+        if backend is None:
+            self.packs = PackedBlobs(root)
+            backend = LayeredBlobs(LooseBlobs(root), self.packs)
+        self.backend = backend
         self.blobs = VerifiedBlobs(self.backend, Decompressor(max_value_bytes, self._dictionary))
         self._config = load_config(root)
         self._compressor: Compressor | None = None

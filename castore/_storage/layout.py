@@ -5,6 +5,8 @@
     <root>/castore.json                    compression settings, dictionaries (config.py)
     <root>/index/<namespace>.json          one sorted JSON index per namespace (index.py)
     <root>/blobs/ab/ab…(64 hex).zst        one zstd frame per value (blobs/loose.py)
+    <root>/packs/<64 hex>.pack             many frames in one file, in git-lfs (blobs/packed.py)
+    <root>/packs/<64 hex>.idx              that pack's table of contents, in plain git
     <root>/.castore/                       local state, git-ignored: locks, last run, quarantine
 
 Every other module names these paths through this one, so a new kind of file is one more
@@ -25,6 +27,9 @@ INDEX_DIR: Final = "index"
 INDEX_SUFFIX: Final = ".json"
 BLOBS_DIR: Final = "blobs"
 BLOB_SUFFIX: Final = ".zst"
+PACKS_DIR: Final = "packs"
+PACK_SUFFIX: Final = ".pack"
+PACK_INDEX_SUFFIX: Final = ".idx"
 STATE_DIR: Final = ".castore"
 LOCKS_DIR: Final = "locks"
 QUARANTINE_DIR: Final = "quarantine"
@@ -34,6 +39,8 @@ LAST_RUN_NAME: Final = "last-run.json"
 #: An index of 150,000 entries is about 60 MB.
 MAX_INDEX_BYTES: Final = 512 * 1024 * 1024
 MAX_CONFIG_BYTES: Final = 16 * 1024 * 1024
+#: A pack index line is about 80 bytes: 64 MiB is 800,000 blobs in one pack.
+MAX_PACK_INDEX_BYTES: Final = 64 * 1024 * 1024
 MAX_LAST_RUN_BYTES: Final = 512 * 1024 * 1024
 
 #: Where a project's store lives when its pytest configuration names no ``castore_root``.

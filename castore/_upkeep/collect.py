@@ -15,6 +15,14 @@ from castore._storage.blobs.backend import BlobFile
 from castore._storage.core import StoreCore
 from castore._storage.last_run import last_run_path, load_judgements, save_judgements
 from castore._storage.store import Store, internals
+from castore._upkeep.packing import (
+    DEFAULT_MAX_UNUSED,
+    Packing,
+    rewrite_sparse_packs,
+)
+from castore._upkeep.packing import (
+    loose_files as _loose_files,
+)
 from castore._upkeep.progress import Progress, no_progress
 from castore._upkeep.stats import references
 
@@ -22,7 +30,15 @@ from castore._upkeep.stats import references
 @dataclass
 class Collection:
     removed: list[BlobFile] = field(default_factory=list)
+    """Loose blob files deleted because nothing references them."""
+    packed_copies: list[BlobFile] = field(default_factory=list)
+    """Loose files of referenced blobs that a pack also holds (a pack run was killed
+    before it removed them)."""
     temp_files: list[Path] = field(default_factory=list)
+    packing: Packing = field(default_factory=Packing)
+    """Packs rewritten because their dead share passed ``max_unused``."""
+    dead_packed: int = 0
+    """Unreferenced blobs left inside packs still under the threshold."""
 
     @property
     def bytes(self) -> int:
@@ -41,9 +57,11 @@ def collect_garbage(
     *,
     dry_run: bool = False,
     dropped: Iterable[tuple[str, str]] = (),
+    max_unused: float = DEFAULT_MAX_UNUSED,
     progress: Progress = no_progress,
 ) -> Collection:
-    """Delete blobs no index refers to, and temporary files of interrupted writes.
+    """Delete loose blobs no index refers to, rewrite the packs whose dead share passes
+    ``max_unused``, and remove temporary files of interrupted writes.
 
     ``dropped`` lists (namespace, key) pairs to treat as already gone: what a dry-run prune
     would drop, so its gc estimate is right.
@@ -60,12 +78,29 @@ def collect_garbage(
         live = {blob for blob, users in refs.items() if users}
         # Under the lock no write is in progress, so every temporary file is a leftover.
         result.temp_files = list(_temp_files(core))
-        blob_files = list(store.blobs())
-        for blob in progress(blob_files, len(blob_files), "collecting garbage"):
+        packs = core.packs
+        if packs is not None:
+            result.packing = rewrite_sparse_packs(
+                store, live, max_unused=max_unused, dry_run=dry_run
+            )
+            rewritten = set(result.packing.removed_packs)
+            result.dead_packed = sum(
+                1
+                for name, index in packs.indexes().items()
+                if name not in rewritten
+                for blob in index.slots
+                if blob not in live
+            )
+        loose = list(_loose_files(core))
+        for blob in progress(loose, len(loose), "collecting garbage"):
             if blob.digest not in live:
                 result.removed.append(blob)
-                if not dry_run:
-                    core.backend.delete(blob.digest)
+            elif packs is not None and packs.pack_of(blob.digest) is not None:
+                result.packed_copies.append(blob)
+            else:
+                continue
+            if not dry_run:
+                core.backend.delete(blob.digest)
         if not dry_run:
             for path in result.temp_files:
                 path.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ from castore._storage.codec import pack_value
 from castore._storage.config import MAX_LEVEL, MIN_LEVEL, StoreConfig
 from castore._storage.frames import Compressor
 from castore._storage.store import Store, internals
+from castore._upkeep.packing import pack_store
 from castore._upkeep.progress import Progress, no_progress
 from castore.errors import TrainingError
 
@@ -90,9 +91,13 @@ def train_dictionary(
                 level=level,
                 dictionary=dictionary_id,
                 dictionaries={**config.dictionaries, dictionary_id: dictionary_blob},
+                format=config.format,
             )
         )
         core.rewrite_blobs(samples, Compressor(level, dictionary))
+        if core.packs is not None and core.packs.indexes():
+            # The values were rewritten loose; packs are immutable, so rewrite them all.
+            pack_store(store, repack=True, progress=progress)
         rewritten = {blob.digest for blob in values}
         bytes_after = sum(blob.size for blob in store.blobs() if blob.digest in rewritten)
     return Training(

@@ -24,7 +24,15 @@ from typing import Final
 from castore._storage.atomic import write_atomic
 from castore._storage.index import Conflict, dump_index, format_time, merge_entries, parse_index
 from castore._storage.json_documents import parse_document
-from castore._storage.layout import BLOBS_DIR, CONFIG_NAME, INDEX_DIR, MAX_INDEX_BYTES
+from castore._storage.layout import (
+    BLOBS_DIR,
+    CONFIG_NAME,
+    INDEX_DIR,
+    MAX_INDEX_BYTES,
+    PACK_INDEX_SUFFIX,
+    PACK_SUFFIX,
+    PACKS_DIR,
+)
 from castore._storage.safe_files import FileRefused, read_user_file
 from castore.errors import GitError, IndexFormatError
 
@@ -78,9 +86,18 @@ def attribute_lines(store_in_repo: str, *, lfs: bool) -> list[str]:
         if lfs
         else f"{prefix}{BLOBS_DIR}/** binary diff={DIFF_DRIVER}"
     )
+    # Packs are large and immutable: LFS stores them, and their indexes stay plain text in
+    # git, so castore knows which packs a test module needs without downloading any.
+    packs = (
+        f"{prefix}{PACKS_DIR}/*{PACK_SUFFIX} filter=lfs diff=lfs merge=binary -text"
+        if lfs
+        else f"{prefix}{PACKS_DIR}/*{PACK_SUFFIX} binary"
+    )
     return [
         BLOCK_BEGIN,
         blobs,
+        packs,
+        f"{prefix}{PACKS_DIR}/*{PACK_INDEX_SUFFIX} text eol=lf merge=binary",
         f"{prefix}{INDEX_DIR}/** text eol=lf merge={MERGE_DRIVER}",
         f"{prefix}{CONFIG_NAME} text eol=lf",
         BLOCK_END,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from castore._storage.layout import CONFIG_NAME
+from castore._storage.layout import CONFIG_NAME, PACK_SUFFIX
 from castore._storage.store import Store, internals
 from castore._upkeep.progress import Progress, no_progress
 
@@ -54,6 +54,12 @@ class StoreStats:
     """Packed size of every entry, duplicates counted each time: what dedup saves from."""
     orphans: int
     largest: list[dict[str, Any]] = field(default_factory=list)
+    packs: int = 0
+    packed_blobs: int = 0
+    pack_bytes: int = 0
+    """Bytes of the pack files (what LFS stores for them)."""
+    pack_index_bytes: int = 0
+    """Bytes of the pack indexes (plain git, beside the namespace indexes)."""
 
     @property
     def dedup_ratio(self) -> float:
@@ -76,6 +82,10 @@ class StoreStats:
             "dedup_ratio": round(self.dedup_ratio, 3),
             "compression_ratio": round(self.compression_ratio, 3),
             "orphans": self.orphans,
+            "packs": self.packs,
+            "packed_blobs": self.packed_blobs,
+            "pack_bytes": self.pack_bytes,
+            "pack_index_bytes": self.pack_index_bytes,
             "largest": self.largest,
         }
 
@@ -99,12 +109,20 @@ def store_stats(store: Store, *, top: int = 10, progress: Progress = no_progress
     blob_bytes = sum(blob.size for blob in blob_files)
     index_bytes = _disk_bytes(index_files(store))
     config_bytes = _disk_bytes([store.root / CONFIG_NAME])
+    packs = internals(store).packs
+    pack_names = list(packs.indexes()) if packs is not None else []
+    pack_bytes = pack_index_bytes = 0
+    if packs is not None:
+        pack_bytes = _disk_bytes(packs.pack_path(name) for name in pack_names)
+        pack_index_bytes = _disk_bytes(packs.index_path(name) for name in pack_names)
+    packed = [blob for blob in blob_files if blob.path.suffix == PACK_SUFFIX]
+    loose_bytes = blob_bytes - sum(blob.size for blob in packed)
     everything.sort(key=lambda item: (-item[0], item[1], item[2]))
     return StoreStats(
         namespaces=len(namespaces),
         entries=entries,
         blobs=len(blob_files),
-        bytes=blob_bytes + index_bytes + config_bytes,
+        bytes=loose_bytes + pack_bytes + pack_index_bytes + index_bytes + config_bytes,
         blob_bytes=blob_bytes,
         index_bytes=index_bytes,
         uncompressed_bytes=uncompressed,
@@ -114,4 +132,8 @@ def store_stats(store: Store, *, top: int = 10, progress: Progress = no_progress
             {"namespace": ns, "key": key, "size": size, "blob": blob}
             for size, ns, key, blob in everything[:top]
         ],
+        packs=len(pack_names),
+        packed_blobs=len(packed),
+        pack_bytes=pack_bytes,
+        pack_index_bytes=pack_index_bytes,
     )

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from castore._storage.atomic import is_temp_file
 from castore._storage.blobs.backend import BlobFile
+from castore._storage.blobs.packed import PackedBlobs
+from castore._storage.blobs.packfile import PackIndex
 from castore._storage.core import StoreCore
-from castore._storage.layout import CONFIG_NAME
+from castore._storage.layout import CONFIG_NAME, PACK_SUFFIX
 from castore._storage.store import Store, internals
 from castore._upkeep.progress import Progress, no_progress
 from castore.errors import (
@@ -53,6 +55,10 @@ class Verification:
     entries: int = 0
     faults: list[Fault] = field(default_factory=list)
     quarantined: list[Path] = field(default_factory=list)
+    packs: int = 0
+    packed_unreferenced: int = 0
+    """Blobs no index refers to that sit inside packs: not faults, gc's rewrite drops them
+    once their pack passes its unused threshold."""
 
 
 def _sample(blobs: list[BlobFile], sample: float | None) -> list[BlobFile]:
@@ -89,7 +95,11 @@ def verify(
         blob_files = list(store.blobs())
         result.blobs_total = len(blob_files)
         result.faults += _reference_faults(core, refs, blob_files)
+        result.packed_unreferenced = sum(
+            1 for blob in blob_files if blob.digest not in refs and _is_packed(blob)
+        )
         result.faults += _stray_faults(core)
+        result.faults += _pack_faults(core, result)
         to_check = _sample(blob_files, sample)
         for blob in progress(to_check, len(to_check), "checking blobs"):
             fault = _check_blob(core, blob, sizes.get(blob.digest), refs.get(blob.digest, []))
@@ -139,8 +149,50 @@ def _reference_faults(core: StoreCore, refs: References, blob_files: list[BlobFi
         if digest not in present
     ]
     detail = "no index refers to it; `castore gc` removes it"
-    faults += [Fault(FaultKind.ORPHAN, b.path, detail) for b in blob_files if b.digest not in refs]
+    faults += [
+        Fault(FaultKind.ORPHAN, b.path, detail)
+        for b in blob_files
+        if b.digest not in refs and not _is_packed(b)
+    ]
     return faults
+
+
+def _is_packed(blob: BlobFile) -> bool:
+    return blob.path.suffix == PACK_SUFFIX
+
+
+def _pack_faults(core: StoreCore, result: Verification) -> list[Fault]:
+    """Each pack whole: its content hashes to its name, and its index matches the table
+    the pack itself carries. A damaged index is a fault even when castore could rebuild it
+    from the pack to keep reading."""
+    packs = core.packs
+    if packs is None:
+        return []
+    faults = []
+    indexes = packs.indexes()
+    result.packs = len(indexes) + len(set(packs.damaged) - set(indexes))
+    for name, error in packs.damaged.items():
+        rebuilt = (
+            " castore reads its pack through the pack's own table meanwhile."
+            if (name in packs.recovered)
+            else ""
+        )
+        faults.append(Fault(FaultKind.INDEX, packs.index_path(name), f"{error}{rebuilt}"))
+    for name, index in indexes.items():
+        if name in packs.recovered:
+            continue
+        fault = _check_pack(packs, name, index)
+        if fault is not None:
+            faults.append(fault)
+    return faults
+
+
+def _check_pack(packs: PackedBlobs, name: str, index: PackIndex) -> Fault | None:
+    problem = packs.check_pack(name, index)
+    if problem is None:
+        return None
+    kind, path, detail = problem
+    return Fault(FaultKind(kind), path, detail)
 
 
 def _stray_faults(core: StoreCore) -> list[Fault]:

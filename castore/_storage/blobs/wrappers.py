@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from castore._storage.blobs.backend import BlobBackend, BlobFile
+from castore._storage.blobs.packed import PackedBlobs
 from castore.errors import ReadOnlyStoreError
 
 
@@ -98,3 +99,73 @@ class ReadThroughBlobs(BlobBackend):
 
     def quarantine(self, digest: str, folder: Path) -> Path:
         return self.local.quarantine(digest, folder)
+
+
+class LayeredBlobs(BlobBackend):
+    """A store's blobs as readers see them: packs first, then loose files.
+
+    New blobs are written loose; ``castore pack`` moves them into packs. A lookup asks the
+    packs first because that costs one dict access, where a loose miss costs a failed
+    ``open``; a blob held both ways (packed, its loose copy not yet collected) is the same
+    bytes either way, as its digest says. Deleting removes the loose copy only: a packed
+    blob leaves when gc rewrites its pack.
+    """
+
+    def __init__(self, loose: BlobBackend, packed: PackedBlobs) -> None:
+        self.loose = loose
+        self.packed = packed
+
+    def __repr__(self) -> str:
+        return f"LayeredBlobs({self.loose!r}, {self.packed!r})"
+
+    def read(self, digest: str) -> bytes | None:
+        frame = self.packed.read_listed(digest)
+        if frame is None:
+            frame = self.loose.read(digest)
+        if frame is None:  # packed by another process since the packs were listed?
+            frame = self.packed.read(digest)
+        return frame
+
+    def exists(self, digest: str) -> bool:
+        return self.loose.exists(digest) or self.packed.exists(digest)
+
+    def write(self, digest: str, frame: bytes, *, durable: bool = True) -> None:
+        self.loose.write(digest, frame, durable=durable)
+
+    def sync(self) -> None:
+        self.loose.sync()
+
+    def delete(self, digest: str) -> None:
+        self.loose.delete(digest)
+
+    def walk(self) -> Iterator[BlobFile]:
+        """Every blob once, in digest order; a blob held both ways is listed as packed."""
+        loose, packed = self.loose.walk(), self.packed.walk()
+        next_loose, next_packed = next(loose, None), next(packed, None)
+        while next_loose is not None or next_packed is not None:
+            if next_packed is None or (
+                next_loose is not None and next_loose.digest < next_packed.digest
+            ):
+                assert next_loose is not None
+                yield next_loose
+                next_loose = next(loose, None)
+                continue
+            if next_loose is not None and next_loose.digest == next_packed.digest:
+                next_loose = next(loose, None)
+            yield next_packed
+            next_packed = next(packed, None)
+
+    def walk_loose(self) -> Iterator[BlobFile]:
+        return self.loose.walk()
+
+    def strays(self) -> Iterator[BlobFile]:
+        yield from self.loose.strays()
+        yield from self.packed.strays()
+
+    def location(self, digest: str) -> Path:
+        if self.packed.exists(digest) and not self.loose.exists(digest):
+            return self.packed.location(digest)
+        return self.loose.location(digest)
+
+    def quarantine(self, digest: str, folder: Path) -> Path:
+        return self.loose.quarantine(digest, folder)

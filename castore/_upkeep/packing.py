@@ -1,0 +1,251 @@
+"""``castore pack``, and the pack rewriting ``castore gc`` does: loose blobs into packs.
+
+Blobs are packed in the order of the namespaces that reference them (namespaces sorted,
+keys sorted within each), so a test module's recordings sit in one or two packs and a
+run of part of a suite needs part of the packs. A pack closes once its frames reach
+:data:`PACK_TARGET_BYTES`: big enough that a clone fetches one LFS object per several
+MiB, small enough that re-recording a few values never touches the big packs.
+
+Packing is deterministic. A frame already compressed with the pack's dictionary is
+copied unchanged (castore's own settings made it, from castore.json, the same on every
+machine); any other frame is recompressed from its verified value. A store without a
+dictionary gets one trained at its first pack, on a deterministic sample of its values,
+with an id derived from that sample, so two machines packing the same store write the
+same dictionary and byte-identical packs. New recordings land loose and go into a new,
+small pack the next time: packs are never appended to.
+
+gc drops dead blobs from packs as ``restic prune --max-unused`` does: a pack is
+rewritten only when more than ``max_unused`` of its bytes (10% by default) belong to
+blobs nothing references, so deleting one recording does not re-upload a 8 MiB pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+import blake3
+import zstandard
+
+from castore._storage.blobs.backend import BlobFile
+from castore._storage.blobs.packed import PackedBlobs
+from castore._storage.blobs.packfile import PackIndex, build_pack
+from castore._storage.blobs.wrappers import LayeredBlobs
+from castore._storage.codec import pack_value
+from castore._storage.config import StoreConfig
+from castore._storage.core import StoreCore
+from castore._storage.frames import Compressor
+from castore._storage.store import Store, internals
+from castore._upkeep.progress import Progress, no_progress
+from castore.errors import StoreError
+
+#: A pack closes once its frames reach this many bytes (measured in docs/packs.md).
+PACK_TARGET_BYTES: Final = 8 * 2**20
+#: Share of a pack's bytes that may be dead before gc rewrites it.
+DEFAULT_MAX_UNUSED: Final = 0.10
+#: Dictionary trained at the first pack: size, and how many sample bytes it reads.
+PACK_DICTIONARY_SIZE: Final = 110 * 1024
+TRAINING_SAMPLE_BYTES: Final = 32 * 2**20
+MIN_TRAINING_SAMPLES: Final = 16
+COVER_K: Final = 2048
+COVER_D: Final = 8
+_FIRST_USER_ID: Final = 32768
+_LAST_ID: Final = 2**31 - 1
+
+
+@dataclass
+class Packing:
+    """What ``castore pack`` (or gc's rewrite) did."""
+
+    written: list[PackIndex] = field(default_factory=list)
+    removed_packs: list[str] = field(default_factory=list)
+    blobs_packed: int = 0
+    loose_removed: int = 0
+    loose_bytes: int = 0
+    """Bytes of the loose files that went into packs."""
+    dictionary: int | None = None
+    """The id of a dictionary trained by this run, if one was."""
+
+    @property
+    def pack_bytes(self) -> int:
+        return sum(index.size for index in self.written)
+
+
+def packs_of(store: Store) -> PackedBlobs:
+    packs = internals(store).packs
+    if packs is None:  # pragma: no cover - only stores built on a custom backend
+        raise StoreError("this store has no pack directory (it was opened on a custom backend)")
+    return packs
+
+
+def live_order(store: Store) -> list[str]:
+    """Every referenced blob once, in namespace-then-key order: the packing order."""
+    seen: dict[str, None] = {}
+    for namespace in store.namespaces():
+        for _, entry in sorted(store.entries(namespace).items()):
+            seen.setdefault(entry.blob, None)
+    return list(seen)
+
+
+def pack_store(store: Store, *, repack: bool = False, progress: Progress = no_progress) -> Packing:
+    """Move every referenced loose blob into new packs (``repack``: rewrite all packs)."""
+    core = internals(store)
+    packs = packs_of(store)
+    report = Packing()
+    with core.lock():
+        store.refresh()
+        order = live_order(store)
+        dictionaries = set(core.config.dictionaries.values())
+        order = [blob for blob in order if blob not in dictionaries]  # they stay loose
+        chosen = order if repack else [blob for blob in order if packs.pack_of(blob) is None]
+        chosen = [blob for blob in chosen if core.backend.exists(blob)]
+        if not chosen:
+            return report
+        if core.config.dictionary is None:
+            report.dictionary = _train_dictionary(core, order, progress)
+        old_packs = list(packs.indexes()) if repack else []
+        loose_sizes = {blob.digest: blob.size for blob in loose_files(core)}
+        _write_packs(core, packs, chosen, report, progress)
+        for name in old_packs:
+            if name not in {index.name for index in report.written}:
+                packs.remove_pack(name)
+                report.removed_packs.append(name)
+        for blob in chosen:
+            if blob in loose_sizes:
+                core.backend.delete(blob)  # the layered delete removes the loose copy
+                report.loose_removed += 1
+                report.loose_bytes += loose_sizes[blob]
+        core.save_config(core.config.packed())
+    return report
+
+
+def rewrite_sparse_packs(
+    store: Store, live: set[str], *, max_unused: float, dry_run: bool = False
+) -> Packing:
+    """Rewrite the packs whose dead share passes ``max_unused``; call under the lock."""
+    core = internals(store)
+    packs = packs_of(store)
+    report = Packing()
+    sparse: list[str] = []
+    for name, index in packs.indexes().items():
+        total = sum(slot.length for slot in index.slots.values())
+        dead = sum(slot.length for blob, slot in index.slots.items() if blob not in live)
+        if total and dead / total > max_unused:
+            sparse.append(name)
+    if not sparse or dry_run:
+        report.removed_packs = sparse
+        return report
+    indexes = packs.indexes()
+    # A live blob of a sparse pack that a dense pack also holds stays where it is.
+    in_dense = {
+        blob for name, index in indexes.items() if name not in sparse for blob in index.slots
+    }
+    keep = {
+        blob
+        for name in sparse
+        for blob in indexes[name].slots
+        if blob in live and blob not in in_dense
+    }
+    order = [blob for blob in live_order(store) if blob in keep]
+    _write_packs(core, packs, order, report, no_progress)
+    written = {index.name for index in report.written}
+    for name in sparse:
+        if name not in written:
+            packs.remove_pack(name)
+            report.removed_packs.append(name)
+    return report
+
+
+def loose_files(core: StoreCore) -> Iterable[BlobFile]:
+    """The loose blob files alone (packed blobs are listed by their packs)."""
+    backend = core.backend
+    return backend.loose.walk() if isinstance(backend, LayeredBlobs) else []
+
+
+def _write_packs(
+    core: StoreCore,
+    packs: PackedBlobs,
+    order: list[str],
+    report: Packing,
+    progress: Progress,
+) -> None:
+    """Frames of ``order`` in packs of about PACK_TARGET_BYTES, written before anything
+    that held them is removed."""
+    dictionary_id = core.config.dictionary or 0
+    compressor = core.compressor()
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+    for blob in progress(order, len(order), "packing"):
+        frame = core.backend.read(blob)
+        packed = core.blobs.read_packed(blob)  # verified before it goes into a pack
+        if frame is None or _dictionary_of(frame) != dictionary_id:
+            frame = compressor.compress(packed)
+        batch.append((blob, frame))
+        size += len(frame)
+        if size >= PACK_TARGET_BYTES:
+            _flush(packs, batch, dictionary_id, report)
+            batch, size = [], 0
+    if batch:
+        _flush(packs, batch, dictionary_id, report)
+
+
+def _flush(
+    packs: PackedBlobs, batch: list[tuple[str, bytes]], dictionary_id: int, report: Packing
+) -> None:
+    data, index = build_pack(batch, dictionary_id)
+    if index.name not in packs.indexes():
+        packs.add_pack(data, index)
+    report.written.append(index)
+    report.blobs_packed += len(index.slots)
+
+
+def _dictionary_of(frame: bytes) -> int:
+    try:
+        return int(zstandard.get_frame_parameters(frame).dict_id)
+    except zstandard.ZstdError:
+        return -1
+
+
+def _train_dictionary(core: StoreCore, order: list[str], progress: Progress) -> int | None:
+    """Train the store's first dictionary on an evenly spaced sample of its values; the
+    sample and so the dictionary and its id depend only on the store's content."""
+    if len(order) < MIN_TRAINING_SAMPLES:
+        return None
+    sizes = [
+        (blob, core.blobs.read_packed(blob)) for blob in progress(order, len(order), "sampling")
+    ]
+    total = sum(len(value) for _, value in sizes)
+    stride = max(1, -(-total // TRAINING_SAMPLE_BYTES))
+    samples = [value for number, (_, value) in enumerate(sizes) if number % stride == 0]
+    if len(samples) < MIN_TRAINING_SAMPLES:
+        return None
+    fingerprint = blake3.blake3(b"".join(bytes.fromhex(blob) for blob, _ in sizes[::stride]))
+    dictionary_id = _FIRST_USER_ID + int.from_bytes(fingerprint.digest()[:4], "big") % (
+        _LAST_ID - _FIRST_USER_ID
+    )
+    config = core.config
+    while dictionary_id in config.dictionaries:
+        dictionary_id += 1
+    training_set: list[bytes | bytearray | memoryview] = list(samples)
+    trained = zstandard.train_dictionary(
+        PACK_DICTIONARY_SIZE,
+        training_set,
+        k=COVER_K,
+        d=COVER_D,
+        dict_id=dictionary_id,
+        level=config.level,
+        threads=0,
+    )
+    dictionary_blob = core.write_blob(
+        pack_value(trained.as_bytes()), compressor=Compressor(config.level)
+    )
+    core.save_config(
+        StoreConfig(
+            level=config.level,
+            dictionary=dictionary_id,
+            dictionaries={**config.dictionaries, dictionary_id: dictionary_blob},
+            format=config.format,
+        )
+    )
+    return dictionary_id

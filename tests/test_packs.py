@@ -1,0 +1,317 @@
+"""Packs: loose blobs moved into a few immutable, deterministic files, read like loose ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from castore import Store
+from castore._storage.blobs.packfile import parse_index
+from castore._storage.store import internals
+from castore._upkeep import packing
+from castore._upkeep.collect import collect_garbage
+from castore._upkeep.dictionary import train_dictionary
+from castore._upkeep.importers import export_namespace
+from castore._upkeep.verify import FaultKind, verify
+from castore.cli import main
+from castore.errors import CorruptBlobError, IndexFormatError, LfsPointerError
+
+MODULES = 4
+KEYS = 60
+
+
+def response(module: int, key: int, variant: str = "") -> dict[str, object]:
+    return {
+        "id": f"chatcmpl-{module}-{key}{variant}",
+        "choices": [{"message": {"role": "assistant", "content": f"Answer {key}{variant}. " * 40}}],
+        "usage": {"prompt_tokens": 10 + key, "completion_tokens": 40},
+    }
+
+
+def record(root: Path) -> Store:
+    store = Store(root)
+    with store.batch():
+        for module in range(MODULES):
+            for key in range(KEYS):
+                store.put(f"tests/test_m{module}", f"key {key:03d}", response(module, key))
+    return store
+
+
+def every_value(store: Store) -> dict[tuple[str, str], object]:
+    fresh = Store(store.root)
+    return {
+        (namespace, key): fresh.get(namespace, key)
+        for namespace in fresh.namespaces()
+        for key in fresh.entries(namespace)
+    }
+
+
+def pack_files(root: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((root / "packs").glob("*"))}
+
+
+def loose_files(root: Path) -> list[Path]:
+    return sorted((root / "blobs").rglob("*.zst"))
+
+
+@pytest.fixture
+def packed(tmp_path: Path) -> Store:
+    store = record(tmp_path / "store")
+    packing.pack_store(store)
+    return Store(store.root)
+
+
+def test_packing_moves_every_value_into_packs_and_every_entry_reads_the_same(
+    tmp_path: Path,
+) -> None:
+    store = record(tmp_path / "store")
+    before = every_value(store)
+    report = packing.pack_store(store)
+
+    assert report.blobs_packed == MODULES * KEYS
+    assert report.dictionary is not None  # trained at the first pack, no command needed
+    assert every_value(store) == before
+    # Only the dictionary stays loose: it is needed to read the packs.
+    dictionary_blob = internals(Store(store.root)).config.dictionaries[report.dictionary]
+    assert [path.stem for path in loose_files(store.root)] == [dictionary_blob]
+    config = json.loads((store.root / "castore.json").read_text())
+    assert config["castore_store"] == 2  # older castore refuses it by name
+    for index in report.written:
+        assert (store.root / "packs" / f"{index.name}.pack").is_file()
+        assert (
+            (store.root / "packs" / f"{index.name}.idx")
+            .read_text()
+            .startswith("castore-pack-index 1\n")
+        )
+    assert verify(Store(store.root)).faults == []
+
+
+def test_a_namespace_s_blobs_sit_together_in_pack_order(packed: Store) -> None:
+    packs = internals(packed).packs
+    assert packs is not None
+    (index,) = packs.indexes().values()
+    order = list(index.slots)
+    for module in range(MODULES):
+        blobs = [entry.blob for _, entry in sorted(packed.entries(f"tests/test_m{module}").items())]
+        positions = [order.index(blob) for blob in blobs]
+        assert positions == list(range(positions[0], positions[0] + KEYS))
+
+
+def test_two_machines_packing_the_same_recordings_write_identical_packs(tmp_path: Path) -> None:
+    """Recorded separately (other times, another batch order), packed separately."""
+    first = record(tmp_path / "first")
+    second = Store(tmp_path / "second")
+    for module in reversed(range(MODULES)):
+        for key in reversed(range(KEYS)):
+            second.put(f"tests/test_m{module}", f"key {key:03d}", response(module, key))
+    packing.pack_store(first)
+    packing.pack_store(second)
+
+    assert pack_files(first.root) == pack_files(second.root)
+    assert (first.root / "castore.json").read_bytes() == (second.root / "castore.json").read_bytes()
+
+
+def test_re_recording_one_response_and_packing_again_adds_one_small_pack(packed: Store) -> None:
+    before = pack_files(packed.root)
+    packed.put("tests/test_m2", "key 007", response(2, 7, variant=" (re-recorded)"))
+    report = packing.pack_store(Store(packed.root))
+
+    after = pack_files(packed.root)
+    assert {name: data for name, data in after.items() if name in before} == before
+    new = {name: data for name, data in after.items() if name not in before}
+    assert len(new) == 2  # one .pack and its .idx
+    assert report.blobs_packed == 1
+    assert sum(len(data) for name, data in new.items() if name.endswith(".pack")) < 2**20
+    assert Store(packed.root).get("tests/test_m2", "key 007") == response(
+        2, 7, variant=" (re-recorded)"
+    )
+
+
+def test_gc_rewrites_a_pack_only_past_the_unused_threshold(packed: Store) -> None:
+    before = pack_files(packed.root)
+    packed.delete("tests/test_m0", "key 000")
+    few = collect_garbage(Store(packed.root))
+    assert few.packing.removed_packs == []  # 1 of 240 dead: under 10%, the pack stays
+    assert few.dead_packed == 1
+    assert pack_files(packed.root) == before
+
+    for key in range(KEYS):
+        packed.delete("tests/test_m1", f"key {key:03d}")
+    many = collect_garbage(Store(packed.root))
+    assert len(many.packing.removed_packs) == 1
+    assert many.dead_packed == 0
+    remaining = every_value(packed)
+    assert len(remaining) == (MODULES - 1) * KEYS - 1
+    assert remaining[("tests/test_m3", "key 010")] == response(3, 10)
+    packs = internals(Store(packed.root)).packs
+    assert packs is not None
+    live = {entry.blob for ns in packed.namespaces() for entry in packed.entries(ns).values()}
+    held = {blob for index in packs.indexes().values() for blob in index.slots}
+    assert held == live
+    assert verify(Store(packed.root)).faults == []
+
+
+def test_repack_of_an_unchanged_store_writes_the_same_packs(packed: Store) -> None:
+    before = pack_files(packed.root)
+    packing.pack_store(Store(packed.root), repack=True)
+    assert pack_files(packed.root) == before
+
+
+def test_upkeep_commands_work_on_packed_blobs(packed: Store, tmp_path: Path) -> None:
+    runner = CliRunner()
+    root = str(packed.root)
+    show = runner.invoke(main, ["--root", root, "show", "tests/test_m1", "key 005"])
+    assert show.exit_code == 0, show.output
+    assert "chatcmpl-1-5" in show.output
+    stats = runner.invoke(main, ["--root", root, "stats", "--json"])
+    assert json.loads(stats.output)["packed_blobs"] == MODULES * KEYS
+    verified = runner.invoke(main, ["--root", root, "verify"])
+    assert verified.exit_code == 0, verified.output
+    exported = export_namespace(Store(root), "tests/test_m3")
+    assert exported["key 004"]["response"]["id"] == "chatcmpl-3-4"
+    blob = packed.entries("tests/test_m0")["key 001"].blob
+    cat = runner.invoke(main, ["--root", root, "cat", blob])
+    assert cat.exit_code == 0, cat.output
+    assert "chatcmpl-0-1" in cat.output
+
+
+def test_training_a_new_dictionary_rewrites_the_packs_and_keeps_every_value(
+    packed: Store,
+) -> None:
+    before = every_value(packed)
+    old_packs = set(pack_files(packed.root))
+    training = train_dictionary(Store(packed.root), size=16384)
+    assert every_value(packed) == before
+    assert set(pack_files(packed.root)).isdisjoint(old_packs)
+    packs = internals(Store(packed.root)).packs
+    assert packs is not None
+    for index in packs.indexes().values():
+        assert index.dictionary == training.dictionary_id
+    assert verify(Store(packed.root)).faults == []
+
+
+def test_the_store_in_fixtures_written_by_older_castore_packs_and_reads_back(
+    tmp_path: Path,
+) -> None:
+    """The on-disk format is a promise: a format-1 store from this repository's history."""
+    source = Path(__file__).resolve().parents[1] / "fixtures"
+    copy = tmp_path / "fixtures"
+    shutil.copytree(source, copy)
+    store = Store(copy)
+    before = every_value(store)
+    packing.pack_store(store)
+    assert every_value(store) == before
+    assert json.loads((copy / "castore.json").read_text())["castore_store"] == 2
+
+
+# --- damaged packs ----------------------------------------------------------------------
+
+
+def only_pack(store: Store) -> tuple[Path, Path]:
+    (pack,) = (store.root / "packs").glob("*.pack")
+    return pack, pack.with_suffix(".idx")
+
+
+def test_a_truncated_pack_is_a_corrupt_blob_naming_the_pack(packed: Store) -> None:
+    pack, _ = only_pack(packed)
+    pack.write_bytes(pack.read_bytes()[:200])  # the header and the first few frames
+    last_key = f"key {KEYS - 1:03d}"
+    with pytest.raises(CorruptBlobError) as raised:
+        Store(packed.root).get(f"tests/test_m{MODULES - 1}", last_key)
+    assert pack.name in str(raised.value)
+    kinds = {fault.kind for fault in verify(Store(packed.root)).faults}
+    assert FaultKind.CORRUPT in kinds
+
+
+def test_a_damaged_pack_index_is_rebuilt_from_the_pack_and_reported(packed: Store) -> None:
+    _, index = only_pack(packed)
+    index.write_text("castore-pack-index 1\ngarbage\n")
+    before_damage = response(2, 3)
+    assert Store(packed.root).get("tests/test_m2", "key 003") == before_damage
+    faults = verify(Store(packed.root)).faults
+    assert [(fault.kind, fault.path) for fault in faults] == [(FaultKind.INDEX, index)]
+    assert "pack's own table" in faults[0].detail
+
+
+def test_a_damaged_index_of_a_damaged_pack_names_the_index(packed: Store) -> None:
+    pack, index = only_pack(packed)
+    index.write_text("not an index\n")
+    pack.write_bytes(b"CASTPACK" + b"\0" * 100)
+    with pytest.raises(IndexFormatError, match=index.name):
+        Store(packed.root).get("tests/test_m2", "key 003")
+
+
+def test_a_pack_that_is_still_an_lfs_pointer_says_to_pull(packed: Store) -> None:
+    pack, _ = only_pack(packed)
+    pack.write_text(
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:0000000000000000000000000000000000000000000000000000000000000000\n"
+        "size 12345\n"
+    )
+    with pytest.raises(LfsPointerError, match="git lfs pull"):
+        Store(packed.root).get("tests/test_m1", "key 001")
+    assert FaultKind.LFS_POINTER in {fault.kind for fault in verify(Store(packed.root)).faults}
+
+
+def test_a_symlink_planted_at_a_pack_is_refused(packed: Store, tmp_path: Path) -> None:
+    pack, _ = only_pack(packed)
+    outside = tmp_path / "outside.pack"
+    shutil.move(pack, outside)
+    pack.symlink_to(outside)
+    with pytest.raises(CorruptBlobError, match="symbolic link"):
+        Store(packed.root).get("tests/test_m1", "key 001")
+
+
+PACKER = """
+import sys
+from castore import Store
+from castore._upkeep import packing
+print("start", flush=True)
+packing.pack_store(Store(sys.argv[1]))
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.4])
+def test_a_pack_killed_at_any_instant_leaves_every_entry_readable(
+    tmp_path: Path, start_python, delay: float
+) -> None:
+    store = record(tmp_path / "store")
+    before = every_value(store)
+    packer = start_python(PACKER, str(store.root))
+    assert packer.stdout is not None
+    assert packer.stdout.readline().strip() == "start"
+    time.sleep(delay)
+    packer.send_signal(signal.SIGKILL)
+    packer.wait()
+    assert every_value(store) == before
+    # A second pack finishes the job; gc then leaves a clean store.
+    packing.pack_store(Store(store.root))
+    collect_garbage(Store(store.root))
+    assert every_value(store) == before
+    assert verify(Store(store.root)).faults == []
+
+
+def test_pack_frames_are_standalone_zstd_frames_of_the_values(packed: Store) -> None:
+    """Each frame inside a pack is what a loose blob file would hold."""
+    packs = internals(packed).packs
+    assert packs is not None
+    ((name, index),) = packs.indexes().items()
+    data = (packed.root / "packs" / f"{name}.pack").read_bytes()
+    assert (
+        parse_index(
+            (packed.root / "packs" / f"{name}.idx").read_bytes(),
+            packed.root / "packs" / f"{name}.idx",
+        )
+        == index
+    )
+    first = next(iter(index.slots.values()))
+    frame = data[first.offset : first.offset + first.length]
+    assert zstandard.get_frame_parameters(frame).dict_id == index.dictionary
