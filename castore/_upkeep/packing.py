@@ -103,7 +103,12 @@ def pack_store(store: Store, *, repack: bool = False, progress: Progress = no_pr
         if not chosen:
             return report
         if core.config.dictionary is None:
-            report.dictionary = _train_dictionary(core, order, progress)
+            sizes = {
+                entry.blob: entry.size
+                for namespace in store.namespaces()
+                for entry in store.entries(namespace).values()
+            }
+            report.dictionary = _train_dictionary(core, order, sizes, progress)
         old_packs = list(packs.indexes()) if repack else []
         loose_sizes = {blob.digest: blob.size for blob in loose_files(core)}
         _write_packs(core, packs, chosen, report, progress)
@@ -171,23 +176,53 @@ def _write_packs(
     progress: Progress,
 ) -> None:
     """Frames of ``order`` in packs of about PACK_TARGET_BYTES, written before anything
-    that held them is removed."""
+    that held them is removed. Frames that need recompressing are compressed in parallel,
+    a chunk at a time (zstd compresses each value alone, so the bytes do not depend on
+    the chunking or the number of threads)."""
     dictionary_id = core.config.dictionary or 0
     compressor = core.compressor()
-    batch: list[tuple[str, bytes]] = []
-    size = 0
+    pending: list[tuple[str, bytes | None]] = []  # (blob, frame to copy or None)
+    redo: list[bytes] = []
+    writer = _PackWriter(packs, dictionary_id, report)
     for blob in progress(order, len(order), "packing"):
         frame = core.backend.read(blob)
         packed = core.blobs.read_packed(blob)  # verified before it goes into a pack
         if frame is None or _dictionary_of(frame) != dictionary_id:
-            frame = compressor.compress(packed)
-        batch.append((blob, frame))
-        size += len(frame)
-        if size >= PACK_TARGET_BYTES:
-            _flush(packs, batch, dictionary_id, report)
-            batch, size = [], 0
-    if batch:
-        _flush(packs, batch, dictionary_id, report)
+            frame = None
+            redo.append(packed)
+        pending.append((blob, frame))
+        if len(pending) >= _CHUNK:
+            writer.add(pending, compressor.compress_many(redo))
+            pending, redo = [], []
+    writer.add(pending, compressor.compress_many(redo))
+    writer.close()
+
+
+class _PackWriter:
+    """Collects frames in order and writes a pack each time they reach the target size."""
+
+    def __init__(self, packs: PackedBlobs, dictionary_id: int, report: Packing) -> None:
+        self.packs, self.dictionary_id, self.report = packs, dictionary_id, report
+        self.batch: list[tuple[str, bytes]] = []
+        self.size = 0
+
+    def add(self, pending: list[tuple[str, bytes | None]], recompressed: list[bytes]) -> None:
+        fresh = iter(recompressed)
+        for blob, kept in pending:
+            frame = kept if kept is not None else next(fresh)
+            self.batch.append((blob, frame))
+            self.size += len(frame)
+            if self.size >= PACK_TARGET_BYTES:
+                self.close()
+
+    def close(self) -> None:
+        if self.batch:
+            _flush(self.packs, self.batch, self.dictionary_id, self.report)
+        self.batch, self.size = [], 0
+
+
+#: Blobs read and compressed at a time: enough to keep every core busy.
+_CHUNK: Final = 2048
 
 
 def _flush(
@@ -207,20 +242,19 @@ def _dictionary_of(frame: bytes) -> int:
         return -1
 
 
-def _train_dictionary(core: StoreCore, order: list[str], progress: Progress) -> int | None:
-    """Train the store's first dictionary on an evenly spaced sample of its values; the
-    sample and so the dictionary and its id depend only on the store's content."""
-    if len(order) < MIN_TRAINING_SAMPLES:
-        return None
-    sizes = [
-        (blob, core.blobs.read_packed(blob)) for blob in progress(order, len(order), "sampling")
-    ]
-    total = sum(len(value) for _, value in sizes)
+def _train_dictionary(
+    core: StoreCore, order: list[str], sizes: dict[str, int], progress: Progress
+) -> int | None:
+    """Train the store's first dictionary on an evenly spaced sample of its values (every
+    n-th, so that at most TRAINING_SAMPLE_BYTES are read); the sample, and so the
+    dictionary and its id, depend only on the store's content."""
+    total = sum(sizes.get(blob, 0) for blob in order)
     stride = max(1, -(-total // TRAINING_SAMPLE_BYTES))
-    samples = [value for number, (_, value) in enumerate(sizes) if number % stride == 0]
-    if len(samples) < MIN_TRAINING_SAMPLES:
+    chosen = order[::stride]
+    if len(chosen) < MIN_TRAINING_SAMPLES:
         return None
-    fingerprint = blake3.blake3(b"".join(bytes.fromhex(blob) for blob, _ in sizes[::stride]))
+    samples = [core.blobs.read_packed(blob) for blob in progress(chosen, len(chosen), "sampling")]
+    fingerprint = blake3.blake3(b"".join(bytes.fromhex(blob) for blob in chosen))
     dictionary_id = _FIRST_USER_ID + int.from_bytes(fingerprint.digest()[:4], "big") % (
         _LAST_ID - _FIRST_USER_ID
     )
