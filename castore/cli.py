@@ -383,17 +383,41 @@ def _collection_json(collection: collect.Collection, dry_run: bool) -> dict[str,
     }
 
 
+def _byte_size(text: str) -> int:
+    """A size such as ``8MiB``, ``512KiB`` or ``1000000``."""
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "b": 1}
+    lowered = text.strip().lower()
+    unit = next((unit for unit in units if lowered.endswith(unit)), "")
+    number, factor = lowered.removesuffix(unit) if unit else lowered, units.get(unit, 1)
+    try:
+        size = int(float(number) * factor)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size such as 8MiB") from None
+    if size < 1:
+        raise click.BadParameter(f"{text!r} is not a positive size")
+    return size
+
+
 @main.command()
 @click.option("--repack", is_flag=True, help="Rewrite every pack, not only new blobs.")
+@click.option(
+    "--target-size",
+    default="8MiB",
+    show_default=True,
+    help="Close a pack once its frames reach this size. Keep the default where several "
+    "machines pack one store: packs are byte-identical only for the same target.",
+)
 @json_option
 @click.pass_obj
-def pack(settings: Settings, repack: bool, as_json: bool) -> None:
+def pack(settings: Settings, repack: bool, target_size: str, as_json: bool) -> None:
     """Move loose blobs into packs: a few large LFS objects instead of thousands of tiny ones.
 
     Packs are deterministic (the same blobs give the same bytes) and never appended to:
     blobs recorded later go into a new small pack. The first pack of a store without a
     zstd dictionary trains one. Run `castore gc` afterwards to drop unreferenced blobs."""
-    report = packing.pack_store(settings.store(), repack=repack, progress=progress)
+    report = packing.pack_store(
+        settings.store(), repack=repack, target_bytes=_byte_size(target_size), progress=progress
+    )
     if as_json:
         emit_json(
             {

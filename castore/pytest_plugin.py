@@ -51,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "castore_root", f"castore store directory, relative to the ini file ({DEFAULT_ROOT})"
     )
     parser.addini("castore_mode", f"default castore recording mode ({modes}); default none")
+    parser.addini(
+        "castore_lfs_fetch",
+        "download from git-lfs, before the tests run, the packs and blobs the collected "
+        "tests need that the clone lacks (default true)",
+        type="bool",
+        default=True,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

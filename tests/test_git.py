@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -238,15 +239,32 @@ def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulle
         len(list((remote / "lfs" / "objects").rglob("*"))) > 2
     )  # objects went to the file:// remote
 
+    lazy = tmp_path / "lazy"
+    git(tmp_path, "clone", "-q", remote.as_uri(), str(lazy), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    fetched = pytest_in(lazy)  # lazy fetch: no `git lfs pull` needed first
+    assert fetched.returncode == 0, fetched.stdout
+    assert re.search(r"fetched 2 objects \([0-9.]+ MB\) from LFS in [0-9.]+ s", fetched.stdout)
+    assert "2 replayed, 0 missing or stale, 0 recorded" in fetched.stdout
+    again = pytest_in(lazy)
+    assert "from LFS" not in again.stdout  # fetched once: the next run has them
+
     unpulled = tmp_path / "unpulled"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(unpulled), env={"GIT_LFS_SKIP_SMUDGE": "1"})
-    failing = pytest_in(unpulled)
+    failing = pytest_in(unpulled, "-o", "castore_lfs_fetch=false")
     assert failing.returncode == 1
     assert "is a git-lfs pointer file, not the recorded data" in failing.stdout
     assert "git lfs pull" in failing.stdout
     verify = castore(unpulled, "verify", check=False)
     assert verify.returncode == 1 and verify.stdout.count("lfs-pointer") == 2
 
+    shutil.rmtree(remote / "lfs")  # the server lost the objects: a clear report, no crash
+    lost = pytest_in(unpulled)
+    assert lost.returncode == 1
+    assert "could not fetch 2 of 2 object(s) from LFS" in lost.stdout
+    assert "is a git-lfs pointer file, not the recorded data" in lost.stdout
+
+    git(repo, "push", "-q", "origin", "main")
+    git(repo, "lfs", "push", "--all", "origin")
     git(unpulled, "lfs", "pull")
     replay = pytest_in(unpulled)
     assert replay.returncode == 0, replay.stdout

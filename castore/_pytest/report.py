@@ -38,9 +38,15 @@ def report_lines(
     verbose: bool,
 ) -> list[str]:
     """``ci_overrides_ini``: CI is set and the ini file names a mode, which CI ignores."""
-    if not usage.used and not judged:
+    if not usage.used and not judged and not usage.fetched and not usage.fetch_problems:
         return []
     lines = [f"store {store} (mode {mode.value}: {mode.description})"]
+    if usage.fetched:
+        objects = sum(item[0] for item in usage.fetched)
+        size = sum(item[1] for item in usage.fetched)
+        seconds = sum(item[2] for item in usage.fetched)
+        lines.append(f"fetched {objects} objects ({size / 1e6:.1f} MB) from LFS in {seconds:.1f} s")
+    lines.extend(usage.fetch_problems)
     if ci_overrides_ini:
         lines[0] += "; CI is set, so recording modes from ini files and markers are off"
     lines.append(

@@ -26,8 +26,8 @@ from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder
 from castore._storage.last_run import Judgement, save_judgements
 from castore._storage.layout import STATE_DIR
-from castore._storage.store import Store
-from castore.errors import StoreError
+from castore._storage.store import Store, internals
+from castore.errors import CastoreError, StoreError
 
 WORKEROUTPUT_KEY: Final = "castore"
 
@@ -116,6 +116,25 @@ class CastoreSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected.update(item.nodeid for item in session.items)
+        if session.items and self.config.getini("castore_lfs_fetch") and self.root.is_dir():
+            self._fetch_lfs(session.items)
+
+    def _fetch_lfs(self, items: list[pytest.Item]) -> None:
+        """One lazy LFS fetch for what the collected tests' namespaces need."""
+        namespaces = set()
+        for item in items:
+            marker = item.get_closest_marker("castore")
+            named = marker.kwargs.get("namespace") if marker else None
+            namespaces.add(named or self._module_namespace(item.path))
+        try:
+            fetched = internals(self.store).fetch_lfs(sorted(namespaces))
+        except CastoreError as error:  # a broken store: the tests' replays report it
+            self.usage.fetch_problems.append(f"lazy LFS fetch skipped: {error}")
+            return
+        if fetched.problem:
+            self.usage.fetch_problems.append(fetched.describe_problem())
+        if fetched.objects:
+            self.usage.fetched.append((fetched.objects, fetched.bytes, fetched.seconds))
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.usage.deselected.update(item.nodeid for item in items)

@@ -28,6 +28,9 @@ class Usage:
     """(namespace, key, kind of miss, why) of lookups that failed in replay-only mode."""
     deselected: set[str] = field(default_factory=set)
     """Node ids deselected on this process (-k, -m, --lf…): their modules were not run whole."""
+    fetched: list[tuple[int, int, float]] = field(default_factory=list)
+    """(objects, bytes, seconds) of each lazy LFS fetch this process made."""
+    fetch_problems: list[str] = field(default_factory=list)
 
     def note(self, namespace: str, key: str, nodeid: str | None) -> None:
         self.used.setdefault(namespace, set()).add(key)
@@ -46,6 +49,8 @@ class Usage:
             self.tests.setdefault(namespace, set()).update(nodeids)
         self.missing.extend(other.missing)
         self.deselected.update(other.deselected)
+        self.fetched.extend(other.fetched)
+        self.fetch_problems.extend(other.fetch_problems)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -58,6 +63,8 @@ class Usage:
                 "tests": {ns: sorted(ids) for ns, ids in self.tests.items()},
                 "missing": self.missing,
                 "deselected": sorted(self.deselected),
+                "fetched": self.fetched,
+                "fetch_problems": self.fetch_problems,
             }
         )
 
@@ -73,4 +80,6 @@ class Usage:
             tests={ns: set(ids) for ns, ids in data["tests"].items()},
             missing=[(ns, key, Miss(miss), why) for ns, key, miss, why in data["missing"]],
             deselected=set(data["deselected"]),
+            fetched=[(objects, size, seconds) for objects, size, seconds in data["fetched"]],
+            fetch_problems=list(data["fetch_problems"]),
         )

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
 from castore._storage.atomic import write_atomic
+from castore._storage.blobs import lfs
 from castore._storage.blobs.backend import BlobBackend
+from castore._storage.blobs.lfs import LfsFetch
 from castore._storage.blobs.loose import LooseBlobs
 from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.blobs.verified import VerifiedBlobs
@@ -32,7 +34,7 @@ from castore._storage.indexes import IndexFiles
 from castore._storage.layout import CONFIG_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.locks import KeyLock, StoreLock
 from castore._storage.names import check_namespace, check_new_namespace, stored_key
-from castore.errors import StoreWriteError
+from castore.errors import CastoreError, StoreWriteError
 
 #: Largest value a blob may decompress to; a guard against decompression bombs.
 DEFAULT_MAX_VALUE_BYTES: Final = 512 * 1024 * 1024
@@ -98,6 +100,29 @@ class StoreCore:
             with contextlib.suppress(StoreWriteError):
                 stack.enter_context(self.lock())
             yield
+
+    def files_for(self, namespaces: Iterable[str]) -> set[Path]:
+        """The files (packs, loose blobs, dictionaries) that replaying ``namespaces``
+        reads: what a lazy LFS fetch must bring. Unreadable namespaces are skipped (their
+        replay reports them)."""
+        blobs = set(self._config.dictionaries.values())
+        for namespace in namespaces:
+            try:
+                blobs.update(entry.blob for entry in self.indexes.cached(namespace).values())
+            except CastoreError:
+                continue
+        files = set()
+        packs = self.packs
+        for blob in blobs:
+            pack = packs.pack_of(blob) if packs is not None else None
+            files.add(packs.pack_path(pack) if packs and pack else self.backend.location(blob))
+        return files
+
+    def fetch_lfs(self, namespaces: Iterable[str]) -> LfsFetch:
+        """Download the LFS objects ``namespaces`` need that this clone lacks, once: under
+        the store lock, so of several xdist workers only the first fetches."""
+        with self.lock_for_reading():
+            return lfs.fetch(self.files_for(namespaces))
 
     def put_entry(self, namespace: str, key: str, entry: Entry, packed: bytes) -> None:
         """Store prepared ``packed`` bytes and their entry (``entry.blob`` must be their

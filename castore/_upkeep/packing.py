@@ -88,8 +88,17 @@ def live_order(store: Store) -> list[str]:
     return list(seen)
 
 
-def pack_store(store: Store, *, repack: bool = False, progress: Progress = no_progress) -> Packing:
-    """Move every referenced loose blob into new packs (``repack``: rewrite all packs)."""
+def pack_store(
+    store: Store,
+    *,
+    repack: bool = False,
+    target_bytes: int = PACK_TARGET_BYTES,
+    progress: Progress = no_progress,
+) -> Packing:
+    """Move every referenced loose blob into new packs (``repack``: rewrite all packs).
+
+    ``target_bytes`` is where a pack closes; packs are deterministic for a given target,
+    so machines that share a store should keep the default."""
     core = internals(store)
     packs = packs_of(store)
     report = Packing()
@@ -111,7 +120,7 @@ def pack_store(store: Store, *, repack: bool = False, progress: Progress = no_pr
             report.dictionary = _train_dictionary(core, order, sizes, progress)
         old_packs = list(packs.indexes()) if repack else []
         loose_sizes = {blob.digest: blob.size for blob in loose_files(core)}
-        _write_packs(core, packs, chosen, report, progress)
+        _write_packs(core, packs, chosen, report, progress=progress, target_bytes=target_bytes)
         for name in old_packs:
             if name not in {index.name for index in report.written}:
                 packs.remove_pack(name)
@@ -153,7 +162,7 @@ def rewrite_sparse_packs(
         if blob in live and blob not in in_dense
     }
     order = [blob for blob in live_order(store) if blob in keep]
-    _write_packs(core, packs, order, report, no_progress)
+    _write_packs(core, packs, order, report, progress=no_progress, target_bytes=PACK_TARGET_BYTES)
     written = {index.name for index in report.written}
     for name in sparse:
         if name not in written:
@@ -173,9 +182,11 @@ def _write_packs(
     packs: PackedBlobs,
     order: list[str],
     report: Packing,
+    *,
     progress: Progress,
+    target_bytes: int,
 ) -> None:
-    """Frames of ``order`` in packs of about PACK_TARGET_BYTES, written before anything
+    """Frames of ``order`` in packs of about ``target_bytes``, written before anything
     that held them is removed. Frames that need recompressing are compressed in parallel,
     a chunk at a time (zstd compresses each value alone, so the bytes do not depend on
     the chunking or the number of threads)."""
@@ -183,7 +194,7 @@ def _write_packs(
     compressor = core.compressor()
     pending: list[tuple[str, bytes | None]] = []  # (blob, frame to copy or None)
     redo: list[bytes] = []
-    writer = _PackWriter(packs, dictionary_id, report)
+    writer = _PackWriter(packs, dictionary_id, report, target_bytes)
     for blob in progress(order, len(order), "packing"):
         frame = core.backend.read(blob)
         packed = core.blobs.read_packed(blob)  # verified before it goes into a pack
@@ -201,8 +212,11 @@ def _write_packs(
 class _PackWriter:
     """Collects frames in order and writes a pack each time they reach the target size."""
 
-    def __init__(self, packs: PackedBlobs, dictionary_id: int, report: Packing) -> None:
+    def __init__(
+        self, packs: PackedBlobs, dictionary_id: int, report: Packing, target_bytes: int
+    ) -> None:
         self.packs, self.dictionary_id, self.report = packs, dictionary_id, report
+        self.target_bytes = target_bytes
         self.batch: list[tuple[str, bytes]] = []
         self.size = 0
 
@@ -212,7 +226,7 @@ class _PackWriter:
             frame = kept if kept is not None else next(fresh)
             self.batch.append((blob, frame))
             self.size += len(frame)
-            if self.size >= PACK_TARGET_BYTES:
+            if self.size >= self.target_bytes:
                 self.close()
 
     def close(self) -> None:

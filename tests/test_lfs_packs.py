@@ -1,0 +1,148 @@
+"""Packs in git-lfs against a real LFS server (giftless, on loopback): push, a fresh clone
+without LFS content, and lazy fetch of only what the selected tests need."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lfs_server import giftless, stored_objects
+from test_git import castore, commit_all, git, isolated_git, pytest_in  # noqa: F401
+
+from castore import Store
+from castore._storage.store import internals
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("git-lfs") is None,
+    reason="git-lfs is not installed (.ci/run installs Debian's git-lfs package)",
+)
+
+MODULES = 6
+KEYS = 40
+
+MODULE = """
+def never():
+    raise AssertionError("the real API was called during replay")
+
+def test_replay(recorder):
+    for key in range({keys}):
+        assert recorder.get_or_record_sync(f"key {{key}}", never)["module"] == {module}
+"""
+
+
+def answer(module: int, key: int) -> dict[str, object]:
+    # Incompressible-ish text so that packs split at the small test target size.
+    text = " ".join(f"w{(module * 7919 + key * 104729 + n * 31) % 100003}" for n in range(400))
+    return {"module": module, "key": key, "text": text}
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
+    """A repository whose packed store is pushed to a bare remote (git) and giftless (LFS)."""
+    git(tmp_path, "lfs", "install", "--skip-repo")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
+    (repo / "tests").mkdir()
+    store = Store(repo / "recordings")
+    for module in range(MODULES):
+        (repo / "tests" / f"test_m{module}.py").write_text(MODULE.format(keys=KEYS, module=module))
+        for key in range(KEYS):
+            store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    castore(repo, "pack", "--target-size", "16KiB")
+    castore(repo, "git", "setup")
+    objects = tmp_path / "lfs-server"
+    with giftless(objects) as url:
+        # Committed, so that a fresh clone finds the LFS server with no set-up step.
+        (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
+        commit_all(repo, "packed recordings")
+        remote = tmp_path / "remote.git"
+        git(tmp_path, "init", "-q", "--bare", str(remote))
+        git(repo, "remote", "add", "origin", remote.as_uri())
+        git(repo, "push", "-q", "origin", "main")
+        yield repo, remote.as_uri(), objects
+
+
+def packs_needed(store_root: Path, namespaces: list[str]) -> set[str]:
+    store = Store(store_root)
+    packs = internals(store).packs
+    assert packs is not None
+    return {
+        name
+        for namespace in namespaces
+        for entry in store.entries(namespace).values()
+        if (name := packs.pack_of(entry.blob))
+    }
+
+
+def test_packs_push_to_the_lfs_server_and_indexes_stay_text(
+    published: tuple[Path, str, Path],
+) -> None:
+    repo, _, objects = published
+    tracked = set(git(repo, "lfs", "ls-files", "--name-only").stdout.split())
+    packs = sorted((repo / "recordings" / "packs").glob("*.pack"))
+    assert len(packs) >= 4  # the small target splits the store
+    dictionary_files = list((repo / "recordings" / "blobs").rglob("*.zst"))
+    assert tracked == {path.relative_to(repo).as_posix() for path in [*packs, *dictionary_files]}
+    assert len(stored_objects(objects)) == len(tracked)
+    for index in (repo / "recordings" / "packs").glob("*.idx"):
+        assert index.relative_to(repo).as_posix() not in tracked
+        assert git(repo, "show", f"HEAD:{index.relative_to(repo).as_posix()}").stdout.startswith(
+            "castore-pack-index 1"
+        )
+
+
+def test_a_run_of_one_module_fetches_only_its_packs_and_passes(
+    published: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    _, remote, _ = published
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", remote, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    root = clone / "recordings"
+    needed = packs_needed(root, ["tests/test_m4"])
+    all_packs = {path.stem for path in (root / "packs").glob("*.pack")}
+    assert needed < all_packs
+
+    run = pytest_in(clone, "tests/test_m4.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = re.search(r"fetched (\d+) objects \(([0-9.]+) MB\) from LFS in [0-9.]+ s", run.stdout)
+    assert found, run.stdout
+    assert int(found.group(1)) == len(needed) + 1  # its packs and the dictionary
+    assert f"{KEYS} replayed, 0 missing or stale, 0 recorded" in run.stdout
+    for pack in root.glob("packs/*.pack"):
+        is_pointer = pack.read_bytes().startswith(b"version https://git-lfs")
+        assert is_pointer == (pack.stem not in needed), pack.name
+
+
+def test_xdist_workers_fetch_each_object_once(
+    published: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    _, remote, _ = published
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", remote, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    needed = packs_needed(clone / "recordings", [f"tests/test_m{n}" for n in range(MODULES)])
+    run = pytest_in(clone, "-n", "2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    counts = [int(n) for n in re.findall(r"fetched (\d+) objects", run.stdout)]
+    assert counts == [len(needed) + 1], run.stdout
+    assert f"{MODULES * KEYS} replayed" in run.stdout
+
+
+def test_a_full_clone_with_lfs_replays_the_whole_suite(
+    published: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    _, remote, _ = published
+    clone = tmp_path / "full"
+    git(tmp_path, "clone", "-q", remote, str(clone))
+    assert not any(
+        pack.read_bytes().startswith(b"version https://git-lfs")
+        for pack in (clone / "recordings" / "packs").glob("*.pack")
+    )
+    run = pytest_in(clone)
+    assert run.returncode == 0, run.stdout
+    assert "from LFS" not in run.stdout
+    assert f"{MODULES * KEYS} replayed" in run.stdout
