@@ -300,9 +300,17 @@ def _unpack(packed: bytes, depth: int = 0, budget: _ObjectBudget | None = None) 
         raise  # pragma: no cover - spend() has raised
 
 
+def _top_level_extension(code: int, data: bytes) -> Any:
+    return _extension(code, data, 0, None)
+
+
 def unpack_value(packed: bytes) -> Any:
     """Unpack bytes made by :func:`pack_value`; any malformation raises :class:`DecodeError`."""
     try:
+        if len(packed) <= COUNT_OBJECTS_ABOVE:  # the replay hot path: one call, no closure
+            return msgpack.unpackb(
+                packed, ext_hook=_top_level_extension, strict_map_key=False, timestamp=3
+            )
         return _unpack(packed)
     except DecodeError:
         raise

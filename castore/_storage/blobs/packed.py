@@ -182,7 +182,10 @@ class PackedBlobs(BlobBackend):
             return None
         name, slot = found
         try:
-            frame = os.pread(self._descriptor(name), slot.length, slot.offset)
+            descriptor = self._files.get(name)
+            if descriptor is None:
+                descriptor = self._descriptor(name)
+            frame = os.pread(descriptor, slot.length, slot.offset)
         except FileNotFoundError:
             self._load()  # gc replaced the pack: read the blob where it is now
             if self._where.get(digest) in (None, found):
