@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,6 +125,151 @@ def lookups(store: Store, rounds: int, samples: int) -> dict[str, Any]:
     }
 
 
+# --- git and git-lfs: clone and re-recording ----------------------------------------------
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    run = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {run.stderr}")
+    return run.stdout
+
+
+def du(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def make_repo(path: Path, remote: Path) -> None:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "bench@castore.invalid")
+    git(path, "config", "user.name", "bench")
+    git(remote.parent, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(path, "remote", "add", "origin", remote.as_uri())
+
+
+def commit_and_push(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    git(repo, "push", "-q", "origin", "main")
+
+
+def clone_seconds(remote: Path, target: Path) -> float:
+    """A fresh clone, LFS content included (git-lfs's smudge filter fetches it)."""
+    started = time.perf_counter()
+    git(remote.parent, "clone", "-q", remote.as_uri(), str(target))
+    seconds = time.perf_counter() - started
+    if not any(target.iterdir()) or not (target / ".git").is_dir():
+        raise RuntimeError(f"the clone of {remote} is empty")
+    pointers = [path for path in target.rglob("*.pack") if path.read_bytes()[:8] == b"version "]
+    if pointers:
+        raise RuntimeError(f"the clone holds LFS pointers, not content: {pointers[:2]}")
+    return seconds
+
+
+def git_figures(
+    scaled: list[corpus.Cassette], store_root: Path, work: Path, rounds: int
+) -> dict[str, Any]:
+    """Push the packed store (LFS on giftless) and the VCR.py cassettes (plain git), clone
+    both fresh in interleaved rounds, then re-record 1 response and 10% of them."""
+    from bench.lfs_server import giftless, stored_objects  # noqa: PLC0415
+    from bench.suites import vcr_document  # noqa: PLC0415
+
+    os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
+    castore_repo, castore_remote = work / "castore-repo", work / "castore.git"
+    vcr_repo, vcr_remote = work / "vcr-repo", work / "vcr.git"
+    make_repo(castore_repo, castore_remote)
+    make_repo(vcr_repo, vcr_remote)
+    with giftless(work / "lfs") as url:
+        subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, capture_output=True)
+        shutil.copytree(store_root, castore_repo / "store")
+        (castore_repo / "pytest.ini").write_text("[pytest]\ncastore_root = store\n")
+        castore_cli(castore_repo / "store", "git", "setup")
+        (castore_repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
+        commit_and_push(castore_repo, "packed store")
+        for number, cassette in enumerate(scaled):
+            path = vcr_repo / "cassettes" / f"test_{number:05d}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(vcr_document(cassette))
+        commit_and_push(vcr_repo, "cassettes")
+        git(vcr_remote, "gc", "-q", "--aggressive")
+        git(castore_remote, "gc", "-q", "--aggressive")
+        lfs_objects = len(stored_objects(work / "lfs"))
+        vcr_git_bytes, castore_git_bytes = du(vcr_remote), du(castore_remote)
+        lfs_bytes = du(work / "lfs" / "objects")
+        castore_times, vcr_times, ratios = [], [], []
+        for number in range(rounds):
+            order = [("castore", castore_remote), ("vcr", vcr_remote)]
+            if number % 2:
+                order.reverse()
+            timings = {}
+            for name, remote in order:
+                target = work / f"clone-{name}-{number}"
+                timings[name] = clone_seconds(remote, target)
+                shutil.rmtree(target)
+            castore_times.append(timings["castore"])
+            vcr_times.append(timings["vcr"])
+            ratios.append(timings["castore"] / timings["vcr"])
+        rerecord = {
+            label: rerecording(scaled, castore_repo, vcr_repo, work, share)
+            for label, share in (("one", 0.0), ("ten_percent", 0.10))
+        }
+    return {
+        "lfs_objects": lfs_objects,
+        "clone_castore_s": round(statistics.median(castore_times), 2),
+        "clone_vcr_s": round(statistics.median(vcr_times), 2),
+        "clone_ratio": round(statistics.median(ratios), 2),
+        "clone_ratio_spread": [round(min(ratios), 2), round(max(ratios), 2)],
+        "vcr_git_bytes": vcr_git_bytes,
+        "castore_git_bytes": castore_git_bytes,
+        "castore_lfs_bytes": lfs_bytes,
+        "rerecording": rerecord,
+    }
+
+
+def rerecording(
+    scaled: list[corpus.Cassette], castore_repo: Path, vcr_repo: Path, work: Path, share: float
+) -> dict[str, int]:
+    """Re-record one response (share 0) or a share of them, in both repositories; the
+    bytes LFS receives and the bytes each bare repository grows by."""
+    from bench.suites import vcr_document  # noqa: PLC0415
+
+    rng = random.Random(int(share * 1000) + 1)
+    items = [(n, i) for n, cassette in enumerate(scaled) for i in range(len(cassette.interactions))]
+    chosen = rng.sample(items, max(1, int(share * len(items))))
+    store = Store(castore_repo / "store")
+    touched: dict[int, corpus.Cassette] = {}
+    for number, position in chosen:
+        cassette = touched.get(number, scaled[number])
+        interactions = list(cassette.interactions)
+        item = interactions[position]
+        new = corpus.rerecorded(item.response, f"rerecord/{share}/{number}/{position}")
+        interactions[position] = corpus.Interaction(item.request, new, item.key)
+        touched[number] = corpus.Cassette(cassette.name, interactions)
+        store.put(f"tests/test_{number:05d}", item.key, new)
+    lfs_before = du(work / "lfs")
+    castore_before, vcr_before = du(work / "castore.git"), du(work / "vcr.git")
+    castore_cli(castore_repo / "store", "pack")
+    castore_cli(castore_repo / "store", "gc")
+    commit_and_push(castore_repo, f"re-record {len(chosen)}")
+    for number, cassette in touched.items():
+        (vcr_repo / "cassettes" / f"test_{number:05d}.yaml").write_text(vcr_document(cassette))
+        scaled[number] = cassette
+    commit_and_push(vcr_repo, f"re-record {len(chosen)}")
+    return {
+        "responses": len(chosen),
+        "castore_lfs_upload_bytes": du(work / "lfs") - lfs_before,
+        "castore_git_growth_bytes": du(work / "castore.git") - castore_before,
+        "vcr_git_growth_bytes": du(work / "vcr.git") - vcr_before,
+    }
+
+
 def run_scale(cassettes: list[corpus.Cassette], factor: int, args: argparse.Namespace) -> dict:
     scaled = corpus.scale(cassettes, factor, args.duplicates)
     work = Path(tempfile.mkdtemp(prefix=f"castore-packs-{factor}x-"))
@@ -166,6 +312,8 @@ def run_scale(cassettes: list[corpus.Cassette], factor: int, args: argparse.Name
         "upkeep_seconds": upkeep,
         "lookup": lookups(Store(root), args.rounds, args.samples),
     }
+    if args.git:
+        result["git"] = git_figures(scaled, root, work, args.clone_rounds)
     print(json.dumps(result), flush=True)
     return result
 
@@ -177,6 +325,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--output", type=Path, default=Path("bench/results/packs.json"))
+    parser.add_argument("--no-git", dest="git", action="store_false", help="skip clone figures")
+    parser.add_argument("--clone-rounds", type=int, default=5)
     args = parser.parse_args()
     cassettes = corpus.load()
     results = [run_scale(cassettes, int(factor), args) for factor in args.scales.split(",")]

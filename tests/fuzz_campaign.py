@@ -38,6 +38,7 @@ from castore._storage.store import internals
 from castore._upkeep.collect import collect_garbage
 from castore._upkeep.importers import export_namespace, import_paths
 from castore._upkeep.jsonview import to_json_view
+from castore._upkeep.packing import pack_store
 from castore._upkeep.stats import store_stats
 from castore._upkeep.verify import verify
 from castore.errors import CastoreError
@@ -449,12 +450,39 @@ def target_imports(examples: int, workdir: Path) -> Callable[[], None]:
     return case
 
 
+def target_packs(examples: int, workdir: Path) -> Callable[[], None]:
+    """A packed store whose pack or pack index is mutated: every read is exact or a
+    castore error, and verify reports whatever get refuses."""
+    sample = sample_store(workdir)
+    for number in range(20):
+        sample.put(NAMESPACE, f"more {number}", {"n": number, "text": "pack me " * number})
+    pack_store(sample)
+    (pack,) = (sample.root / "packs").glob("*.pack")
+    originals = {"pack": pack.read_bytes(), "idx": pack.with_suffix(".idx").read_bytes()}
+
+    @settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(which=st.sampled_from(["pack", "idx"]), data=st.data())
+    def case(which: str, data: st.DataObject) -> None:
+        with Case(workdir) as root:
+            shutil.copytree(sample.root, root)
+            target = root / "packs" / f"{pack.stem}.{which}"
+            target.write_bytes(data.draw(mutated(originals[which])))
+            exercise(root)
+            attempt("pack", lambda: pack_store(Store(root)))
+            attempt("gc", lambda: collect_garbage(Store(root)))
+
+    return case
+
+
 TARGETS = {
     "msgpack": target_msgpack,
     "frames": target_frames,
     "index": target_index,
     "config": target_config,
     "imports": target_imports,
+    "packs": target_packs,
 }
 
 

@@ -17,6 +17,7 @@ from castore import Entry, Store
 from castore._storage.codec import digest
 from castore._storage.index import now
 from castore._storage.store import internals
+from castore._upkeep.packing import pack_store
 from castore.cli import main
 
 NAMESPACE = "tests/test_sweep"
@@ -89,7 +90,21 @@ def index_dir_is_a_file(store: Store) -> None:
     folder.write_text("not a folder")
 
 
+def truncated_pack(store: Store) -> None:
+    pack_store(store)
+    (pack,) = (store.root / "packs").glob("*.pack")
+    pack.write_bytes(pack.read_bytes()[:40])
+
+
+def garbage_pack_index(store: Store) -> None:
+    pack_store(store)
+    (index,) = (store.root / "packs").glob("*.idx")
+    index.write_bytes(b"castore-pack-index 1\n\xff\xfe")
+
+
 BREAKAGES: dict[str, Callable[[Store], None]] = {
+    "truncated pack": truncated_pack,
+    "garbage pack index": garbage_pack_index,
     "garbage blob": garbage_blob,
     "object bomb": object_bomb,
     "deep extension": deep_extension,

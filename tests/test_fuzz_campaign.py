@@ -3,7 +3,7 @@
 Each child caps its address space and runs hypothesis over one kind of file castore
 reads; every case must end in a correct read or a castore error, within a per-case
 timeout. CI size is a few hundred cases per target; ``CASTORE_CAMPAIGN=full`` runs
-2,500 per target (12,500 in all), the size docs/reliability.md reports.
+2,500 per target (15,000 in all), the size docs/reliability.md reports.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ADDRESS_SPACE_LIMIT = 3 * 2**30
 PEAK_RSS_LIMIT = 1 * 2**30
 
 
-@pytest.mark.parametrize("target", ["msgpack", "frames", "index", "config", "imports"])
+@pytest.mark.parametrize("target", ["msgpack", "frames", "index", "config", "imports", "packs"])
 def test_every_hostile_case_ends_in_a_read_or_a_castore_error(tmp_path: Path, target: str) -> None:
     run = subprocess.run(
         [
@@ -47,7 +47,7 @@ def test_every_hostile_case_ends_in_a_read_or_a_castore_error(tmp_path: Path, ta
         f"\n{target}: {summary['cases']} cases, {refusals} castore errors, 0 other outcomes, "
         f"peak RSS {summary['peak_rss'] / 2**20:.0f} MiB"
     )
-    assert summary["cases"] == EXAMPLES
+    assert summary["cases"] >= EXAMPLES  # hypothesis may run a few more than asked
     assert summary["peak_rss"] < PEAK_RSS_LIMIT, summary
     outcomes = summary["outcomes"]
     # The campaign reaches both outcomes: it is not all refusals nor all clean reads.

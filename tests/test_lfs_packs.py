@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lfs_server import giftless, stored_objects
 from test_git import castore, commit_all, git, isolated_git, pytest_in  # noqa: F401
 
+from bench.lfs_server import giftless, stored_objects
 from castore import Store
 from castore._storage.store import internals
 

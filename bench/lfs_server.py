@@ -1,4 +1,4 @@
-"""A real Git LFS server on loopback for the tests: giftless, started in a child process.
+"""A real Git LFS server on loopback, for the tests and the benchmark: giftless in a child.
 
 giftless needs the JWT provider listed before anonymous read-write access (its
 pre-authorized upload actions are JWTs), and pyjwt below 2.10, whose later versions
