@@ -279,7 +279,7 @@ def run_scale(cassettes: list[corpus.Cassette], factor: int, args: argparse.Name
     recorded = time.perf_counter() - started
     loose_count, loose_bytes = folder_bytes(root / "blobs", ".zst")
     values = unique_values(store)
-    floor = compression_floor(values, cover=(2048, 8))
+    floor = compression_floor(values, cover=(2048, 8)) if args.floor else {"bytes": 0}
     pack_seconds, output = castore_cli(root, "pack", "--json")
     report = json.loads(output)
     pack_count, pack_bytes = folder_bytes(root / "packs", ".pack")
@@ -307,7 +307,7 @@ def run_scale(cassettes: list[corpus.Cassette], factor: int, args: argparse.Name
         "dictionary_trained": report["dictionary_trained"],
         "left_loose": {"files": left_count, "bytes": left_bytes},
         "floor_bytes": floor["bytes"],
-        "footprint_vs_floor": round(footprint / floor["bytes"], 3),
+        "footprint_vs_floor": round(footprint / floor["bytes"], 3) if floor["bytes"] else None,
         "lfs_objects_per_4_mib": round(pack_count / max(1, pack_bytes / 2**22), 2),
         "upkeep_seconds": upkeep,
         "lookup": lookups(Store(root), args.rounds, args.samples),
@@ -327,6 +327,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench/results/packs.json"))
     parser.add_argument("--no-git", dest="git", action="store_false", help="skip clone figures")
     parser.add_argument("--clone-rounds", type=int, default=5)
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="skip the compression floor"
+    )
     args = parser.parse_args()
     cassettes = corpus.load()
     results = [run_scale(cassettes, int(factor), args) for factor in args.scales.split(",")]

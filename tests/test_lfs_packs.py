@@ -146,3 +146,22 @@ def test_a_full_clone_with_lfs_replays_the_whole_suite(
     assert run.returncode == 0, run.stdout
     assert "from LFS" not in run.stdout
     assert f"{MODULES * KEYS} replayed" in run.stdout
+
+
+def test_a_clone_that_excludes_packs_by_lfs_fetchexclude_fetches_them_lazily(
+    published: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    _, remote, _ = published
+    clone = tmp_path / "excluding"
+    git(tmp_path, "clone", "-q", "-c", "lfs.fetchexclude=recordings/packs/*", remote, str(clone))
+    root = clone / "recordings"
+    assert all(
+        pack.read_bytes().startswith(b"version https://git-lfs")
+        for pack in root.glob("packs/*.pack")
+    )
+    needed = packs_needed(root, ["tests/test_m1", "tests/test_m2"])
+    run = pytest_in(clone, "tests/test_m1.py", "tests/test_m2.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = re.search(r"fetched (\d+) objects", run.stdout)
+    assert found, run.stdout
+    assert int(found.group(1)) == len(needed)  # the dictionary was not excluded
