@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import signal
 import time
@@ -315,3 +316,45 @@ def test_pack_frames_are_standalone_zstd_frames_of_the_values(packed: Store) -> 
     first = next(iter(index.slots.values()))
     frame = data[first.offset : first.offset + first.length]
     assert zstandard.get_frame_parameters(frame).dict_id == index.dictionary
+
+
+COLLECTOR = """
+import sys
+from castore import Store
+from castore._upkeep.collect import collect_garbage
+print("start", flush=True)
+collect_garbage(Store(sys.argv[1]), max_unused=0.0)
+print("done", flush=True)
+"""
+
+
+def test_a_gc_killed_while_it_rewrites_packs_leaves_every_entry_readable(
+    tmp_path: Path, start_python
+) -> None:
+    """Kills at several instants of a rewrite of 50 packs; at least one lands mid-way."""
+    source = Store(tmp_path / "source")
+    chance = random.Random(3)
+    with source.batch():
+        for key in range(400):  # incompressible, so that packs of 16 KiB are many
+            text = "".join(chance.choice("0123456789abcdef") for _ in range(2000))
+            source.put(f"tests/test_m{key % 4}", f"key {key:03d}", {"text": text})
+    packing.pack_store(source, target_bytes=16 * 1024)
+    for key in range(0, 400, 2):
+        source.delete(f"tests/test_m{key % 4}", f"key {key:03d}")
+    before = every_value(source)
+    interrupted = 0
+    for number, delay in enumerate((0.0, 0.01, 0.03, 0.06, 0.12)):
+        root = tmp_path / f"copy{number}"
+        shutil.copytree(source.root, root)
+        collector = start_python(COLLECTOR, str(root))
+        assert collector.stdout is not None
+        assert collector.stdout.readline().strip() == "start"
+        time.sleep(delay)
+        collector.send_signal(signal.SIGKILL)
+        collector.wait()
+        interrupted += "done" not in collector.stdout.read()
+        assert every_value(Store(root)) == before
+        collect_garbage(Store(root), max_unused=0.0)
+        assert every_value(Store(root)) == before
+        assert verify(Store(root)).faults == []
+    assert interrupted >= 1  # the kills did land inside the rewrite
