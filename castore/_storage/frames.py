@@ -86,7 +86,9 @@ class Decompressor:
         declared = None if size >= _CONTENTSIZE_ERROR else size  # unknown (or error): None
         if declared is not None and declared > self.max_output:
             raise FrameTooLargeError(declared)
-        decompressor = self._decompressor_for(dictionary_id)
+        decompressor = self._by_dictionary.get(dictionary_id) or self._decompressor_for(
+            dictionary_id
+        )
         try:
             if declared is None:
                 return _decompress_unknown_size(decompressor, frame, self.max_output)

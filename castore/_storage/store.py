@@ -69,7 +69,7 @@ class Store:
 
     def get(self, namespace: str, key: str) -> Any:
         """The value recorded for ``key``; :class:`EntryNotFoundError` if there is none."""
-        handle = self.namespace(namespace)
+        handle = self._namespaces.get(namespace) or self.namespace(namespace)
         stored = stored_key(key)
         found = handle.entry(stored)
         if found is None:
