@@ -286,6 +286,13 @@ def run_scale(cassettes: list[corpus.Cassette], factor: int, args: argparse.Name
     _, index_bytes = folder_bytes(root / "packs", ".idx")
     left_count, left_bytes = folder_bytes(root / "blobs", ".zst")  # the dictionary
     footprint = pack_bytes + left_bytes
+    packed_store = Store(root)
+    packs = internals(packed_store).packs
+    assert packs is not None
+    per_module = [
+        len({packs.pack_of(entry.blob) for entry in packed_store.entries(namespace).values()})
+        for namespace in packed_store.namespaces()
+    ]
     upkeep = {
         name: round(castore_cli(root, *command)[0], 2)
         for name, command in (
@@ -309,6 +316,10 @@ def run_scale(cassettes: list[corpus.Cassette], factor: int, args: argparse.Name
         "floor_bytes": floor["bytes"],
         "footprint_vs_floor": round(footprint / floor["bytes"], 3) if floor["bytes"] else None,
         "lfs_objects_per_4_mib": round(pack_count / max(1, pack_bytes / 2**22), 2),
+        "packs_per_module": {
+            "mean": round(statistics.mean(per_module), 2),
+            "max": max(per_module),
+        },
         "upkeep_seconds": upkeep,
         "lookup": lookups(Store(root), args.rounds, args.samples),
     }
