@@ -114,7 +114,7 @@ def _status(interaction: Any) -> int:
 # --- castore -------------------------------------------------------------------------
 
 
-def write_castore(suites: Suites, *, level: int, train: bool) -> None:
+def write_castore(suites: Suites, *, level: int, train: bool, pack: bool = True) -> None:
     folder = suites.suite("castore")
     (folder / "tests").mkdir(parents=True)
     (folder / "pytest.ini").write_text(_ini("castore", "castore_root = store\n"))
@@ -153,6 +153,12 @@ def write_castore(suites: Suites, *, level: int, train: bool) -> None:
                 "--level",
                 str(level),
             ],
+            check=True,
+            capture_output=True,
+        )
+    if pack:  # the layout castore recommends for large stores (docs/packs.md)
+        subprocess.run(
+            [sys.executable, "-m", "castore", "--root", str(suites.store), "pack"],
             check=True,
             capture_output=True,
         )
