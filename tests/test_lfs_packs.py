@@ -53,7 +53,7 @@ def published(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
         (repo / "tests" / f"test_m{module}.py").write_text(MODULE.format(keys=KEYS, module=module))
         for key in range(KEYS):
             store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
-    castore(repo, "pack", "--target-size", "16KiB")
+    castore(repo, "pack", "--target-size", "8KiB")
     castore(repo, "git", "setup")
     objects = tmp_path / "lfs-server"
     with giftless(objects) as url:

@@ -34,7 +34,7 @@ from castore._storage.indexes import IndexFiles
 from castore._storage.layout import CONFIG_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.locks import KeyLock, StoreLock
 from castore._storage.names import check_namespace, check_new_namespace, stored_key
-from castore.errors import CastoreError, StoreWriteError
+from castore.errors import CastoreError, StoreError, StoreWriteError
 
 #: Largest value a blob may decompress to; a guard against decompression bombs.
 DEFAULT_MAX_VALUE_BYTES: Final = 512 * 1024 * 1024
@@ -199,6 +199,13 @@ class StoreCore:
                 dictionary = self._dictionary(self._config.dictionary)
             self._compressor = Compressor(self._config.level, dictionary)
         return self._compressor
+
+    def dictionary_bytes(self, dictionary_id: int) -> bytes:
+        """The zstd dictionary with this id, as castore.json lists it."""
+        try:
+            return self._dictionary(dictionary_id)
+        except FrameError as error:
+            raise StoreError(str(error)) from None
 
     def _dictionary(self, dictionary_id: int) -> bytes:
         blob = self._config.dictionaries.get(dictionary_id)
