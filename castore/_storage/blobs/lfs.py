@@ -51,6 +51,11 @@ class LfsFetch:
         )
 
 
+def is_lfs_pointer(data: bytes) -> bool:
+    """True for the bytes of a git-lfs pointer file (what a clone holds before a pull)."""
+    return len(data) < MAX_POINTER_BYTES and data.startswith(LFS_POINTER_PREFIX)
+
+
 def is_pointer_file(path: Path) -> bool:
     """True for a git-lfs pointer file at ``path`` (read without following symlinks)."""
     if not _small(path):

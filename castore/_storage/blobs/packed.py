@@ -24,6 +24,7 @@ from typing import Final
 
 from castore._storage.atomic import write_atomic
 from castore._storage.blobs.backend import BlobBackend, BlobFile
+from castore._storage.blobs.lfs import MAX_POINTER_BYTES, is_lfs_pointer
 from castore._storage.blobs.packfile import (
     MAX_PACK_BYTES,
     PACK_MAGIC,
@@ -52,7 +53,6 @@ from castore.errors import (
 )
 
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-_LFS_POINTER_PREFIX: Final = b"version https://git-lfs.github.com/spec/"
 
 
 class PackedBlobs(BlobBackend):
@@ -224,8 +224,8 @@ class PackedBlobs(BlobBackend):
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise CorruptBlobError(path, "the pack is not a regular file")
-        head = os.pread(descriptor, len(_LFS_POINTER_PREFIX), 0)
-        if head == _LFS_POINTER_PREFIX and status.st_size < 1024:
+        head = os.pread(descriptor, MAX_POINTER_BYTES, 0)
+        if is_lfs_pointer(head) and status.st_size < MAX_POINTER_BYTES:
             raise LfsPointerError(path)
         if not head.startswith(PACK_MAGIC):
             raise CorruptBlobError(path, "it is not a castore pack (bad magic)")
@@ -240,7 +240,7 @@ class PackedBlobs(BlobBackend):
             return "corrupt", path, refused.reason
         if data is None:
             return "missing", path, "its index is here but the pack is not; restore it"
-        if data.startswith(_LFS_POINTER_PREFIX) and len(data) < 1024:
+        if is_lfs_pointer(data):
             return "lfs-pointer", path, "a git-lfs pointer: run `git lfs pull`"
         if pack_digest(data) != name:
             return (

@@ -8,9 +8,10 @@ name the file; the store adds whose entry it was (``BlobError.with_owner``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from castore._storage.blobs.backend import BlobBackend
+from castore._storage.blobs.lfs import is_lfs_pointer
 from castore._storage.blobs.loose import DEFAULT_MAX_FILE_BYTES, digest_named_by
 from castore._storage.codec import DecodeError, digest, unpack_value
 from castore._storage.frames import ZSTD_MAGIC, Decompressor, FrameError, FrameTooLargeError
@@ -22,13 +23,6 @@ from castore.errors import (
     MissingBlobError,
     ValueTooLargeError,
 )
-
-LFS_POINTER_PREFIX: Final = b"version https://git-lfs.github.com/spec/"
-
-
-def is_lfs_pointer(data: bytes) -> bool:
-    """True for a git-lfs pointer file (what a clone holds before `git lfs pull`)."""
-    return len(data) < 1024 and data.startswith(LFS_POINTER_PREFIX)
 
 
 class VerifiedBlobs:
