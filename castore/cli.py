@@ -277,16 +277,23 @@ def cat(settings: Settings, blob: str) -> None:
     "Indexes, references and orphans are always checked in full.",
 )
 @click.option("--quarantine", is_flag=True, help="Move corrupt blobs to .castore/quarantine/.")
+@click.option(
+    "--strict", is_flag=True, help="Count orphans and leftover temporary files as faults."
+)
 @json_option
 @click.pass_obj
-def verify(settings: Settings, sample: float | None, quarantine: bool, as_json: bool) -> None:
-    """Check every digest, every index reference, orphans and git-lfs pointers.
+def verify(
+    settings: Settings, sample: float | None, quarantine: bool, strict: bool, as_json: bool
+) -> None:
+    """Check every digest, every index reference, packs and git-lfs pointers.
 
-    One line per fault; exit code 1 if there is any.
+    One line per fault; exit code 1 if there is any. Orphan blobs and leftover temporary
+    files are upkeep for `castore gc`, listed but not faults, unless --strict.
     """
     result = store_verify.verify(
         settings.store(), sample=sample, quarantine=quarantine, progress=progress
     )
+    failing = result.faults + (result.upkeep if strict else [])
     if as_json:
         emit_json(
             {
@@ -294,19 +301,23 @@ def verify(settings: Settings, sample: float | None, quarantine: bool, as_json: 
                 "blobs_checked": result.blobs_checked,
                 "entries": result.entries,
                 "faults": [fault.to_json() for fault in result.faults],
+                "upkeep": [fault.to_json() for fault in result.upkeep],
                 "quarantined": [str(path) for path in result.quarantined],
             }
         )
     else:
         for fault in result.faults:
             click.echo(f"{fault.kind:<12} {fault.path}: {fault.detail}")
+        for fault in result.upkeep:
+            click.echo(f"{fault.kind:<12} {fault.path}: {fault.detail} (upkeep, not a fault)")
         for path in result.quarantined:
             click.echo(f"quarantined  {path}")
+        upkeep = f"; {len(result.upkeep)} for `castore gc`" if result.upkeep else ""
         click.echo(
             f"checked {result.blobs_checked:,} of {result.blobs_total:,} blobs and "
-            f"{result.entries:,} entries: {len(result.faults)} fault(s)"
+            f"{result.entries:,} entries: {len(result.faults)} fault(s){upkeep}"
         )
-    if result.faults:
+    if failing:
         sys.exit(EXIT_FAULTS)
 
 

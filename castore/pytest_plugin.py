@@ -89,6 +89,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
     if session.not_saved:
         lines.append(f"could not save the unused-recording verdicts: {session.not_saved}")
+    collectable = session.collectable()
+    if collectable:
+        lines.append(collectable)
     if lines:
         terminalreporter.write_sep("-", "castore")
         for line in lines:

@@ -176,7 +176,25 @@ def test_verify_reports_every_injected_fault_on_its_own_line_and_exits_1(filled:
     assert pointer.blob in by_kind["lfs-pointer"] and "git lfs pull" in by_kind["lfs-pointer"]
     assert orphan.blob in by_kind["orphan"] and "castore gc" in by_kind["orphan"]
     assert "half-written" in by_kind["stray"]
-    assert lines[-1].endswith("5 fault(s)")
+    assert lines[-1].endswith("3 fault(s); 2 for `castore gc`")
+    assert "(upkeep, not a fault)" in by_kind["orphan"] and "(upkeep" in by_kind["stray"]
+    strict = castore("--root", str(filled.root), "verify", "--strict")
+    assert strict.returncode == 1
+
+
+def test_orphans_left_by_re_recording_are_upkeep_not_faults_unless_strict(filled: Store) -> None:
+    """Issue 14, bug 6: every re-record or delete used to make verify exit 1."""
+    filled.put("tests/test_b", "typed", {"re-recorded": True})  # the old blob is an orphan
+    result = castore("--root", str(filled.root), "verify")
+    assert result.returncode == 0, result.stdout
+    assert "0 fault(s); 1 for `castore gc`" in result.stdout
+    report = json.loads(castore("--root", str(filled.root), "verify", "--json").stdout)
+    assert report["faults"] == []
+    assert [item["kind"] for item in report["upkeep"]] == ["orphan"]
+    strict = castore("--root", str(filled.root), "verify", "--strict")
+    assert strict.returncode == 1
+    castore("--root", str(filled.root), "gc")
+    assert castore("--root", str(filled.root), "verify", "--strict").returncode == 0
 
 
 def test_verify_quarantine_moves_corrupt_blobs_aside(filled: Store) -> None:

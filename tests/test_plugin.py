@@ -510,3 +510,21 @@ def test_castore_config_sets_recorder_defaults_and_the_configure_hook_runs_once(
     assert store.get("tests/test_configured", "k") == {"secret": "[scrubbed]", "answer": 42}
     assert store.entry("tests/test_configured", "m").schema == 8  # type: ignore[union-attr]
     assert store.get("configured", "by-hook") == {"root": str(store.root)}
+
+
+def test_a_run_that_re_records_says_what_castore_gc_can_now_collect(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14, bug 6: re-recording leaves the old blob behind; the report says so."""
+    first = record(project, monkeypatch)
+    first.assert_outcomes(passed=4)
+    assert "castore gc" not in first.stdout.str()  # nothing replaced yet
+    with monkeypatch.context() as changed:
+        changed.setenv("CASTORE_VERSION", "2")  # the fake API now answers differently
+        rerecorded = record(project, monkeypatch, "--castore-mode=all")
+    rerecorded.assert_outcomes(passed=4)
+    rerecorded.stdout.fnmatch_lines(
+        ["*1 blob(s) (* KiB) are no longer referenced*`castore gc` removes them*"]  # sync only
+    )
+    replay = project.runpytest()
+    assert "no longer referenced" not in replay.stdout.str()  # replay-only: nothing said

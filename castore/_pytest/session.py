@@ -119,6 +119,22 @@ class CastoreSession:
         if session.items and self.config.getini("castore_lfs_fetch") and self.root.is_dir():
             self._fetch_lfs(session.items)
 
+    def collectable(self) -> str:
+        """A line saying what ``castore gc`` can now collect, after a run that recorded
+        (re-recording leaves the old blob behind), or "" when there is nothing."""
+        if not self.usage.recorded or not self.root.is_dir():
+            return ""
+        try:
+            count, size = internals(self.store).unreferenced_loose_blobs()
+        except CastoreError:
+            return ""
+        if not count:
+            return ""
+        return (
+            f"{count} blob(s) ({size / 1024:.1f} KiB) are no longer referenced, left by "
+            "re-recording or deleting: `castore gc` removes them"
+        )
+
     def _fetch_lfs(self, items: list[pytest.Item]) -> None:
         """One lazy LFS fetch for what the collected tests' namespaces need."""
         namespaces = set()

@@ -118,6 +118,17 @@ class StoreCore:
             files.add(packs.pack_path(pack) if packs and pack else self.backend.location(blob))
         return files
 
+    def unreferenced_loose_blobs(self) -> tuple[int, int]:
+        """(count, bytes) of loose blobs no index or castore.json refers to: what the next
+        ``castore gc`` would delete. Raises a castore error if an index cannot be read."""
+        live = set(self._config.dictionaries.values())
+        for namespace in self.indexes.namespaces():
+            live.update(entry.blob for entry in self.indexes.cached(namespace).values())
+        backend = self.backend
+        loose = backend.loose if isinstance(backend, LayeredBlobs) else backend
+        dead = [blob for blob in loose.walk() if blob.digest not in live]
+        return len(dead), sum(blob.size for blob in dead)
+
     def fetch_lfs(self, namespaces: Iterable[str]) -> LfsFetch:
         """Download the LFS objects ``namespaces`` need that this clone lacks, once: under
         the store lock, so of several xdist workers only the first fetches."""

@@ -55,6 +55,9 @@ class Verification:
     entries: int = 0
     faults: list[Fault] = field(default_factory=list)
     quarantined: list[Path] = field(default_factory=list)
+    upkeep: list[Fault] = field(default_factory=list)
+    """What ``castore gc`` collects rather than a fault: orphan blobs (re-recording and
+    ``castore delete`` leave them) and temporary files of interrupted writes."""
     packs: int = 0
     packed_unreferenced: int = 0
     """Blobs no index refers to that sit inside packs: not faults, gc's rewrite drops them
@@ -100,6 +103,8 @@ def verify(
         )
         result.faults += _stray_faults(core)
         result.faults += _pack_faults(core, result)
+        result.upkeep = [fault for fault in result.faults if _is_upkeep(fault)]
+        result.faults = [fault for fault in result.faults if not _is_upkeep(fault)]
         to_check = _sample(blob_files, sample)
         for blob in progress(to_check, len(to_check), "checking blobs"):
             fault = _check_blob(core, blob, sizes.get(blob.digest), refs.get(blob.digest, []))
@@ -155,6 +160,12 @@ def _reference_faults(core: StoreCore, refs: References, blob_files: list[BlobFi
         if b.digest not in refs and not _is_packed(b)
     ]
     return faults
+
+
+def _is_upkeep(fault: Fault) -> bool:
+    return fault.kind is FaultKind.ORPHAN or (
+        fault.kind is FaultKind.STRAY and is_temp_file(fault.path)
+    )
 
 
 def _is_packed(blob: BlobFile) -> bool:
