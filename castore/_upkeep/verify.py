@@ -97,7 +97,10 @@ def verify(
         refs, sizes = _references(store, result)
         blob_files = list(store.blobs())
         result.blobs_total = len(blob_files)
-        result.faults += _reference_faults(core, refs, blob_files)
+        # With an index unreadable, who uses which blob is unknown: no blob is called an
+        # orphan on that evidence (gc refuses to run then, for the same reason).
+        every_index_read = not any(fault.kind is FaultKind.INDEX for fault in result.faults)
+        result.faults += _reference_faults(core, refs, blob_files, orphans=every_index_read)
         result.packed_unreferenced = sum(
             1 for blob in blob_files if blob.digest not in refs and _is_packed(blob)
         )
@@ -141,7 +144,9 @@ def _references(store: Store, result: Verification) -> tuple[References, dict[st
     return refs, sizes
 
 
-def _reference_faults(core: StoreCore, refs: References, blob_files: list[BlobFile]) -> list[Fault]:
+def _reference_faults(
+    core: StoreCore, refs: References, blob_files: list[BlobFile], *, orphans: bool
+) -> list[Fault]:
     """Blobs referenced but absent, and blobs present but referenced by nothing."""
     present = {blob.digest for blob in blob_files}
     faults = [
@@ -154,11 +159,12 @@ def _reference_faults(core: StoreCore, refs: References, blob_files: list[BlobFi
         if digest not in present
     ]
     detail = "no index refers to it; `castore gc` removes it"
-    faults += [
-        Fault(FaultKind.ORPHAN, b.path, detail)
-        for b in blob_files
-        if b.digest not in refs and not _is_packed(b)
-    ]
+    if orphans:
+        faults += [
+            Fault(FaultKind.ORPHAN, b.path, detail)
+            for b in blob_files
+            if b.digest not in refs and not _is_packed(b)
+        ]
     return faults
 
 
