@@ -21,6 +21,7 @@
     ├── MissingRecordingError       replay-only mode and no recording (also a LookupError)
     ├── StaleRecordingError         a recording that can no longer be used as it is
     │   └── ExpiredRecordingError       older than max_age, with on_expired="fail"
+    ├── UnreadableRecordingError    a value just recorded that replay could not read back
     ├── ImportFormatError           a file castore import cannot read (also a ValueError)
     ├── ExportError                 a value castore export cannot write as JSON
     ├── TrainingError               a store too small to train a dictionary on
@@ -242,6 +243,21 @@ class StaleRecordingError(CastoreError):
         super().__init__(
             f"stale recording for key {key!r} in namespace {namespace!r}: {reason}\n"
             f"  to re-record it, run:\n    {how_to_record}"
+        )
+
+
+class UnreadableRecordingError(CastoreError):
+    """A value just recorded that a replay could not read back as the recorder's type;
+    nothing was written, so no later run fails on it."""
+
+    def __init__(self, namespace: str, key: str, description: str, reason: str) -> None:
+        self.namespace = namespace
+        self.key = key
+        self.reason = reason
+        super().__init__(
+            f"the value just recorded for key {key!r} in namespace {namespace!r} cannot be "
+            f"read back as {description} ({reason}); nothing was stored. Record it with a "
+            "type that accepts it (or no type), or fix the call that produced it"
         )
 
 

@@ -528,3 +528,42 @@ def test_a_run_that_re_records_says_what_castore_gc_can_now_collect(
     )
     replay = project.runpytest()
     assert "no longer referenced" not in replay.stdout.str()  # replay-only: nothing said
+
+
+STALE_MODULE = """
+import dataclasses, os
+
+FIELD = os.environ.get("ANSWER_FIELD", "text")
+Answer = dataclasses.make_dataclass("Answer", [(FIELD, str)])
+
+def call():
+    if os.environ.get("CASTORE_LIVE") != "1":
+        raise AssertionError("the real API was called during replay")
+    return Answer(**{FIELD: "hello"})
+
+def test_typed(recorder_factory):
+    recorder = recorder_factory(type=Answer)
+    assert getattr(recorder.get_or_record_sync("typed", call), FIELD) == "hello"
+"""
+
+
+def test_a_stale_recording_is_counted_and_listed_and_new_episodes_re_records_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14, bug 1: a recording the type no longer reads printed no report section."""
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(**{"tests/test_typed": STALE_MODULE})
+    record(pytester, monkeypatch).assert_outcomes(passed=1)
+    monkeypatch.setenv("ANSWER_FIELD", "content")  # the dataclass field was renamed
+
+    stale = pytester.runpytest()
+    stale.assert_outcomes(failed=1)
+    stale.stdout.fnmatch_lines(
+        ["*0 replayed, 1 missing or stale, 0 recorded*", "*stale: tests/test_typed :: typed"]
+    )
+    assert "--castore-mode=new_episodes" in stale.stdout.str()
+
+    rerecorded = record(pytester, monkeypatch)  # --castore-mode=new_episodes
+    rerecorded.assert_outcomes(passed=1)
+    rerecorded.stdout.fnmatch_lines(["*0 replayed, 0 missing or stale, 1 recorded*"])
+    pytester.runpytest().assert_outcomes(passed=1)

@@ -15,7 +15,7 @@ import zstandard
 
 from castore import Recorder, Store, redactor
 from castore._storage.store import internals
-from castore.errors import StaleRecordingError
+from castore.errors import StaleRecordingError, UnreadableRecordingError
 
 NAMESPACE = "ir_responses"
 
@@ -210,7 +210,44 @@ def test_a_value_the_current_type_cannot_read_is_a_stale_recording(tmp_path: Pat
     message = str(caught.value)
     assert "'sig'" in message
     assert "RenamedSignature" in message
-    assert "mode='all'" in message  # the way to re-record it
+    assert "mode='new_episodes'" in message  # the way to re-record it
+
+
+def test_new_episodes_re_records_a_recording_the_type_no_longer_reads(tmp_path: Path) -> None:
+    """Issue 14, bug 1: new_episodes raised the same stale error instead of re-recording."""
+    Recorder(tmp_path, NAMESPACE, mode="new_episodes", type=Signature).get_or_record_sync(
+        "sig", lambda: IR.signature
+    )
+    renamed = RenamedSignature(function_name="find", parameters=[], returns="int")
+    calls: list[str] = []
+
+    def record_again() -> RenamedSignature:
+        calls.append("called")
+        return renamed
+
+    got = Recorder(
+        tmp_path, NAMESPACE, mode="new_episodes", type=RenamedSignature
+    ).get_or_record_sync("sig", record_again)
+    assert calls == ["called"]
+    assert got == renamed
+    replayed = Recorder(tmp_path, NAMESPACE, type=RenamedSignature).get_or_record_sync(
+        "sig", must_not_be_called
+    )
+    assert replayed == renamed
+
+
+def test_a_value_just_recorded_that_cannot_be_read_back_is_refused_and_not_stored(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, bug 2: a provider's answer the type rejects was stored, then called stale
+    by every later run, with a hint to run the command that had just run."""
+    recorder = Recorder(tmp_path, NAMESPACE, mode="all", deserializer=CustomObject.from_dict)
+    with pytest.raises(UnreadableRecordingError) as caught:
+        recorder.get_or_record_sync("odd", lambda: {"name": "x"})  # no "score": from_dict fails
+    message = str(caught.value)
+    assert "'odd'" in message and "cannot be read back" in message and "KeyError" in message
+    assert "nothing was stored" in message
+    assert "odd" not in Store(tmp_path).entries(NAMESPACE)
 
 
 def test_a_pydantic_validation_failure_is_a_stale_recording(tmp_path: Path) -> None:

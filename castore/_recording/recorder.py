@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from castore._recording.flights import Flights
 from castore._recording.lookup import (
@@ -30,6 +30,7 @@ from castore._recording.modes import Mode, check_on_expired, parse_max_age
 from castore._recording.redact import Redact
 from castore._recording.staleness import Miss, Problem, problem_with
 from castore._recording.usertypes import ShapeError, make_codec
+from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
 from castore._storage.index import Entry, StreamKind, now
 from castore._storage.names import stored_key
 from castore._storage.store import Store
@@ -38,6 +39,7 @@ from castore.errors import (
     ExpiredRecordingWarning,
     MissingRecordingError,
     StaleRecordingError,
+    UnreadableRecordingError,
 )
 
 #: How far up the stack a recorder warning's caller sits: _expired, _problem_with, the
@@ -185,7 +187,9 @@ class Recorder:
         while True:
             entry = self._usable_entry(stored)
             if entry is not None:
-                return self._replay(stored, entry)
+                value = self._replay(stored, entry)
+                if value is not _UNFIT:
+                    return value
             if self.mode is Mode.OFF:
                 self._misses += 1
                 return (yield CallThrough())
@@ -201,8 +205,10 @@ class Recorder:
                 yield Acquire(lock)
                 try:
                     fresh = self._usable_after_refresh(stored)
-                    if fresh is not None:  # another process recorded it meanwhile
-                        return self._replay(stored, fresh)
+                    if fresh is not None and fresh != entry:  # another process recorded it
+                        value = self._replay(stored, fresh)
+                        if value is not _UNFIT:
+                            return value
                     self._misses += 1
                     collected: Collected = yield Call()
                     return self._record(stored, collected, metadata)
@@ -273,8 +279,20 @@ class Recorder:
     # --- replaying and recording -------------------------------------------------------
 
     def _replay(self, stored: str, entry: Entry) -> Any:
+        """The recorded value; :data:`_UNFIT` when it no longer fits the recorder's type and
+        the mode re-records (``new_episodes``, ``all``). In replay-only modes a value that
+        no longer fits is reported to the session as stale, then raised."""
         __tracebackhide__ = True
-        value = self._decode(stored, entry)
+        try:
+            value = self._decode(stored, entry)
+        except _Unfit as unfit:
+            if self.mode.records:
+                return _UNFIT
+            self._misses += 1
+            problem = Problem(Miss.UNREADABLE, unfit.reason)
+            self._listener.missed(self, stored, problem)
+            hint = self._listener.how_to_record(self, stored, problem.fixed_by)
+            raise StaleRecordingError(self.namespace, stored, unfit.reason, hint) from None
         self._hits += 1
         self._saved_seconds += entry.duration or 0.0
         self._listener.replayed(self, stored, entry)
@@ -282,16 +300,20 @@ class Recorder:
 
     def _decode(self, stored: str, entry: Entry) -> Any:
         __tracebackhide__ = True
-        plain = self._namespace.read(entry, stored)
+        return self._decode_plain(self._namespace.read(entry, stored), entry.stream)
+
+    def _decode_plain(self, plain: Any, stream: StreamKind | None) -> Any:
+        """The value a replay gives for ``plain``; :class:`_Unfit` if the recorder's type
+        or deserializer cannot read it."""
         try:
-            if entry.stream is None:
+            if stream is None:
                 return self._codec.decode(plain)
             chunks = [self._codec.decode(chunk) for chunk in plain]
         except ShapeError as error:
-            reason = f"the stored value no longer fits {self._codec.description}: {error}"
-            hint = self._listener.how_to_record(self, stored, Mode.ALL)
-            raise StaleRecordingError(self.namespace, stored, reason, hint) from None
-        if entry.stream is StreamKind.ASYNC:
+            raise _Unfit(
+                f"the stored value no longer fits {self._codec.description}: {error}"
+            ) from None
+        if stream is StreamKind.ASYNC:
             return _replay_async(chunks)
         return _replay_sync(chunks)
 
@@ -303,6 +325,7 @@ class Recorder:
         if self._redact is not None:
             plain = self._redact(plain)
             metadata = self._redact(dict(metadata)) if metadata else metadata
+        self._check_reads_back(stored, plain, stream)
         entry = self._namespace.put(
             stored,
             plain,
@@ -314,8 +337,34 @@ class Recorder:
         self._recorded += 1
         self._listener.recorded(self, stored, entry)
         # Hand back what every replay will give, not the live object: same types, same
-        # redactions, and a codec that cannot read its own output fails now, not in CI.
+        # redactions (checked readable above, so this cannot be unfit).
         return self._decode(stored, entry)
+
+    def _check_reads_back(self, stored: str, plain: Any, stream: StreamKind | None) -> None:
+        """Refuse, before anything is written, a value that a replay could not read back:
+        stored, it would fail every later run as 'stale' (a provider's answer that the
+        recorder's type rejects, a stream recorded under a non-stream type)."""
+        __tracebackhide__ = True
+        try:
+            stored_form = unpack_value(pack_value(plain))
+        except (EncodeError, DecodeError):
+            return  # put() refuses it with UnencodableValueError, naming the part
+        try:
+            self._decode_plain(stored_form, stream)
+        except _Unfit as unfit:
+            raise UnreadableRecordingError(
+                self.namespace, stored, self._codec.description, unfit.reason
+            ) from None
+
+
+class _Unfit(Exception):  # noqa: N818 - internal: becomes a stale or unreadable error
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+#: What ``_replay`` returns when a recording no longer fits and the mode re-records it.
+_UNFIT: Final = object()
 
 
 def _replay_sync(chunks: list[Any]) -> Iterator[Any]:

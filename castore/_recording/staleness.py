@@ -37,7 +37,7 @@ class Problem:
     @property
     def fixed_by(self) -> Mode:
         """The mode whose run records this key anew."""
-        return Mode.NEW_EPISODES if self.miss is Miss.MISSING else Mode.ALL
+        return Mode.NEW_EPISODES if self.miss in (Miss.MISSING, Miss.UNREADABLE) else Mode.ALL
 
 
 MISSING = Problem(Miss.MISSING, "missing")
