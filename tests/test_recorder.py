@@ -230,6 +230,57 @@ async def test_an_async_function_returning_an_async_stream_is_a_stream(tmp_path:
     assert [chunk async for chunk in live] == ["x"]
 
 
+class SdkLikeStream:
+    """The shape of openai's ``Stream``: an iterator, a context manager, closable."""
+
+    def __init__(self, chunks: list[str]) -> None:
+        self._chunks = iter(chunks)
+        self.closed = False
+
+    def __iter__(self) -> SdkLikeStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._chunks)
+
+    def __enter__(self) -> SdkLikeStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stream_is_used_as_sdk_streams_are_on_recording_and_on_replay(tmp_path: Path) -> None:
+    """Issue 14, bug 4: ``with stream as s:`` failed with TypeError both ways."""
+    with recorder(tmp_path).get_or_record_sync("s", lambda: SdkLikeStream(["a", "b"])) as live:
+        assert list(live) == ["a", "b"]
+    with recorder(tmp_path, mode="none").get_or_record_sync("s", must_not_be_called) as stream:
+        assert next(stream) == "a"
+    assert list(stream) == []  # closed on leaving the block, as an SDK stream is
+    replayed = recorder(tmp_path, mode="none").get_or_record_sync("s", must_not_be_called)
+    replayed.close()
+    assert list(replayed) == []
+
+
+async def test_an_async_stream_supports_async_with_and_close(tmp_path: Path) -> None:
+    async def stream() -> AsyncIterator[str]:
+        for chunk in ("a", "b", "c"):
+            yield chunk
+
+    async with await recorder(tmp_path).get_or_record("s", stream) as live:
+        assert [chunk async for chunk in live] == ["a", "b", "c"]
+    replayed = await recorder(tmp_path, mode="none").get_or_record("s", must_not_be_awaited)
+    async with replayed as opened:
+        assert await opened.__anext__() == "a"
+    assert [chunk async for chunk in replayed] == []
+    again = await recorder(tmp_path, mode="none").get_or_record("s", must_not_be_awaited)
+    await again.close()
+    assert [chunk async for chunk in again] == []
+
+
 def test_the_sync_twin_refuses_async_generators_with_advice(tmp_path: Path) -> None:
     async def coroutine() -> int:
         return 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from castore._recording.flights import Flights
@@ -29,6 +29,7 @@ from castore._recording.lookup import (
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
 from castore._recording.redact import Redact
 from castore._recording.staleness import Miss, Problem, problem_with
+from castore._recording.streams import AsyncReplayedStream, ReplayedStream
 from castore._recording.usertypes import ShapeError, make_codec
 from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
 from castore._storage.index import Entry, StreamKind, now
@@ -314,8 +315,8 @@ class Recorder:
                 f"the stored value no longer fits {self._codec.description}: {error}"
             ) from None
         if stream is StreamKind.ASYNC:
-            return _replay_async(chunks)
-        return _replay_sync(chunks)
+            return AsyncReplayedStream(chunks)
+        return ReplayedStream(chunks)
 
     def _record(self, stored: str, collected: Collected, metadata: Mapping[str, Any] | None) -> Any:
         value, stream = collected.value, collected.stream
@@ -365,12 +366,3 @@ class _Unfit(Exception):  # noqa: N818 - internal: becomes a stale or unreadable
 
 #: What ``_replay`` returns when a recording no longer fits and the mode re-records it.
 _UNFIT: Final = object()
-
-
-def _replay_sync(chunks: list[Any]) -> Iterator[Any]:
-    yield from chunks
-
-
-async def _replay_async(chunks: list[Any]) -> AsyncIterator[Any]:
-    for chunk in chunks:
-        yield chunk
