@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from castore import Store, request_key, stored_key
+from castore import Recorder, Store, request_key, stored_key
 from castore._storage.store import internals
 from castore.errors import InvalidNameError
 
@@ -174,3 +174,59 @@ def test_a_namespace_an_older_castore_wrote_stays_readable_and_writable(
     reopened.put(legacy, "more", "also")
     assert Store(store.root).get(legacy, "more") == "also"
     assert legacy in Store(store.root).namespaces()
+
+
+class NotGiven:
+    """The shape of openai's and anthropic's NOT_GIVEN sentinel (falsy, by class name)."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def test_request_key_takes_ordinary_sdk_arguments_without_crashing() -> None:
+    """Issue 14, bug 3: NOT_GIVEN, a pydantic class and 0 vs 0.0."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Answer(pydantic.BaseModel):
+        text: str
+
+    class Renamed(pydantic.BaseModel):
+        content: str
+
+    messages = [{"role": "user", "content": "hi"}]
+    plain = request_key(model="gpt-4o", messages=messages)
+    assert request_key(model="gpt-4o", messages=messages, response_format=NotGiven()) == plain
+    assert request_key(model="gpt-4o", messages=messages, temperature=0) == request_key(
+        model="gpt-4o", messages=messages, temperature=0.0
+    )
+    typed = request_key(model="gpt-4o", messages=messages, response_format=Answer)
+    assert typed != plain
+    assert typed == request_key(model="gpt-4o", messages=messages, response_format=Answer)
+    assert typed != request_key(model="gpt-4o", messages=messages, response_format=Renamed)
+    assert request_key(model="m", flags=[True]) != request_key(model="m", flags=[1])
+
+
+def test_request_key_refuses_what_it_cannot_hash_with_a_castore_error() -> None:
+    with pytest.raises(InvalidNameError, match="request_key cannot hash the object"):
+        request_key(model="m", client=object())
+
+
+#: What castore 0.1 (commit 36bb16b) derived for this request, before numbers compared by
+#: value: its recordings are on disk in users' repositories under this key.
+OLD_KEY_TEMPERATURE_0_0 = "gpt-4o-0f6f8f0fa6f0e912d5c4b8da1a30704e"
+
+
+def test_a_recording_keyed_by_the_older_request_key_still_replays(tmp_path: Path) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    key = request_key(model="gpt-4o", messages=messages, temperature=0.0, max_tokens=100)
+    assert key != OLD_KEY_TEMPERATURE_0_0
+    assert key.legacy == OLD_KEY_TEMPERATURE_0_0  # type: ignore[attr-defined]
+    Store(tmp_path).put("tests/test_old", OLD_KEY_TEMPERATURE_0_0, {"answer": "recorded in 0.1"})
+
+    def must_not_be_called() -> object:
+        raise AssertionError("the old recording was not found")
+
+    replayed = Recorder(tmp_path, "tests/test_old").get_or_record_sync(key, must_not_be_called)
+    assert replayed == {"answer": "recorded in 0.1"}
+    # An int 0 was its own key before as well: unchanged, so nothing older to look for.
+    assert request_key(model="m", temperature=0).legacy is None  # type: ignore[attr-defined]

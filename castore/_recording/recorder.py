@@ -141,7 +141,7 @@ class Recorder:
         the exception propagates and nothing is stored.
         """
         __tracebackhide__ = True
-        steps = self._lookup(stored_key(key), metadata, self._async_flights)
+        steps = self._lookup(self._stored_key_for(key), metadata, self._async_flights)
         return await run_async(steps, generator_fn)
 
     def get_or_record_sync(
@@ -152,7 +152,7 @@ class Recorder:
     ) -> Any:
         """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
         __tracebackhide__ = True
-        steps = self._lookup(stored_key(key), metadata, self._sync_flights)
+        steps = self._lookup(self._stored_key_for(key), metadata, self._sync_flights)
         return run_sync(steps, generator_fn, key)
 
     def get_stats(self) -> dict[str, Any]:
@@ -180,6 +180,19 @@ class Recorder:
         return self.store.delete(self.namespace, key)
 
     # --- deciding --------------------------------------------------------------------
+
+    def _stored_key_for(self, key: str) -> str:
+        """The stored form of ``key``, or of its older spelling when only that one is
+        recorded: a key from ``request_key`` for a request with an integral float
+        (``temperature=0.0``) was spelled differently before castore compared numbers by
+        value, and recordings made then must keep replaying."""
+        stored = stored_key(key)
+        legacy = getattr(key, "legacy", None)
+        if legacy and self._namespace.entry(stored) is None:
+            older = stored_key(legacy)
+            if self._namespace.entry(older) is not None:
+                return older
+        return stored
 
     def _lookup(self, stored: str, metadata: Mapping[str, Any] | None, flights: Flights) -> Steps:
         """The one lookup of every driver (see ``lookup``): replay, call through, wait for

@@ -3,6 +3,14 @@
 Where a test has no natural name for a call, ``request_key`` hashes the call's arguments
 canonically, leaving out the parts that configure the client rather than the request
 (API keys, base URLs, timeouts), so that rotating a key or moving a proxy re-records nothing.
+
+Canonical means: dict and set order do not count; numbers compare by value (``0`` and
+``0.0`` are one key, as they are one JSON number to the API); the SDKs' "not given"
+sentinels (openai's ``NOT_GIVEN``, anthropic's ``NOT_GIVEN`` and ``omit``) are left out,
+as the SDK leaves them out of the request; a class (``response_format=Answer``) counts by
+its import path and JSON schema. Keys made before numbers compared by value stay found:
+the key carries its older spelling (:attr:`RequestKey.legacy`), which a recorder replays
+when only that one is recorded.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from typing import Any, Final
 
 import blake3
 
-from castore._storage.codec import pack_value
+from castore._storage.codec import EncodeError, pack_value
+from castore.errors import InvalidNameError
 
 #: Request parts that configure the client rather than the request: left out by default.
 DEFAULT_EXCLUDED: Final = (
@@ -26,6 +35,14 @@ DEFAULT_EXCLUDED: Final = (
     "max_retries",
     "http_client",
 )
+
+
+class RequestKey(str):
+    """A key from :func:`request_key`: a plain ``str``, plus ``legacy``, the key castore
+    before 0.2 derived for the same request where it differs (integral floats), else None."""
+
+    __slots__ = ("legacy",)
+    legacy: str | None
 
 
 def request_key(
@@ -41,38 +58,82 @@ def request_key(
     """
     excluded = [name.lower().split(".") for name in exclude]
     kept = _without(parts, excluded)
-    digest = blake3.blake3(pack_value(_canonical(kept))).hexdigest()[:32]
     prefix = label if label is not None else str(parts.get("model") or "request")
-    return f"{prefix[:48]}-{digest}"
+    key = RequestKey(f"{prefix[:48]}-{_digest(kept, by_value=True)}")
+    legacy = f"{prefix[:48]}-{_digest(kept, by_value=False)}"
+    key.legacy = legacy if legacy != key else None
+    return key
+
+
+def _digest(parts: Mapping[str, Any], *, by_value: bool) -> str:
+    try:
+        packed = pack_value(_canonical(parts, by_value))
+    except EncodeError as error:
+        raise InvalidNameError(
+            f"request_key cannot hash the {error.type_name} at {error.location or 'top level'}: "
+            "pass JSON-like values, or leave the part out with exclude="
+        ) from None
+    return blake3.blake3(packed).hexdigest()[:32]
 
 
 def _without(mapping: Mapping[str, Any], excluded: list[list[str]]) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     for name, value in mapping.items():
         lowered = str(name).lower()
-        if [lowered] in excluded:
+        if [lowered] in excluded or _is_not_given(value):
             continue
         nested = [path[1:] for path in excluded if len(path) > 1 and path[0] == lowered]
         kept[name] = _without(value, nested) if nested and isinstance(value, Mapping) else value
     return kept
 
 
-def _canonical(value: Any) -> Any:
-    """A form of ``value`` whose packed bytes do not depend on dict or set order."""
+#: The SDKs' placeholders for "argument not passed": openai.NOT_GIVEN, anthropic.omit…
+_NOT_GIVEN_TYPES: Final = frozenset({"NotGiven", "Omit"})
+
+
+def _is_not_given(value: Any) -> bool:
+    return type(value).__name__ in _NOT_GIVEN_TYPES and not value
+
+
+def _canonical(value: Any, by_value: bool = True) -> Any:
+    """A form of ``value`` whose packed bytes do not depend on dict or set order (and,
+    ``by_value``, on whether a whole number is written as an int or a float)."""
     if isinstance(value, Mapping):
         # Dicts pack in insertion order, so inserting in sorted order is canonical.
-        ordered = sorted(value.items(), key=lambda item: pack_value(_canonical(item[0])))
-        return {_hashable(_canonical(name)): _canonical(item) for name, item in ordered}
+        items = [(name, item) for name, item in value.items() if not _is_not_given(item)]
+        ordered = sorted(items, key=lambda item: pack_value(_canonical(item[0], by_value)))
+        return {
+            _hashable(_canonical(name, by_value)): _canonical(item, by_value)
+            for name, item in ordered
+        }
     if isinstance(value, list | tuple):  # a request means the same JSON either way
-        return [_canonical(item) for item in value]
+        return [_canonical(item, by_value) for item in value if not _is_not_given(item)]
     if isinstance(value, set | frozenset):
-        return sorted((_canonical(item) for item in value), key=pack_value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _canonical({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        return sorted((_canonical(item, by_value) for item in value), key=pack_value)
+    if isinstance(value, type):
+        return _class_form(value)
+    if dataclasses.is_dataclass(value):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _canonical(fields, by_value)
     dump = getattr(value, "model_dump", None)  # pydantic v2 models
     if callable(dump):
-        return _canonical(dump(mode="json"))
+        return _canonical(dump(mode="json"), by_value)
+    if by_value and type(value) is float and value.is_integer():
+        return int(value)
     return value
+
+
+def _class_form(cls: type) -> dict[str, Any]:
+    """A class given as an argument (``response_format=Answer``): its import path, plus
+    its JSON schema for a pydantic model or its fields for a dataclass, so that changing
+    the schema changes the key as it changes the request the SDK sends."""
+    form: dict[str, Any] = {"$class": f"{cls.__module__}.{cls.__qualname__}"}
+    schema = getattr(cls, "model_json_schema", None)
+    if callable(schema):
+        form["schema"] = _canonical(schema())
+    elif dataclasses.is_dataclass(cls):
+        form["fields"] = [[f.name, str(f.type)] for f in dataclasses.fields(cls)]
+    return form
 
 
 def _hashable(value: Any) -> Any:
