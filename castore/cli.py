@@ -153,6 +153,26 @@ def main(context: click.Context, root: Path | None) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+def _namespace_argument(
+    _context: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    """A namespace, or the test file whose namespace it is: ``tests/test_x.py`` (or
+    ``./tests/test_x.py``, or a Windows path) means ``tests/test_x``, as the pytest
+    plugin names a module's namespace."""
+    if value is None:
+        return None
+    text = value.replace("\\", "/")
+    while text.startswith("./"):
+        text = text[2:]
+    return text.removesuffix(".py")
+
+
+def _existing_namespace(store: Store, namespace: str) -> None:
+    """Fail with the same message everywhere when ``namespace`` has no index."""
+    if namespace not in store.namespaces():
+        fail(f"no namespace {namespace!r} in {store.root} (see `castore ls`)")
+
+
 @main.command()
 @json_option
 @click.option("--top", default=10, show_default=True, help="How many of the largest entries.")
@@ -190,7 +210,7 @@ def stats(settings: Settings, as_json: bool, top: int) -> None:
 
 
 @main.command(name="ls")
-@click.argument("namespace", required=False)
+@click.argument("namespace", required=False, callback=_namespace_argument)
 @json_option
 @click.pass_obj
 def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> None:
@@ -204,9 +224,8 @@ def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> No
         for ns, entries in rows:
             click.echo(f"{len(entries):>6}  {ns}")
         return
+    _existing_namespace(store, namespace)
     entries = store.entries(namespace)
-    if not entries:
-        fail(f"no namespace {namespace!r} in {store.root} (see `castore ls`)")
     if as_json:
         emit_json({key: entry.to_json() for key, entry in sorted(entries.items())})
         return
@@ -221,7 +240,7 @@ def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> No
 
 
 @main.command()
-@click.argument("namespace")
+@click.argument("namespace", callback=_namespace_argument)
 @click.argument("key")
 @click.option("--entry", "with_entry", is_flag=True, help="Also show the index entry.")
 @click.pass_obj
@@ -232,6 +251,7 @@ def show(settings: Settings, namespace: str, key: str, with_entry: bool) -> None
     ({"$bytes": ...}, {"$datetime": ...}), so what is shown is exactly what is stored.
     """
     store = settings.store()
+    _existing_namespace(store, namespace)
     entry = store.entry(namespace, key)
     if entry is None:
         fail(
@@ -506,13 +526,14 @@ def prune(settings: Settings, dry_run: bool, yes: bool, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("namespace")
+@click.argument("namespace", callback=_namespace_argument)
 @click.argument("keys", nargs=-1)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def delete(settings: Settings, namespace: str, keys: tuple[str, ...], yes: bool) -> None:
     """Delete KEYS from NAMESPACE, or the whole namespace; `castore gc` frees the blobs."""
     store = settings.store()
+    _existing_namespace(store, namespace)
     present = store.entries(namespace)
     doomed = [stored_key(key) for key in keys] if keys else sorted(present)
     missing = [key for key in doomed if key not in present]
@@ -573,7 +594,7 @@ def import_command(
 
 
 @main.command()
-@click.argument("namespace")
+@click.argument("namespace", callback=_namespace_argument)
 @click.option(
     "--output",
     "-o",
@@ -584,8 +605,7 @@ def import_command(
 def export(settings: Settings, namespace: str, output: Path | None) -> None:
     """Write NAMESPACE as plain JSON, in the seeds' {key: {response, metadata}} layout."""
     store = settings.store()
-    if not store.entries(namespace):
-        fail(f"no namespace {namespace!r} in {store.root}")
+    _existing_namespace(store, namespace)
     text = json.dumps(export_namespace(store, namespace), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         click.echo(text, nl=False)
@@ -666,3 +686,31 @@ def git_merge_index(base: Path, ours: Path, theirs: Path, name: str) -> None:
         click.echo(_git.describe_conflict(conflict, name), err=True)
     if conflicts:
         sys.exit(EXIT_FAULTS)
+
+
+def _set_root(context: click.Context, _: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        context.ensure_object(Settings).root_option = value
+
+
+def _accept_root_everywhere(group: click.Group) -> None:
+    """``--root`` works after the subcommand too (``castore stats --root DIR``), as before
+    it: the group has already made the settings when a subcommand's options are read."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_root_everywhere(command)
+            continue
+        if any("--root" in param.opts for param in command.params):
+            continue
+        command.params.append(
+            click.Option(
+                ["--root"],
+                type=click.Path(path_type=Path, file_okay=False),
+                expose_value=False,
+                callback=_set_root,
+                help="The store directory (as `castore --root DIR …`).",
+            )
+        )
+
+
+_accept_root_everywhere(main)

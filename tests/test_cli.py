@@ -314,3 +314,30 @@ def test_delete_removes_keys_or_a_whole_namespace(filled: Store) -> None:
     assert set(Store(filled.root).entries("tests/test_b")) == {"shared-2", "typed"}
     castore("--root", str(filled.root), "delete", "tests/test_b", "--yes")
     assert Store(filled.root).namespaces() == ["tests/test_a"]
+
+
+def test_root_is_accepted_after_the_subcommand_too(filled: Store) -> None:
+    """Issue 14: `castore stats --root DIR` failed with "No such option '--root'"."""
+    for arguments in (["stats"], ["ls"], ["verify"], ["gc", "--dry-run"], ["pack", "--json"]):
+        after = castore(*arguments, "--root", str(filled.root))
+        assert after.returncode in (0, 1), (arguments, after.stderr)
+        assert "No such option" not in after.stderr
+    assert str(filled.root) in castore("stats", "--root", str(filled.root)).stdout
+
+
+def test_a_test_file_path_names_its_namespace_and_an_unknown_namespace_says_so(
+    filled: Store,
+) -> None:
+    """Issue 14: show said "no key … in namespace …" for a namespace that does not exist."""
+    by_path = castore("--root", str(filled.root), "show", "./tests/test_b.py", "typed")
+    assert by_path.returncode == 0, by_path.stderr
+    assert json.loads(by_path.stdout)["t"] == {"$tuple": [1, 2]}
+    for command in (
+        ["show", "tests/test_nope.py", "k"],
+        ["ls", "tests/test_nope"],
+        ["export", "tests/test_nope"],
+        ["delete", "tests/test_nope", "--yes"],
+    ):
+        missing = castore("--root", str(filled.root), *command)
+        assert missing.returncode == 1, command
+        assert "no namespace 'tests/test_nope'" in missing.stderr, (command, missing.stderr)
