@@ -312,3 +312,29 @@ def test_redaction_scrubs_secrets_from_values_and_metadata_before_writing(tmp_pa
     assert json.loads(
         internals(Store(tmp_path)).indexes.path(NAMESPACE).read_text()
     )  # still valid JSON
+
+
+def test_type_can_be_given_per_call(tmp_path: Path) -> None:
+    """Issue 14: `get_or_record(key, fn, type=ChatCompletion)`, not only per recorder."""
+    plain = Recorder(tmp_path, NAMESPACE, mode="new_episodes")
+    recorded = plain.get_or_record_sync("sig", lambda: IR.signature, type=Signature)
+    assert recorded == IR.signature
+    assert plain.get_or_record_sync("other", lambda: {"a": 1}) == {"a": 1}  # untyped still
+
+    replaying = Recorder(tmp_path, NAMESPACE)
+    assert replaying.get_or_record_sync("sig", must_not_be_called, type=Signature) == IR.signature
+    assert isinstance(replaying.get_or_record_sync("sig", must_not_be_called), dict)
+    with pytest.raises(StaleRecordingError, match="RenamedSignature"):
+        replaying.get_or_record_sync("sig", must_not_be_called, type=RenamedSignature)
+
+
+async def test_type_per_call_works_for_the_async_twin(tmp_path: Path) -> None:
+    async def signature() -> Signature:
+        return IR.signature
+
+    recorder = Recorder(tmp_path, NAMESPACE, mode="new_episodes")
+    assert await recorder.get_or_record("sig", signature, type=Signature) == IR.signature
+    replayed = await Recorder(tmp_path, NAMESPACE).get_or_record(
+        "sig", must_not_be_called, type=Signature
+    )
+    assert replayed == IR.signature

@@ -30,7 +30,7 @@ from castore._recording.modes import Mode, check_on_expired, parse_max_age
 from castore._recording.redact import Redact
 from castore._recording.staleness import Miss, Problem, problem_with
 from castore._recording.streams import AsyncReplayedStream, ReplayedStream
-from castore._recording.usertypes import ShapeError, make_codec
+from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
 from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
 from castore._storage.index import Entry, StreamKind, now
 from castore._storage.names import stored_key
@@ -113,6 +113,7 @@ class Recorder:
         self.max_age = parse_max_age(max_age)
         self.on_expired = check_on_expired(on_expired)
         self._codec = make_codec(type, serializer, deserializer)
+        self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
         self._listener: RecordingListener = listener or _StandaloneListener()
         self._hits = 0
@@ -134,14 +135,19 @@ class Recorder:
         key: str,
         generator_fn: Callable[[], Any],
         metadata: Mapping[str, Any] | None = None,
+        *,
+        type: Any = None,
     ) -> Any:
         """Replay ``key``, or call ``generator_fn`` (sync or async, value or stream) and record.
 
         ``generator_fn`` is never called when a usable recording exists. If it raises,
-        the exception propagates and nothing is stored.
+        the exception propagates and nothing is stored. ``type`` types this call's value
+        (a dataclass, a pydantic model such as openai's ``ChatCompletion``), in place of
+        the recorder's own ``type``/``serializer`` for this call only.
         """
         __tracebackhide__ = True
-        steps = self._lookup(self._stored_key_for(key), metadata, self._async_flights)
+        codec = self._codec_for(type)
+        steps = self._lookup(self._stored_key_for(key), metadata, self._async_flights, codec)
         return await run_async(steps, generator_fn)
 
     def get_or_record_sync(
@@ -149,10 +155,13 @@ class Recorder:
         key: str,
         generator_fn: Callable[[], Any],
         metadata: Mapping[str, Any] | None = None,
+        *,
+        type: Any = None,
     ) -> Any:
         """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
         __tracebackhide__ = True
-        steps = self._lookup(self._stored_key_for(key), metadata, self._sync_flights)
+        codec = self._codec_for(type)
+        steps = self._lookup(self._stored_key_for(key), metadata, self._sync_flights, codec)
         return run_sync(steps, generator_fn, key)
 
     def get_stats(self) -> dict[str, Any]:
@@ -181,6 +190,15 @@ class Recorder:
 
     # --- deciding --------------------------------------------------------------------
 
+    def _codec_for(self, value_type: Any) -> ValueCodec:
+        """The recorder's codec, or one for a per-call ``type=`` (made once per type)."""
+        if value_type is None:
+            return self._codec
+        found = self._codecs.get(value_type)
+        if found is None:
+            found = self._codecs[value_type] = make_codec(value_type, None, None)
+        return found
+
     def _stored_key_for(self, key: str) -> str:
         """The stored form of ``key``, or of its older spelling when only that one is
         recorded: a key from ``request_key`` for a request with an integral float
@@ -194,14 +212,16 @@ class Recorder:
                 return older
         return stored
 
-    def _lookup(self, stored: str, metadata: Mapping[str, Any] | None, flights: Flights) -> Steps:
+    def _lookup(
+        self, stored: str, metadata: Mapping[str, Any] | None, flights: Flights, codec: ValueCodec
+    ) -> Steps:
         """The one lookup of every driver (see ``lookup``): replay, call through, wait for
         another caller's recording of the key, or hold the key's lock and record it."""
         __tracebackhide__ = True
         while True:
             entry = self._usable_entry(stored)
             if entry is not None:
-                value = self._replay(stored, entry)
+                value = self._replay(stored, entry, codec)
                 if value is not _UNFIT:
                     return value
             if self.mode is Mode.OFF:
@@ -220,12 +240,12 @@ class Recorder:
                 try:
                     fresh = self._usable_after_refresh(stored)
                     if fresh is not None and fresh != entry:  # another process recorded it
-                        value = self._replay(stored, fresh)
+                        value = self._replay(stored, fresh, codec)
                         if value is not _UNFIT:
                             return value
                     self._misses += 1
                     collected: Collected = yield Call()
-                    return self._record(stored, collected, metadata)
+                    return self._record(stored, collected, metadata, codec)
                 finally:
                     lock.release()
             except BaseException as failure:
@@ -292,13 +312,13 @@ class Recorder:
 
     # --- replaying and recording -------------------------------------------------------
 
-    def _replay(self, stored: str, entry: Entry) -> Any:
+    def _replay(self, stored: str, entry: Entry, codec: ValueCodec) -> Any:
         """The recorded value; :data:`_UNFIT` when it no longer fits the recorder's type and
         the mode re-records (``new_episodes``, ``all``). In replay-only modes a value that
         no longer fits is reported to the session as stale, then raised."""
         __tracebackhide__ = True
         try:
-            value = self._decode(stored, entry)
+            value = self._decode(stored, entry, codec)
         except _Unfit as unfit:
             if self.mode.records:
                 return _UNFIT
@@ -312,34 +332,36 @@ class Recorder:
         self._listener.replayed(self, stored, entry)
         return value
 
-    def _decode(self, stored: str, entry: Entry) -> Any:
+    def _decode(self, stored: str, entry: Entry, codec: ValueCodec) -> Any:
         __tracebackhide__ = True
-        return self._decode_plain(self._namespace.read(entry, stored), entry.stream)
+        return self._decode_plain(self._namespace.read(entry, stored), entry.stream, codec)
 
-    def _decode_plain(self, plain: Any, stream: StreamKind | None) -> Any:
+    def _decode_plain(self, plain: Any, stream: StreamKind | None, codec: ValueCodec) -> Any:
         """The value a replay gives for ``plain``; :class:`_Unfit` if the recorder's type
         or deserializer cannot read it."""
         try:
             if stream is None:
-                return self._codec.decode(plain)
-            chunks = [self._codec.decode(chunk) for chunk in plain]
+                return codec.decode(plain)
+            chunks = [codec.decode(chunk) for chunk in plain]
         except ShapeError as error:
-            raise _Unfit(
-                f"the stored value no longer fits {self._codec.description}: {error}"
-            ) from None
+            raise _Unfit(f"the stored value no longer fits {codec.description}: {error}") from None
         if stream is StreamKind.ASYNC:
             return AsyncReplayedStream(chunks)
         return ReplayedStream(chunks)
 
-    def _record(self, stored: str, collected: Collected, metadata: Mapping[str, Any] | None) -> Any:
+    def _record(
+        self,
+        stored: str,
+        collected: Collected,
+        metadata: Mapping[str, Any] | None,
+        codec: ValueCodec,
+    ) -> Any:
         value, stream = collected.value, collected.stream
-        plain = (
-            [self._codec.encode(chunk) for chunk in value] if stream else self._codec.encode(value)
-        )
+        plain = [codec.encode(chunk) for chunk in value] if stream else codec.encode(value)
         if self._redact is not None:
             plain = self._redact(plain)
             metadata = self._redact(dict(metadata)) if metadata else metadata
-        self._check_reads_back(stored, plain, stream)
+        self._check_reads_back(stored, plain, stream, codec)
         entry = self._namespace.put(
             stored,
             plain,
@@ -352,9 +374,11 @@ class Recorder:
         self._listener.recorded(self, stored, entry)
         # Hand back what every replay will give, not the live object: same types, same
         # redactions (checked readable above, so this cannot be unfit).
-        return self._decode(stored, entry)
+        return self._decode(stored, entry, codec)
 
-    def _check_reads_back(self, stored: str, plain: Any, stream: StreamKind | None) -> None:
+    def _check_reads_back(
+        self, stored: str, plain: Any, stream: StreamKind | None, codec: ValueCodec
+    ) -> None:
         """Refuse, before anything is written, a value that a replay could not read back:
         stored, it would fail every later run as 'stale' (a provider's answer that the
         recorder's type rejects, a stream recorded under a non-stream type)."""
@@ -364,10 +388,10 @@ class Recorder:
         except (EncodeError, DecodeError):
             return  # put() refuses it with UnencodableValueError, naming the part
         try:
-            self._decode_plain(stored_form, stream)
+            self._decode_plain(stored_form, stream, codec)
         except _Unfit as unfit:
             raise UnreadableRecordingError(
-                self.namespace, stored, self._codec.description, unfit.reason
+                self.namespace, stored, codec.description, unfit.reason
             ) from None
 
 
