@@ -140,3 +140,35 @@ def recorder_factory(
         return session.recorder(request, namespace, defaults=castore_config, **options)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def module_recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Recorder]:
+    """``recorder_factory`` for module-scoped fixtures (a client built once per module)::
+
+    @pytest.fixture(scope="module")
+    def llm(module_recorder_factory):
+        return module_recorder_factory(type=ChatCompletion)
+
+    The namespace defaults to the module's; the module's ``castore`` marker
+    (``pytestmark``) applies. ``castore_config`` is function-scoped, so it does not:
+    pass options here.
+    """
+    session = request.config.stash[SESSION_KEY]
+
+    def make(namespace: str | None = None, **options: Any) -> Recorder:
+        return session.recorder(request, namespace, **options)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def session_recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Recorder]:
+    """``recorder_factory`` for session-scoped fixtures; a namespace must be given, since
+    a session has no test module to name one after."""
+    session = request.config.stash[SESSION_KEY]
+
+    def make(namespace: str | None = None, **options: Any) -> Recorder:
+        return session.recorder(request, namespace, **options)
+
+    return make

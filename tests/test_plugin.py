@@ -567,3 +567,64 @@ def test_a_stale_recording_is_counted_and_listed_and_new_episodes_re_records_it(
     rerecorded.assert_outcomes(passed=1)
     rerecorded.stdout.fnmatch_lines(["*0 replayed, 0 missing or stale, 1 recorded*"])
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+SCOPED_MODULE = """
+import os, pytest
+
+def call(prompt):
+    if os.environ.get("CASTORE_LIVE") != "1":
+        raise AssertionError("the real API was called during replay")
+    return {"answer": prompt}
+
+@pytest.fixture(scope="module")
+def module_llm(module_recorder_factory):
+    return module_recorder_factory()
+
+@pytest.fixture(scope="session")
+def shared_llm(session_recorder_factory):
+    return session_recorder_factory("shared/llm")
+
+def test_module_scoped(module_llm):
+    assert module_llm.get_or_record_sync("m", lambda: call("m")) == {"answer": "m"}
+
+def test_session_scoped(shared_llm):
+    assert shared_llm.get_or_record_sync("s", lambda: call("s")) == {"answer": "s"}
+"""
+
+
+def test_module_and_session_scoped_recorder_factories_record_and_replay(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: a module-scoped fixture using recorder_factory failed with ScopeMismatch."""
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(**{"tests/test_scoped": SCOPED_MODULE})
+    record(pytester, monkeypatch).assert_outcomes(passed=2)
+    replay = pytester.runpytest()
+    replay.assert_outcomes(passed=2)
+    replay.stdout.fnmatch_lines(["*2 replayed, 0 missing or stale, 0 recorded*"])
+    store = store_of(pytester)
+    assert store.namespaces() == ["shared/llm", "tests/test_scoped"]
+
+
+def test_a_session_scoped_recorder_without_a_namespace_says_what_to_pass(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(
+        **{
+            "tests/test_nameless": """
+import pytest
+
+@pytest.fixture(scope="session")
+def nameless(session_recorder_factory):
+    return session_recorder_factory()
+
+def test_it(nameless):
+    pass
+"""
+        }
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*session-scoped recorder has no test module*"])

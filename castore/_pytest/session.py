@@ -91,7 +91,14 @@ class CastoreSession:
         marker = request.node.get_closest_marker("castore")
         settings = {**(defaults or {}), **(marker.kwargs if marker else {})}
         if namespace is None:
-            namespace = settings.pop("namespace", None) or self._module_namespace(request.path)
+            namespace = settings.pop("namespace", None)
+            if namespace is None:
+                if request.scope == "session":
+                    raise TypeError(
+                        "a session-scoped recorder has no test module to name its namespace "
+                        "after: pass one, session_recorder_factory('shared/llm')"
+                    )
+                namespace = self._module_namespace(request.path)
         else:
             settings.pop("namespace", None)
         settings.update(options)
