@@ -628,3 +628,24 @@ def test_it(nameless):
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*session-scoped recorder has no test module*"])
+
+
+def test_a_recording_time_error_shows_the_test_line_not_castore_frames(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: recording-time errors showed about 40 lines of castore's own frames."""
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(
+        **{
+            "tests/test_unstorable": """
+def test_unstorable(recorder):
+    recorder.get_or_record_sync("k", lambda: {"a": object()})
+"""
+        }
+    )
+    monkeypatch.setenv("RECORD_FIXTURES", "true")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "UnencodableValueError: cannot record key 'k'" in output
+    assert "castore/_storage" not in output and "castore/_recording" not in output

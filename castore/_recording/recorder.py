@@ -36,6 +36,7 @@ from castore._storage.index import Entry, StreamKind, now
 from castore._storage.names import stored_key
 from castore._storage.store import Store
 from castore.errors import (
+    CastoreError,
     ExpiredRecordingError,
     ExpiredRecordingWarning,
     MissingRecordingError,
@@ -356,20 +357,26 @@ class Recorder:
         metadata: Mapping[str, Any] | None,
         codec: ValueCodec,
     ) -> Any:
+        __tracebackhide__ = True
         value, stream = collected.value, collected.stream
         plain = [codec.encode(chunk) for chunk in value] if stream else codec.encode(value)
         if self._redact is not None:
             plain = self._redact(plain)
             metadata = self._redact(dict(metadata)) if metadata else metadata
         self._check_reads_back(stored, plain, stream, codec)
-        entry = self._namespace.put(
-            stored,
-            plain,
-            metadata=metadata,
-            duration=collected.duration,
-            schema=self.schema_version,
-            stream=stream,
-        )
+        try:
+            entry = self._namespace.put(
+                stored,
+                plain,
+                metadata=metadata,
+                duration=collected.duration,
+                schema=self.schema_version,
+                stream=stream,
+            )
+        except CastoreError as error:
+            # The message says what and where; the store's own frames would only bury it
+            # (pytest hides this frame, so the test's line is what remains).
+            raise error.with_traceback(None) from None
         self._recorded += 1
         self._listener.recorded(self, stored, entry)
         # Hand back what every replay will give, not the live object: same types, same
