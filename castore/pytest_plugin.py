@@ -20,7 +20,7 @@ from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
 from castore._recording.modes import Mode
-from castore._recording.recorder import Recorder
+from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
 from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.store import Store
 
@@ -69,6 +69,21 @@ def pytest_configure(config: pytest.Config) -> None:
     session = CastoreSession(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "castore-session")
+    # Recorders a test makes by hand (Recorder("tests/fixtures/castore", ...)) resolve
+    # against the rootdir and, on the session's store, follow its mode and report to it.
+    lend_to_recorders(
+        Ambient(
+            rootdir=config.rootpath,
+            store_root=session.root,
+            listener=session.listener,
+            mode=lambda: session.mode_for(None),
+        )
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(SESSION_KEY, None) is not None:
+        lend_to_recorders(None)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

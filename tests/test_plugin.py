@@ -649,3 +649,42 @@ def test_unstorable(recorder):
     output = result.stdout.str()
     assert "UnencodableValueError: cannot record key 'k'" in output
     assert "castore/_storage" not in output and "castore/_recording" not in output
+
+
+HAND_MADE = """
+import os
+from castore import Recorder
+
+def call():
+    if os.environ.get("CASTORE_LIVE") != "1":
+        raise AssertionError("the real API was called during replay")
+    return {"answer": 42}
+
+def test_hand_made():
+    recorder = Recorder("tests/fixtures/castore", "shared/hand_made")
+    assert recorder.get_or_record_sync("k", call) == {"answer": 42}
+"""
+
+
+def test_a_recorder_made_by_hand_resolves_against_the_rootdir_and_follows_the_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: Recorder("tests/fixtures/castore", ...) resolved against the current
+    directory (cd tests && pytest looked in tests/tests/...), ignored RECORD_FIXTURES and
+    was missing from the report."""
+    pytester.makefile(".ini", pytest=INI.format(extra=""))
+    pytester.makepyfile(**{"tests/test_hand": HAND_MADE})
+    monkeypatch.chdir(pytester.path / "tests")
+    monkeypatch.setenv("CASTORE_LIVE", "1")
+    monkeypatch.setenv("RECORD_FIXTURES", "true")
+    recorded = pytester.runpytest_subprocess()
+    recorded.assert_outcomes(passed=1)
+    recorded.stdout.fnmatch_lines(["*0 replayed, 0 missing or stale, 1 recorded*"])
+    assert not (pytester.path / "tests" / "tests").exists()
+    assert "k" in store_of(pytester).entries("shared/hand_made")
+
+    monkeypatch.delenv("CASTORE_LIVE")
+    monkeypatch.delenv("RECORD_FIXTURES")
+    replayed = pytester.runpytest_subprocess()
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.fnmatch_lines(["*1 replayed, 0 missing or stale, 0 recorded*"])

@@ -13,6 +13,8 @@ import datetime as dt
 import os
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 from castore._recording.flights import Flights
@@ -64,6 +66,32 @@ class RecordingListener(Protocol):
     def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str: ...
 
 
+@dataclass(frozen=True)
+class Ambient:
+    """What a running test session lends the recorders tests make by hand.
+
+    ``Recorder("tests/fixtures/castore", ns)`` inside a test resolves a relative root
+    against the session's rootdir (not the current directory, so ``cd tests && pytest``
+    finds the same store), and a recorder on the session's own store follows the
+    session's mode (``RECORD_FIXTURES``, ``--castore-mode``) and reports to it.
+    """
+
+    rootdir: Path
+    store_root: Path
+    listener: RecordingListener
+    mode: Callable[[], Mode]
+
+
+_ambient: list[Ambient] = []
+
+
+def lend_to_recorders(ambient: Ambient | None) -> None:
+    """Set (or, with None, clear) what hand-made recorders borrow from the session."""
+    _ambient.clear()
+    if ambient is not None:
+        _ambient.append(ambient)
+
+
 class _StandaloneListener:
     """Used outside pytest: no accounting, and advice phrased for a recorder in a script."""
 
@@ -96,7 +124,7 @@ class Recorder:
         store: Store | str | os.PathLike[str],
         namespace: str,
         *,
-        mode: Mode | str = Mode.NONE,
+        mode: Mode | str | None = None,
         type: Any = None,
         serializer: Callable[[Any], Any] | None = None,
         deserializer: Callable[[Any], Any] | None = None,
@@ -106,10 +134,20 @@ class Recorder:
         redact: Redact | None = None,
         listener: RecordingListener | None = None,
     ) -> None:
+        ambient = _ambient[0] if _ambient and listener is None else None
+        if not isinstance(store, Store) and ambient and not Path(store).is_absolute():
+            store = ambient.rootdir / store
         self.store = store if isinstance(store, Store) else Store(store)
+        if ambient is not None and self.store.root.resolve() != ambient.store_root.resolve():
+            ambient = None  # another store: a recorder of its own, as outside pytest
         self._namespace = self.store.namespace(namespace)
         self.namespace = self._namespace.name
-        self.mode = Mode.parse(mode)
+        if mode is not None:
+            self.mode = Mode.parse(mode)
+        else:
+            self.mode = ambient.mode() if ambient is not None else Mode.NONE
+        if ambient is not None:
+            listener = ambient.listener
         self.schema_version = schema_version
         self.max_age = parse_max_age(max_age)
         self.on_expired = check_on_expired(on_expired)
