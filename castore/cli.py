@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -233,10 +233,22 @@ def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> No
         extras = [f"{entry.duration:.1f} s" if entry.duration is not None else ""]
         extras += [f"stream={entry.stream}" if entry.stream else ""]
         extras += [f"schema={entry.schema}" if entry.schema is not None else ""]
+        # A hashed key (request_key) says nothing: its metadata says what was asked.
+        extras += [_metadata_summary(entry.metadata)] if entry.metadata else []
         detail = "  ".join(part for part in extras if part)
         click.echo(
             f"{format_time(entry.recorded_at)[:19]}  {human(entry.size):>10}  {key}  {detail}"
         )
+
+
+def _metadata_summary(metadata: Mapping[str, Any], width: int = 80) -> str:
+    """``name=value`` pairs of an entry's metadata on one line, values shortened."""
+    parts = []
+    for name, value in sorted(metadata.items()):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{name}={text[:40] + '…' if len(text) > 40 else text}")
+    line = " ".join(parts).replace("\n", " ")
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 @main.command()

@@ -341,3 +341,13 @@ def test_a_test_file_path_names_its_namespace_and_an_unknown_namespace_says_so(
         missing = castore("--root", str(filled.root), *command)
         assert missing.returncode == 1, command
         assert "no namespace 'tests/test_nope'" in missing.stderr, (command, missing.stderr)
+
+
+def test_ls_shows_each_entry_s_metadata_so_hashed_keys_say_what_was_asked(
+    tmp_path: Path,
+) -> None:
+    """Issue 14: `castore ls NS` showed only hashes for request_key keys."""
+    store = Store(tmp_path / "store")
+    store.put("tests/test_h", "gpt-4o-0123abcd", {"a": 1}, metadata={"prompt": "Translate x"})
+    listed = castore("--root", str(store.root), "ls", "tests/test_h").stdout
+    assert "gpt-4o-0123abcd" in listed and "prompt=Translate x" in listed
