@@ -38,6 +38,7 @@ turns any CastoreError into its message and exit code 3.
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
@@ -220,15 +221,27 @@ class StoreLockedError(StoreError):
 class MissingRecordingError(CastoreError, LookupError):
     """A key has no recording and the mode forbids calling the real API."""
 
-    def __init__(self, namespace: str, key: str, store_root: Path, how_to_record: str) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        key: str,
+        store_root: Path,
+        how_to_record: str,
+        *,
+        nearest: Sequence[str] = (),
+    ) -> None:
         self.namespace = namespace
         self.key = key
         self.store_root = store_root
+        self.nearest = list(nearest)
         exists = "" if store_root.exists() else " (this directory does not exist yet)"
+        near = "".join(f"\n    {line}" for line in nearest)
+        near = f"\n  nearest recorded keys in this namespace:{near}" if near else ""
         super().__init__(
             f"no recording for key {key!r} in namespace {namespace!r}\n"
             f"  store: {store_root}{exists}\n"
-            f"  mode:  none (replay only): castore never calls the real API in this mode\n"
+            f"  mode:  none (replay only): castore never calls the real API in this mode"
+            f"{near}\n"
             f"  to record it, run:\n    {how_to_record}"
         )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from castore import Mode, Recorder, Store
+from castore import Mode, Recorder, Store, request_key
 from castore._storage.store import internals
 from castore.errors import (
     ExpiredRecordingError,
@@ -436,3 +436,23 @@ def test_a_recent_recording_is_not_expired(tmp_path: Path) -> None:
         )
         == "answer"
     )
+
+
+def test_a_miss_names_the_nearest_recorded_keys_and_what_differs(tmp_path: Path) -> None:
+    """Issue 14: with request_key, a changed prompt gave only 'no recording for key
+    gpt-4o-mini-2269a1…'."""
+    store = Store(tmp_path)
+    for prompt in ("Translate find_index", "Translate binary_search", "Summarise the docs"):
+        key = request_key(model="gpt-4o-mini", prompt=prompt)
+        store.put(NAMESPACE, key, {"answer": prompt}, metadata={"prompt": prompt})
+    changed = "Translate find_index, in Rust"
+    with pytest.raises(MissingRecordingError) as caught:
+        Recorder(tmp_path, NAMESPACE).get_or_record_sync(
+            request_key(model="gpt-4o-mini", prompt=changed),
+            must_not_be_called,
+            metadata={"prompt": changed},
+        )
+    nearest = caught.value.nearest  # type: ignore[attr-defined]
+    assert len(nearest) == 3
+    assert nearest[0].endswith('(prompt: "Translate find_index" → "Translate find_index, in Rust")')
+    assert "nearest recorded keys in this namespace:" in str(caught.value)

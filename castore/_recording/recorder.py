@@ -29,6 +29,7 @@ from castore._recording.lookup import (
     run_sync,
 )
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
+from castore._recording.nearest import nearest_recordings
 from castore._recording.redact import Redact
 from castore._recording.staleness import Miss, Problem, problem_with
 from castore._recording.streams import AsyncReplayedStream, ReplayedStream
@@ -258,7 +259,7 @@ class Recorder:
         another caller's recording of the key, or hold the key's lock and record it."""
         __tracebackhide__ = True
         while True:
-            entry = self._usable_entry(stored)
+            entry = self._usable_entry(stored, metadata)
             if entry is not None:
                 value = self._replay(stored, entry, codec)
                 if value is not _UNFIT:
@@ -293,7 +294,7 @@ class Recorder:
             finally:
                 flights.land(stored, flight, error)
 
-    def _usable_entry(self, stored: str) -> Entry | None:
+    def _usable_entry(self, stored: str, metadata: Mapping[str, Any] | None) -> Entry | None:
         """The entry to replay, or None when the generator must run; raises where the
         mode forbids running it."""
         __tracebackhide__ = True
@@ -309,7 +310,10 @@ class Recorder:
         self._listener.missed(self, stored, problem)
         hint = self._listener.how_to_record(self, stored, problem.fixed_by)
         if entry is None:
-            raise MissingRecordingError(self.namespace, stored, self.store.root, hint)
+            nearest = nearest_recordings(self._namespace.entries(), stored, metadata)
+            raise MissingRecordingError(
+                self.namespace, stored, self.store.root, hint, nearest=nearest
+            )
         raise StaleRecordingError(self.namespace, stored, problem.reason, hint)
 
     def _usable_after_refresh(self, stored: str) -> Entry | None:
