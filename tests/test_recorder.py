@@ -456,3 +456,35 @@ def test_a_miss_names_the_nearest_recorded_keys_and_what_differs(tmp_path: Path)
     assert len(nearest) == 3
     assert nearest[0].endswith('(prompt: "Translate find_index" → "Translate find_index, in Rust")')
     assert "nearest recorded keys in this namespace:" in str(caught.value)
+
+
+def test_a_request_changed_under_a_fixed_key_is_stale_and_new_episodes_re_records_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 14: a prompt changed under a fixed key replayed the old answer silently."""
+    first = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Translate x"}]}
+    Recorder(tmp_path, NAMESPACE, mode="new_episodes").get_or_record_sync(
+        "translate", lambda: {"answer": "old"}, request={**first, "api_key": "sk-1"}
+    )
+    same = Recorder(tmp_path, NAMESPACE).get_or_record_sync(
+        "translate",
+        must_not_be_called,
+        request={**first, "api_key": "sk-2"},  # key rotated
+    )
+    assert same == {"answer": "old"}
+
+    changed = {**first, "messages": [{"role": "user", "content": "Translate y"}]}
+    with pytest.raises(StaleRecordingError) as caught:
+        Recorder(tmp_path, NAMESPACE).get_or_record_sync(
+            "translate", must_not_be_called, request=changed
+        )
+    assert "the request changed since it was recorded (in messages)" in str(caught.value)
+    assert "mode='new_episodes'" in str(caught.value)
+    fresh = Recorder(tmp_path, NAMESPACE, mode="new_episodes").get_or_record_sync(
+        "translate", lambda: {"answer": "new"}, request=changed
+    )
+    assert fresh == {"answer": "new"}
+    # A call without request= replays whatever is recorded, as before.
+    assert Recorder(tmp_path, NAMESPACE).get_or_record_sync("translate", must_not_be_called) == {
+        "answer": "new"
+    }

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from difflib import SequenceMatcher
 from typing import Any, Final
 
+from castore._recording.staleness import FINGERPRINT_FIELD
 from castore._storage.index import Entry
 
 SHOWN: Final = 3
@@ -47,6 +48,8 @@ def _describe(other_key: str, entry: Entry, metadata: Mapping[str, Any] | None) 
         return other_key
     differences = []
     for name in sorted(set(metadata) | set(entry.metadata)):
+        if name == FINGERPRINT_FIELD:  # digests: the fields it covers are named elsewhere
+            continue
         recorded, now = entry.metadata.get(name), metadata.get(name)
         if recorded != now:
             differences.append(f"{name}: {_short(recorded)} → {_short(now)}")

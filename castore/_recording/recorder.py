@@ -31,7 +31,8 @@ from castore._recording.lookup import (
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
 from castore._recording.nearest import nearest_recordings
 from castore._recording.redact import Redact
-from castore._recording.staleness import Miss, Problem, problem_with
+from castore._recording.request_keys import request_fingerprint
+from castore._recording.staleness import FINGERPRINT_FIELD, Miss, Problem, problem_with
 from castore._recording.streams import AsyncReplayedStream, ReplayedStream
 from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
 from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
@@ -177,16 +178,21 @@ class Recorder:
         metadata: Mapping[str, Any] | None = None,
         *,
         type: Any = None,
+        request: Any = None,
     ) -> Any:
         """Replay ``key``, or call ``generator_fn`` (sync or async, value or stream) and record.
 
         ``generator_fn`` is never called when a usable recording exists. If it raises,
         the exception propagates and nothing is stored. ``type`` types this call's value
         (a dataclass, a pydantic model such as openai's ``ChatCompletion``), in place of
-        the recorder's own ``type``/``serializer`` for this call only.
+        the recorder's own ``type``/``serializer`` for this call only. ``request`` (the
+        call's arguments) is fingerprinted and kept with the recording: under a fixed key,
+        a later call whose request differs is a stale recording that names the parts that
+        changed, re-recorded by ``new_episodes``, instead of the old answer replayed.
         """
         __tracebackhide__ = True
         codec = self._codec_for(type)
+        metadata = _with_fingerprint(metadata, request)
         steps = self._lookup(self._stored_key_for(key), metadata, self._async_flights, codec)
         return await run_async(steps, generator_fn)
 
@@ -197,10 +203,12 @@ class Recorder:
         metadata: Mapping[str, Any] | None = None,
         *,
         type: Any = None,
+        request: Any = None,
     ) -> Any:
         """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
         __tracebackhide__ = True
         codec = self._codec_for(type)
+        metadata = _with_fingerprint(metadata, request)
         steps = self._lookup(self._stored_key_for(key), metadata, self._sync_flights, codec)
         return run_sync(steps, generator_fn, key)
 
@@ -278,7 +286,7 @@ class Recorder:
                 lock = self._namespace.key_lock(stored)
                 yield Acquire(lock)
                 try:
-                    fresh = self._usable_after_refresh(stored)
+                    fresh = self._usable_after_refresh(stored, metadata)
                     if fresh is not None and fresh != entry:  # another process recorded it
                         value = self._replay(stored, fresh, codec)
                         if value is not _UNFIT:
@@ -301,7 +309,7 @@ class Recorder:
         if self.mode is Mode.OFF:
             return None
         entry = self._namespace.entry(stored)
-        problem = self._problem_with(stored, entry)
+        problem = self._problem_with(stored, entry, _fingerprint_of(metadata))
         if problem is None:
             return entry
         if self.mode.records:
@@ -316,12 +324,17 @@ class Recorder:
             )
         raise StaleRecordingError(self.namespace, stored, problem.reason, hint)
 
-    def _usable_after_refresh(self, stored: str) -> Entry | None:
+    def _usable_after_refresh(
+        self, stored: str, metadata: Mapping[str, Any] | None
+    ) -> Entry | None:
         """Under the key lock: did another process record the key meanwhile?"""
         entry = self._namespace.fresh_entry(stored)
-        return entry if self._problem_with(stored, entry) is None else None
+        usable = self._problem_with(stored, entry, _fingerprint_of(metadata)) is None
+        return entry if usable else None
 
-    def _problem_with(self, stored: str, entry: Entry | None) -> Problem | None:
+    def _problem_with(
+        self, stored: str, entry: Entry | None, fingerprint: Mapping[str, str] | None = None
+    ) -> Problem | None:
         """Why ``entry`` cannot be replayed as it is, or None if it can."""
         __tracebackhide__ = True
         problem = problem_with(
@@ -331,6 +344,7 @@ class Recorder:
             schema_version=self.schema_version,
             max_age=self.max_age,
             now=now(),
+            fingerprint=fingerprint,
         )
         if problem is not None and problem.miss is Miss.EXPIRED:
             return self._expired(stored, problem)
@@ -442,6 +456,18 @@ class Recorder:
             raise UnreadableRecordingError(
                 self.namespace, stored, codec.description, unfit.reason
             ) from None
+
+
+def _with_fingerprint(metadata: Mapping[str, Any] | None, request: Any) -> Mapping[str, Any] | None:
+    """The call's metadata, plus its request's fingerprint when it gave ``request=``."""
+    if request is None:
+        return metadata
+    return {**(metadata or {}), FINGERPRINT_FIELD: request_fingerprint(request)}
+
+
+def _fingerprint_of(metadata: Mapping[str, Any] | None) -> Mapping[str, str] | None:
+    found = metadata.get(FINGERPRINT_FIELD) if metadata else None
+    return found if isinstance(found, dict) else None
 
 
 class _Unfit(Exception):  # noqa: N818 - internal: becomes a stale or unreadable error

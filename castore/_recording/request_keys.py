@@ -65,6 +65,18 @@ def request_key(
     return key
 
 
+def request_fingerprint(
+    request: Any, *, exclude: Iterable[str] = DEFAULT_EXCLUDED
+) -> dict[str, str]:
+    """Per top-level part of a request, a short canonical digest: what a recording keeps
+    (``get_or_record(..., request=...)``) so that a later call under the same key can
+    tell whether, and where, its request changed. Client settings are left out, as in
+    :func:`request_key`."""
+    parts = request if isinstance(request, Mapping) else {"request": request}
+    kept = _without(parts, [name.lower().split(".") for name in exclude])
+    return {str(name): _digest({"": value}, by_value=True)[:16] for name, value in kept.items()}
+
+
 def _digest(parts: Mapping[str, Any], *, by_value: bool) -> str:
     try:
         packed = pack_value(_canonical(parts, by_value))

@@ -7,8 +7,10 @@ what to do with the answer (record, fail, warn), and the session counts it for t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from castore._recording.modes import Mode
 from castore._storage.index import Entry
@@ -27,6 +29,8 @@ class Miss(StrEnum):
     """Older than the recorder's max_age."""
     UNREADABLE = "unreadable"
     """The stored value no longer fits the recorder's type or deserializer."""
+    REQUEST = "request"
+    """The call's ``request=`` differs from the one the recording was made for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +41,14 @@ class Problem:
     @property
     def fixed_by(self) -> Mode:
         """The mode whose run records this key anew."""
-        return Mode.NEW_EPISODES if self.miss in (Miss.MISSING, Miss.UNREADABLE) else Mode.ALL
+        narrow = (Miss.MISSING, Miss.UNREADABLE, Miss.REQUEST)
+        return Mode.NEW_EPISODES if self.miss in narrow else Mode.ALL
 
 
 MISSING = Problem(Miss.MISSING, "missing")
+
+#: The metadata field that holds a recording's request fingerprint (``request=``).
+FINGERPRINT_FIELD: Final = "request_fingerprint"
 
 
 def problem_with(
@@ -51,8 +59,10 @@ def problem_with(
     schema_version: str | int | None,
     max_age: dt.timedelta | None,
     now: dt.datetime,
+    fingerprint: Mapping[str, str] | None = None,
 ) -> Problem | None:
-    """Why ``entry`` cannot be replayed as it is, or None if it can."""
+    """Why ``entry`` cannot be replayed as it is, or None if it can. ``fingerprint`` is
+    the call's request fingerprint (``request=``), compared with the recorded one."""
     if entry is None:
         return MISSING
     if mode is Mode.ALL and entry.recorded_at < fresh_since:
@@ -68,6 +78,17 @@ def problem_with(
         if age > max_age:
             reason = f"it was recorded {age_text(age)} ago, more than max_age {age_text(max_age)}"
             return Problem(Miss.EXPIRED, reason)
+    recorded = entry.metadata.get(FINGERPRINT_FIELD)
+    if fingerprint is not None and isinstance(recorded, dict) and recorded != fingerprint:
+        changed = sorted(
+            name
+            for name in set(recorded) | set(fingerprint)
+            if recorded.get(name) != fingerprint.get(name)
+        )
+        return Problem(
+            Miss.REQUEST,
+            f"the request changed since it was recorded (in {', '.join(changed)})",
+        )
     return None
 
 
