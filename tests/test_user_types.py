@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -338,3 +339,31 @@ async def test_type_per_call_works_for_the_async_twin(tmp_path: Path) -> None:
         "sig", must_not_be_called, type=Signature
     )
     assert replayed == IR.signature
+
+
+def test_a_model_or_dataclass_recorded_without_type_comes_back_as_itself(tmp_path: Path) -> None:
+    """Issue 14: the first thing a newcomer writes, an untyped get_or_record of an SDK
+    model, failed with UnencodableValueError."""
+    live = Recorder(tmp_path, NAMESPACE, mode="new_episodes").get_or_record_sync(
+        "sig", lambda: IR.signature
+    )
+    assert live == IR.signature
+    made = completion()
+    Recorder(tmp_path, NAMESPACE, mode="new_episodes").get_or_record_sync(
+        "completion", lambda: made
+    )
+    replaying = Recorder(tmp_path, NAMESPACE)
+    assert replaying.get_or_record_sync("sig", must_not_be_called) == IR.signature
+    assert replaying.get_or_record_sync("completion", must_not_be_called) == made
+    plain = Recorder(tmp_path, NAMESPACE, auto_type=False)
+    assert isinstance(plain.get_or_record_sync("sig", must_not_be_called), dict)
+
+
+def test_an_auto_typed_recording_never_makes_castore_import_a_module(tmp_path: Path) -> None:
+    """The class path is data from a store file: only modules already imported are used."""
+    Store(tmp_path).put(
+        NAMESPACE, "planted", {"$castore_type": "antigravity:Anything", "value": {}}
+    )
+    with pytest.raises(StaleRecordingError, match="has not imported"):
+        Recorder(tmp_path, NAMESPACE).get_or_record_sync("planted", must_not_be_called)
+    assert "antigravity" not in sys.modules

@@ -135,6 +135,7 @@ class Recorder:
         on_expired: str = "warn",
         redact: Redact | None = None,
         listener: RecordingListener | None = None,
+        auto_type: bool = True,
     ) -> None:
         ambient = _ambient[0] if _ambient and listener is None else None
         if not isinstance(store, Store) and ambient and not Path(store).is_absolute():
@@ -153,7 +154,8 @@ class Recorder:
         self.schema_version = schema_version
         self.max_age = parse_max_age(max_age)
         self.on_expired = check_on_expired(on_expired)
-        self._codec = make_codec(type, serializer, deserializer)
+        self._auto_type = auto_type
+        self._codec = make_codec(type, serializer, deserializer, auto_type)
         self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
         self._listener: RecordingListener = listener or _StandaloneListener()

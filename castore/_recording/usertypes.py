@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -31,15 +32,73 @@ class ValueCodec(Protocol):
 
 
 class PlainCodec:
-    """Values that are already storable go in and out unchanged."""
+    """Values that are already storable go in and out unchanged.
+
+    A pydantic model or dataclass instance given without ``type=`` (the first thing a
+    newcomer writes: ``get_or_record(key, lambda: client.chat.completions.create(...))``)
+    is stored as ``{"$castore_type": "module:Qualname", "value": plain}`` and rebuilt on
+    replay. Rebuilding only uses a class whose module is already imported, as it is by the
+    test that uses it: a path in a store file never makes castore import anything. With
+    ``auto_type=False`` the plain value comes back instead.
+    """
 
     description = "plain values"
 
+    def __init__(self, auto_type: bool = True) -> None:
+        self.auto_type = auto_type
+
     def encode(self, value: Any) -> Any:
+        if _is_typed_instance(value):
+            cls = type(value)
+            return {TYPE_TAG: f"{cls.__module__}:{cls.__qualname__}", "value": to_plain(value)}
         return value
 
     def decode(self, data: Any) -> Any:
-        return data
+        if not (isinstance(data, dict) and len(data) == 2 and TYPE_TAG in data and "value" in data):
+            return data
+        if not self.auto_type:
+            return data["value"]
+        target = _loaded_class(data[TYPE_TAG])
+        try:
+            return from_plain(data["value"], target, "value")
+        except ShapeError:
+            raise
+        except Exception as error:
+            raise ShapeError(f"{type(error).__name__}: {error}") from error
+
+
+#: The key of an auto-typed value's wrapper in the store.
+TYPE_TAG = "$castore_type"
+
+
+def _is_typed_instance(value: Any) -> bool:
+    if isinstance(value, type):
+        return False
+    return dataclasses.is_dataclass(value) or _is_pydantic_model(type(value))
+
+
+def _loaded_class(path: Any) -> Any:
+    """The class an auto-typed value names, from a module already imported."""
+    if not isinstance(path, str) or ":" not in path:
+        raise ShapeError(f"{TYPE_TAG} {path!r:.80} is not 'module:Qualname'")
+    module_name, _, qualname = path.partition(":")
+    module = sys.modules.get(module_name)
+    if module is None:
+        raise ShapeError(
+            f"it was recorded as a {qualname} from {module_name}, which this process has not "
+            f"imported; import {module_name} in the test, pass type=, or Recorder(..., "
+            "auto_type=False) for plain data"
+        )
+    found: Any = module
+    for part in qualname.split("."):
+        if part.startswith("__") or not hasattr(found, part):
+            raise ShapeError(f"{module_name} has no class {qualname}")
+        found = getattr(found, part)
+    if not isinstance(found, type) or not (
+        dataclasses.is_dataclass(found) or _is_pydantic_model(found)
+    ):
+        raise ShapeError(f"{path} is not a dataclass or a pydantic model")
+    return found
 
 
 class FunctionCodec:
@@ -90,13 +149,14 @@ def make_codec(
     target: Any,
     serializer: Callable[[Any], Any] | None,
     deserializer: Callable[[Any], Any] | None,
+    auto_type: bool = True,
 ) -> ValueCodec:
     if target is not None and (serializer or deserializer):
         raise TypeError("give a recorder either type= or serializer=/deserializer=, not both")
     if serializer or deserializer:
         return FunctionCodec(serializer, deserializer)
     if target is None:
-        return PlainCodec()
+        return PlainCodec(auto_type)
     return TypeCodec(target)
 
 
