@@ -488,3 +488,69 @@ def test_a_request_changed_under_a_fixed_key_is_stale_and_new_episodes_re_record
     assert Recorder(tmp_path, NAMESPACE).get_or_record_sync("translate", must_not_be_called) == {
         "answer": "new"
     }
+
+
+class StreamManager:
+    """The shape of anthropic's ``client.messages.stream(...)``: a context manager, not
+    iterable itself, that opens an iterable stream of events."""
+
+    def __init__(self, events: list[dict[str, str]]) -> None:
+        self.events = events
+        self.exited = False
+
+    def __enter__(self) -> Iterator[dict[str, str]]:
+        return iter(self.events)
+
+    def __exit__(self, *exc: object) -> None:
+        self.exited = True
+
+
+class AsyncStreamManager:
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    async def __aenter__(self) -> AsyncIterator[str]:
+        async def stream() -> AsyncIterator[str]:
+            for event in self.events:
+                yield event
+
+        return stream()
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_stream_manager_is_recorded_as_its_stream_and_replays_in_a_with_block(
+    tmp_path: Path,
+) -> None:
+    """Issue 14: `client.messages.stream(...)` could not be recorded."""
+    manager = StreamManager([{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}])
+    with recorder(tmp_path).get_or_record_sync("s", lambda: manager) as live:
+        assert [event["text"] for event in live] == ["Hel", "lo"]
+    assert manager.exited
+    assert Store(tmp_path).entry(NAMESPACE, "s").stream == "sync"  # type: ignore[union-attr]
+    with recorder(tmp_path, mode="none").get_or_record_sync("s", must_not_be_called) as replay:
+        assert [event["text"] for event in replay] == ["Hel", "lo"]
+
+
+async def test_an_async_stream_manager_is_recorded_as_its_stream(tmp_path: Path) -> None:
+    async with await recorder(tmp_path).get_or_record(
+        "s", lambda: AsyncStreamManager(["a", "b"])
+    ) as live:
+        assert [event async for event in live] == ["a", "b"]
+    replayed = await recorder(tmp_path, mode="none").get_or_record("s", must_not_be_awaited)
+    assert [event async for event in replayed] == ["a", "b"]
+
+
+def test_a_raw_response_is_refused_with_what_to_record_instead(tmp_path: Path) -> None:
+    """Issue 14: with_raw_response objects cannot be stored; the error says what to wrap."""
+
+    class LegacyAPIResponse:
+        headers = {"x-request-id": "req_1"}
+
+        def parse(self) -> dict[str, str]:
+            return {"id": "chatcmpl-1"}
+
+    with pytest.raises(UnencodableValueError, match=r"raw HTTP response.*\.parse\(\)"):
+        recorder(tmp_path).get_or_record_sync("raw", LegacyAPIResponse)
+    assert Store(tmp_path).entries(NAMESPACE) == {}

@@ -155,7 +155,26 @@ def _is_sync_stream(result: Any) -> bool:
     )
 
 
+def _is_stream_manager(result: Any) -> bool:
+    """A context manager that opens a stream (anthropic's ``messages.stream(...)``):
+    not itself iterable, unlike openai's ``Stream``, which is both."""
+    return (
+        hasattr(result, "__enter__")
+        and hasattr(result, "__exit__")
+        and not isinstance(result, collections.abc.Iterable)
+    )
+
+
 def _collect_sync(result: Any) -> tuple[Any, StreamKind | None]:
+    if _is_stream_manager(result):
+        # Open it as `with` would, record what it streams, close it. The replay is a
+        # stream that is its own context manager, so `with ... as stream:` works on both.
+        with result as opened:
+            if isinstance(opened, collections.abc.Iterable) and not isinstance(
+                opened, str | bytes | bytearray | Mapping
+            ):
+                return list(opened), StreamKind.SYNC
+            return opened, None
     if _is_sync_stream(result):
         return list(result), StreamKind.SYNC
     return result, None
@@ -164,6 +183,11 @@ def _collect_sync(result: Any) -> tuple[Any, StreamKind | None]:
 async def _collect_async(result: Any) -> tuple[Any, StreamKind | None]:
     if inspect.isawaitable(result):
         result = await result
+    if hasattr(result, "__aenter__") and not hasattr(result, "__aiter__"):
+        async with result as opened:  # an async stream manager, as above
+            if hasattr(opened, "__aiter__"):
+                return [chunk async for chunk in opened], StreamKind.ASYNC
+            return opened, None
     if hasattr(result, "__aiter__"):
         return [chunk async for chunk in result], StreamKind.ASYNC
     return _collect_sync(result)

@@ -45,6 +45,7 @@ from castore.errors import (
     ExpiredRecordingWarning,
     MissingRecordingError,
     StaleRecordingError,
+    UnencodableValueError,
     UnreadableRecordingError,
 )
 
@@ -417,6 +418,13 @@ class Recorder:
     ) -> Any:
         __tracebackhide__ = True
         value, stream = collected.value, collected.stream
+        if _is_raw_response(value):
+            kind = f"{type(value).__qualname__} (a raw HTTP response, from with_raw_response)"
+            advice = (
+                "record what .parse() gives instead: "
+                "lambda: client.with_raw_response....create(...).parse()"
+            )
+            raise UnencodableValueError(stored, f"{kind}; {advice}", "")
         plain = [codec.encode(chunk) for chunk in value] if stream else codec.encode(value)
         if self._redact is not None:
             plain = self._redact(plain)
@@ -458,6 +466,11 @@ class Recorder:
             raise UnreadableRecordingError(
                 self.namespace, stored, codec.description, unfit.reason
             ) from None
+
+
+def _is_raw_response(value: Any) -> bool:
+    """openai's and anthropic's ``with_raw_response`` objects: headers plus a parse()."""
+    return callable(getattr(value, "parse", None)) and hasattr(value, "headers")
 
 
 def _with_fingerprint(metadata: Mapping[str, Any] | None, request: Any) -> Mapping[str, Any] | None:
