@@ -20,8 +20,9 @@ import click
 
 from castore._storage.blobs.loose import store_holding
 from castore._storage.index import format_time
-from castore._storage.layout import DEFAULT_ROOT, is_digest
+from castore._storage.layout import DEFAULT_ROOT, MAX_INDEX_BYTES, is_digest
 from castore._storage.names import stored_key
+from castore._storage.safe_files import FileRefused, read_user_file
 from castore._storage.store import Store, internals
 from castore._upkeep import collect, packing
 from castore._upkeep import git as _git
@@ -681,6 +682,19 @@ def git_setup(settings: Settings, lfs: bool, undo: bool) -> None:
         click.echo(action)
     if not report.actions:
         click.echo("already set up; nothing changed" if not undo else "nothing to undo")
+
+
+@git_group.command(name="show-index", hidden=True)
+@click.argument("index_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_obj
+def git_show_index(settings: Settings, index_file: Path) -> None:
+    """git's textconv for index files: each entry with its value, for `git diff`."""
+    store = settings.store(must_exist=False)
+    try:
+        raw = read_user_file(index_file, MAX_INDEX_BYTES)
+    except FileRefused as refused:
+        raise StoreProblem(f"{index_file}: {refused.reason}") from None
+    click.echo(_git.index_with_values(raw, index_file, store.read_blob), nl=False)
 
 
 @git_group.command(name="merge-index", hidden=True)

@@ -288,3 +288,34 @@ def test_git_diff_shows_lfs_tracked_blobs_as_json(repo: Path) -> None:
 
     assert '"content": "second answer"' in diff_lines(diff, "+")
     assert "oid sha256" not in diff  # the content, not the LFS pointer
+
+
+def test_git_diff_of_an_index_shows_the_values_that_changed_not_only_digests(
+    repo: Path,
+) -> None:
+    """Issue 14 (and 15's git integration): a re-recording showed in `git diff` as a
+    changed digest; the index diff driver shows the old and the new answer."""
+    castore(repo, "git", "setup", "--no-lfs")
+    store = Store(repo / "recordings")
+    store.put("tests/test_x", "find_index", answer("first answer"))
+    store.put("tests/test_x", "unchanged", answer("stays the same"))
+    commit_all(repo, "record")
+    Store(repo / "recordings").put("tests/test_x", "find_index", answer("second answer"))
+
+    diff = git(repo, "diff", "--", "recordings/index").stdout
+    added, removed = diff_lines(diff, "+"), diff_lines(diff, "-")
+    assert '"content": "second answer"' in added
+    assert '"content": "first answer"' in removed  # the old blob is still in the checkout
+    assert "stays the same" not in added + removed
+    assert "find_index  [blob" in diff
+
+
+def test_the_index_diff_says_so_when_an_old_value_is_not_in_the_checkout(repo: Path) -> None:
+    castore(repo, "git", "setup", "--no-lfs")
+    Store(repo / "recordings").put("tests/test_x", "k", answer("first answer"))
+    commit_all(repo, "record")
+    Store(repo / "recordings").put("tests/test_x", "k", answer("second answer"))
+    castore(repo, "gc")  # the first answer's blob is gone from the working tree
+    diff = git(repo, "diff", "--", "recordings/index").stdout
+    assert "(value not available here: MissingBlobError)" in diff_lines(diff, "-")
+    assert '"content": "second answer"' in diff_lines(diff, "+")

@@ -13,13 +13,15 @@ clone runs its own castore):
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from castore._storage.atomic import write_atomic
 from castore._storage.index import Conflict, dump_index, format_time, merge_entries, parse_index
@@ -34,13 +36,17 @@ from castore._storage.layout import (
     PACKS_DIR,
 )
 from castore._storage.safe_files import FileRefused, read_user_file
-from castore.errors import GitError, IndexFormatError
+from castore._upkeep.jsonview import to_json_view
+from castore.errors import CastoreError, GitError, IndexFormatError
 
 BLOCK_BEGIN: Final = (
     "# >>> castore: managed by `castore git setup`; undo with `castore git setup --undo`"
 )
 BLOCK_END: Final = "# <<< castore"
 DIFF_DRIVER: Final = "castore"
+#: The diff driver of index files: each entry shown with its value, so that `git diff`
+#: of a re-recording shows what the answer now says, not only a changed digest.
+INDEX_DIFF_DRIVER: Final = "castore-index"
 MERGE_DRIVER: Final = "castore-index"
 
 
@@ -98,7 +104,7 @@ def attribute_lines(store_in_repo: str, *, lfs: bool) -> list[str]:
         blobs,
         packs,
         f"{prefix}{PACKS_DIR}/*{PACK_INDEX_SUFFIX} text eol=lf merge=binary",
-        f"{prefix}{INDEX_DIR}/** text eol=lf merge={MERGE_DRIVER}",
+        f"{prefix}{INDEX_DIR}/** text eol=lf merge={MERGE_DRIVER} diff={INDEX_DIFF_DRIVER}",
         f"{prefix}{CONFIG_NAME} text eol=lf",
         BLOCK_END,
     ]
@@ -141,6 +147,8 @@ def setup(store_root: Path, *, lfs: bool) -> SetupReport:
     command = castore_command()
     settings = {
         f"diff.{DIFF_DRIVER}.textconv": f"{command} cat",
+        f"diff.{INDEX_DIFF_DRIVER}.textconv": f"{command} --root {shlex.quote(str(store_root))} "
+        "git show-index",
         f"merge.{MERGE_DRIVER}.name": "castore index merge (union of both branches' keys)",
         f"merge.{MERGE_DRIVER}.driver": f"{command} git merge-index %O %A %B %P",
     }
@@ -179,7 +187,7 @@ def undo(store_root: Path) -> SetupReport:
             else:
                 attributes.unlink()
             actions.append(f"removed the castore block of {attributes}")
-    for section in (f"diff.{DIFF_DRIVER}", f"merge.{MERGE_DRIVER}"):
+    for section in (f"diff.{DIFF_DRIVER}", f"diff.{INDEX_DIFF_DRIVER}", f"merge.{MERGE_DRIVER}"):
         try:
             git(repo, "config", "--local", "--remove-section", section)
             actions.append(f"removed [{section}] from .git/config")
@@ -225,6 +233,24 @@ def _namespace_of(path: Path) -> str | None:
         return None
     value = document.get("namespace") if isinstance(document, dict) else None
     return value if isinstance(value, str) else None
+
+
+def index_with_values(raw: bytes, path: Path, read_value: Callable[[str], Any]) -> str:
+    """An index file as text for ``git diff``: one block per key, its entry line, then
+    its value as indented JSON. A value whose blob this checkout lacks (collected by gc,
+    or not pulled from LFS) says so instead."""
+    entries = parse_index(raw, path) if raw.strip() else {}
+    blocks = []
+    for key, entry in sorted(entries.items()):
+        try:
+            view = to_json_view(read_value(entry.blob))
+            value = json.dumps(view, indent=2, ensure_ascii=False)
+        except CastoreError as error:
+            value = f"(value not available here: {type(error).__name__})"
+        indented = "\n".join(f"    {line}" for line in value.splitlines())
+        stamp = f"[blob {entry.blob[:12]}, recorded {format_time(entry.recorded_at)}]"
+        blocks.append(f"{key}  {stamp}\n{indented}")
+    return "\n".join(blocks) + ("\n" if blocks else "")
 
 
 def describe_conflict(conflict: Conflict, name: str) -> str:
