@@ -319,3 +319,16 @@ def test_the_index_diff_says_so_when_an_old_value_is_not_in_the_checkout(repo: P
     diff = git(repo, "diff", "--", "recordings/index").stdout
     assert "(value not available here: MissingBlobError)" in diff_lines(diff, "-")
     assert '"content": "second answer"' in diff_lines(diff, "+")
+
+
+def test_the_index_diff_reads_values_from_packs_too(repo: Path) -> None:
+    castore(repo, "git", "setup", "--no-lfs")
+    store = Store(repo / "recordings")
+    for number in range(20):  # enough values for the first pack to train a dictionary
+        store.put("tests/test_x", f"k{number}", answer(f"answer {number}"))
+    castore(repo, "pack")
+    commit_all(repo, "record and pack")
+    Store(repo / "recordings").put("tests/test_x", "k3", answer("re-recorded answer"))
+    diff = git(repo, "diff", "--", "recordings/index").stdout
+    assert '"content": "answer 3"' in diff_lines(diff, "-")  # read from the pack
+    assert '"content": "re-recorded answer"' in diff_lines(diff, "+")  # loose, new
