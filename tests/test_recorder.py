@@ -554,3 +554,13 @@ def test_a_raw_response_is_refused_with_what_to_record_instead(tmp_path: Path) -
     with pytest.raises(UnencodableValueError, match=r"raw HTTP response.*\.parse\(\)"):
         recorder(tmp_path).get_or_record_sync("raw", LegacyAPIResponse)
     assert Store(tmp_path).entries(NAMESPACE) == {}
+
+
+def test_an_expiry_warning_names_the_callers_line_on_every_path(tmp_path: Path) -> None:
+    """The replay fast path and the full lookup are different depths; the warning must
+    point at the test's own line either way."""
+    recorder(tmp_path).get_or_record_sync("k", lambda: "old answer")
+    age_entry(tmp_path, "k", days=40)
+    with pytest.warns(ExpiredRecordingWarning) as caught:
+        recorder(tmp_path, mode="none", max_age="30d").get_or_record_sync("k", must_not_be_called)
+    assert caught[0].filename == __file__

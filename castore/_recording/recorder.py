@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final, Protocol
 
+from castore._recording import lookup as lookup_module
 from castore._recording.flights import Flights
 from castore._recording.lookup import (
     Acquire,
@@ -49,9 +52,17 @@ from castore.errors import (
     UnreadableRecordingError,
 )
 
-#: How far up the stack a recorder warning's caller sits: _expired, _problem_with, the
-#: entry check, _lookup, the driver's _advance and run_*, get_or_record*, then the caller.
-_USER_FRAME = 8
+
+def _stacklevel_outside_castore() -> int:
+    """The ``stacklevel`` that makes a warning name the user's line: the number of frames,
+    from the warning function up, that are castore's recording code (the replay fast path
+    and the full lookup's driver are different depths)."""
+    frame: FrameType | None = sys._getframe(1)  # the warning function: stacklevel 1
+    level = 1
+    while frame is not None and frame.f_code.co_filename in _OWN_FILES:
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class RecordingListener(Protocol):
@@ -196,7 +207,11 @@ class Recorder:
         __tracebackhide__ = True
         codec = self._codec_for(type)
         metadata = _with_fingerprint(metadata, request)
-        steps = self._lookup(self._stored_key_for(key), metadata, self._async_flights, codec)
+        stored = self._stored_key_for(key)
+        value = self._replay_if_usable(stored, metadata, codec)
+        if value is not _UNFIT:
+            return value
+        steps = self._lookup(stored, metadata, self._async_flights, codec)
         return await run_async(steps, generator_fn)
 
     def get_or_record_sync(
@@ -212,7 +227,11 @@ class Recorder:
         __tracebackhide__ = True
         codec = self._codec_for(type)
         metadata = _with_fingerprint(metadata, request)
-        steps = self._lookup(self._stored_key_for(key), metadata, self._sync_flights, codec)
+        stored = self._stored_key_for(key)
+        value = self._replay_if_usable(stored, metadata, codec)
+        if value is not _UNFIT:
+            return value
+        steps = self._lookup(stored, metadata, self._sync_flights, codec)
         return run_sync(steps, generator_fn, key)
 
     def get_stats(self) -> dict[str, Any]:
@@ -240,6 +259,29 @@ class Recorder:
         return self.store.delete(self.namespace, key)
 
     # --- deciding --------------------------------------------------------------------
+
+    def _replay_if_usable(
+        self, stored: str, metadata: Mapping[str, Any] | None, codec: ValueCodec
+    ) -> Any:
+        """The replay path without the lookup's machinery (no flight, no driver): the
+        recorded value when it is usable as it is, else :data:`_UNFIT`, and the full
+        lookup decides (record, wait for another recorder, or fail with the reason)."""
+        __tracebackhide__ = True
+        if self.mode is Mode.OFF:
+            return _UNFIT
+        entry = self._namespace.entry(stored)
+        if entry is None or self._problem_with(stored, entry, _fingerprint_of(metadata)):
+            return _UNFIT
+        if self.mode.records:
+            try:  # a value that no longer fits is re-recorded, by the full lookup
+                value = self._decode(stored, entry, codec)
+            except _Unfit:
+                return _UNFIT
+            self._hits += 1
+            self._saved_seconds += entry.duration or 0.0
+            self._listener.replayed(self, stored, entry)
+            return value
+        return self._replay(stored, entry, codec)
 
     def _codec_for(self, value_type: Any) -> ValueCodec:
         """The recorder's codec, or one for a per-call ``type=`` (made once per type)."""
@@ -346,7 +388,7 @@ class Recorder:
             fresh_since=self._listener.fresh_since,
             schema_version=self.schema_version,
             max_age=self.max_age,
-            now=now(),
+            now=now() if self.max_age is not None else _NEVER,  # only max_age reads it
             fingerprint=fingerprint,
         )
         if problem is not None and problem.miss is Miss.EXPIRED:
@@ -366,7 +408,7 @@ class Recorder:
                 f"recording {stored!r} in namespace {self.namespace!r}: {problem.reason}; "
                 f"re-record it with: {hint}"
             ),
-            stacklevel=_USER_FRAME,
+            stacklevel=_stacklevel_outside_castore(),
         )
         return None
 
@@ -490,6 +532,12 @@ class _Unfit(Exception):  # noqa: N818 - internal: becomes a stale or unreadable
         super().__init__(reason)
         self.reason = reason
 
+
+_OWN_FILES: Final = frozenset({__file__, lookup_module.__file__})
+
+#: A stand-in for "now" where no max_age asks for the time (reading the clock costs a
+#: replay about half a microsecond).
+_NEVER: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 #: What ``_replay`` returns when a recording no longer fits and the mode re-records it.
 _UNFIT: Final = object()
