@@ -205,10 +205,7 @@ class Recorder:
         changed, re-recorded by ``new_episodes``, instead of the old answer replayed.
         """
         __tracebackhide__ = True
-        codec = self._codec_for(type)
-        metadata = _with_fingerprint(metadata, request)
-        stored = self._stored_key_for(key)
-        value = self._replay_if_usable(stored, metadata, codec)
+        stored, metadata, codec, value = self._start(key, metadata, type, request)
         if value is not _UNFIT:
             return value
         steps = self._lookup(stored, metadata, self._async_flights, codec)
@@ -225,10 +222,7 @@ class Recorder:
     ) -> Any:
         """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
         __tracebackhide__ = True
-        codec = self._codec_for(type)
-        metadata = _with_fingerprint(metadata, request)
-        stored = self._stored_key_for(key)
-        value = self._replay_if_usable(stored, metadata, codec)
+        stored, metadata, codec, value = self._start(key, metadata, type, request)
         if value is not _UNFIT:
             return value
         steps = self._lookup(stored, metadata, self._sync_flights, codec)
@@ -260,6 +254,18 @@ class Recorder:
 
     # --- deciding --------------------------------------------------------------------
 
+    def _start(
+        self, key: str, metadata: Mapping[str, Any] | None, value_type: Any, request: Any
+    ) -> tuple[str, Mapping[str, Any] | None, ValueCodec, Any]:
+        """What both twins do first: the stored key, the metadata (with the request's
+        fingerprint), the codec, and the replayed value if the recording is usable (else
+        :data:`_UNFIT`, and the full lookup runs)."""
+        __tracebackhide__ = True
+        codec = self._codec_for(value_type)
+        metadata = _with_fingerprint(metadata, request)
+        stored = self._stored_key_for(key)
+        return stored, metadata, codec, self._replay_if_usable(stored, metadata, codec)
+
     def _replay_if_usable(
         self, stored: str, metadata: Mapping[str, Any] | None, codec: ValueCodec
     ) -> Any:
@@ -272,16 +278,7 @@ class Recorder:
         entry = self._namespace.entry(stored)
         if entry is None or self._problem_with(stored, entry, _fingerprint_of(metadata)):
             return _UNFIT
-        if self.mode.records:
-            try:  # a value that no longer fits is re-recorded, by the full lookup
-                value = self._decode(stored, entry, codec)
-            except _Unfit:
-                return _UNFIT
-            self._hits += 1
-            self._saved_seconds += entry.duration or 0.0
-            self._listener.replayed(self, stored, entry)
-            return value
-        return self._replay(stored, entry, codec)
+        return self._replay(stored, entry, codec)  # _UNFIT for a misfit the mode re-records
 
     def _codec_for(self, value_type: Any) -> ValueCodec:
         """The recorder's codec, or one for a per-call ``type=`` (made once per type)."""
