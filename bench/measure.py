@@ -26,7 +26,8 @@ from bench.suites import APPROACHES, SEEDS_CONFTEST, Suites, seeds_document, vcr
 from castore import Recorder, Store
 from castore._storage.store import internals
 from castore._upkeep.collect import collect_garbage
-from castore._upkeep.dictionary import COVER_D, COVER_K, DEFAULT_DICTIONARY_SIZE
+from castore._upkeep.dictionary import DEFAULT_DICTIONARY_SIZE
+from castore._upkeep.zstd_dictionaries import COVER_D, COVER_K
 
 # The floor the issue sets: a 110 KB dictionary from zstd's own parameter search.
 DICTIONARY_SIZE = 110 * 1024

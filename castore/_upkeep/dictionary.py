@@ -18,25 +18,20 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-import zstandard
-
-from castore._storage.codec import pack_value
-from castore._storage.config import MAX_LEVEL, MIN_LEVEL, StoreConfig
+from castore._storage.config import MAX_LEVEL, MIN_LEVEL
 from castore._storage.frames import Compressor
 from castore._storage.store import Store, internals
 from castore._upkeep.packing import pack_store
 from castore._upkeep.progress import Progress, no_progress
+from castore._upkeep.zstd_dictionaries import (
+    FIRST_USER_ID,
+    LAST_ID,
+    install_dictionary,
+)
 from castore.errors import TrainingError
 
 DEFAULT_DICTIONARY_SIZE: Final = 110 * 1024
 MIN_SAMPLES: Final = 16
-# zstd reserves dictionary ids below 32768; an id drawn at random from the rest keeps two
-# branches that each train a dictionary from picking the same id.
-_FIRST_USER_ID: Final = 32768
-_LAST_ID: Final = 2**31 - 1
-# Fixed COVER parameters: as good as zstd's parameter search on LLM traffic, 5x faster.
-COVER_K: Final = 2048
-COVER_D: Final = 8
 
 
 @dataclass
@@ -80,19 +75,8 @@ def train_dictionary(
             for blob in progress(values, len(values), "reading values")
         ]
         dictionary_id = _new_id(set(config.dictionaries))
-        training_set: list[bytes | bytearray | memoryview] = list(samples)
-        trained = zstandard.train_dictionary(
-            size, training_set, k=COVER_K, d=COVER_D, dict_id=dictionary_id, level=level
-        )
-        dictionary = trained.as_bytes()
-        dictionary_blob = core.write_blob(pack_value(dictionary), compressor=Compressor(level))
-        core.save_config(
-            StoreConfig(
-                level=level,
-                dictionary=dictionary_id,
-                dictionaries={**config.dictionaries, dictionary_id: dictionary_blob},
-                format=config.format,
-            )
+        dictionary_blob, dictionary = install_dictionary(
+            core, samples, size=size, dictionary_id=dictionary_id, level=level
         )
         core.rewrite_blobs(samples, Compressor(level, dictionary))
         if core.packs is not None and core.packs.indexes():
@@ -112,7 +96,8 @@ def train_dictionary(
 
 
 def _new_id(taken: set[int]) -> int:
+    """An id drawn at random: two branches that each train a dictionary do not collide."""
     while True:
-        candidate = _FIRST_USER_ID + secrets.randbelow(_LAST_ID - _FIRST_USER_ID)
+        candidate = FIRST_USER_ID + secrets.randbelow(LAST_ID - FIRST_USER_ID)
         if candidate not in taken:
             return candidate

@@ -32,12 +32,11 @@ from castore._storage.blobs.backend import BlobFile
 from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.blobs.packfile import PackIndex, build_pack
 from castore._storage.blobs.wrappers import LayeredBlobs
-from castore._storage.codec import pack_value
-from castore._storage.config import StoreConfig
 from castore._storage.core import StoreCore
 from castore._storage.frames import Compressor
 from castore._storage.store import Store, internals
 from castore._upkeep.progress import Progress, no_progress
+from castore._upkeep.zstd_dictionaries import FIRST_USER_ID, LAST_ID, install_dictionary
 from castore.errors import StoreError
 
 #: A pack closes once its frames reach this many bytes (measured in docs/packs.md).
@@ -55,10 +54,6 @@ DEFAULT_MAX_UNUSED: Final = 0.10
 PACK_DICTIONARY_SIZE: Final = 110 * 1024
 TRAINING_SAMPLE_BYTES: Final = 32 * 2**20
 MIN_TRAINING_SAMPLES: Final = 16
-COVER_K: Final = 2048
-COVER_D: Final = 8
-_FIRST_USER_ID: Final = 32768
-_LAST_ID: Final = 2**31 - 1
 
 
 @dataclass
@@ -277,31 +272,16 @@ def _train_dictionary(
         return None
     samples = [core.blobs.read_packed(blob) for blob in progress(chosen, len(chosen), "sampling")]
     fingerprint = blake3.blake3(b"".join(bytes.fromhex(blob) for blob in chosen))
-    dictionary_id = _FIRST_USER_ID + int.from_bytes(fingerprint.digest()[:4], "big") % (
-        _LAST_ID - _FIRST_USER_ID
+    dictionary_id = FIRST_USER_ID + int.from_bytes(fingerprint.digest()[:4], "big") % (
+        LAST_ID - FIRST_USER_ID
     )
-    config = core.config
-    while dictionary_id in config.dictionaries:
+    while dictionary_id in core.config.dictionaries:
         dictionary_id += 1
-    training_set: list[bytes | bytearray | memoryview] = list(samples)
-    trained = zstandard.train_dictionary(
-        PACK_DICTIONARY_SIZE,
-        training_set,
-        k=COVER_K,
-        d=COVER_D,
-        dict_id=dictionary_id,
-        level=config.level,
-        threads=0,
-    )
-    dictionary_blob = core.write_blob(
-        pack_value(trained.as_bytes()), compressor=Compressor(config.level)
-    )
-    core.save_config(
-        StoreConfig(
-            level=config.level,
-            dictionary=dictionary_id,
-            dictionaries={**config.dictionaries, dictionary_id: dictionary_blob},
-            format=config.format,
-        )
+    install_dictionary(
+        core,
+        samples,
+        size=PACK_DICTIONARY_SIZE,
+        dictionary_id=dictionary_id,
+        level=core.config.level,
     )
     return dictionary_id
