@@ -267,6 +267,11 @@ class _ObjectBudget:
         return pairs
 
 
+#: Options of every unpack: non-str map keys allowed (castore packs int and tuple keys),
+#: str for str, and msgpack's own timestamp (-1) as an aware datetime.
+_UNPACKING: Final[dict[str, Any]] = {"strict_map_key": False, "raw": False, "timestamp": 3}
+
+
 def _unpack(packed: bytes, depth: int = 0, budget: _ObjectBudget | None = None) -> Any:
     # unpackb bounds every str/bin/array/map length by the buffer size, so a crafted header
     # claiming billions of items fails at once instead of allocating. msgpack's own
@@ -275,19 +280,13 @@ def _unpack(packed: bytes, depth: int = 0, budget: _ObjectBudget | None = None) 
         budget = _ObjectBudget()
     if budget is None:
         return msgpack.unpackb(
-            packed,
-            ext_hook=lambda code, data: _extension(code, data, depth, None),
-            strict_map_key=False,
-            raw=False,
-            timestamp=3,
+            packed, ext_hook=lambda code, data: _extension(code, data, depth, None), **_UNPACKING
         )
     try:
         return msgpack.unpackb(
             packed,
             ext_hook=lambda code, data: _extension(code, data, depth, budget),
-            strict_map_key=False,
-            raw=False,
-            timestamp=3,
+            **_UNPACKING,
             list_hook=budget.list_hook,
             object_hook=budget.map_hook,
             max_array_len=MAX_VALUE_OBJECTS,
@@ -308,9 +307,7 @@ def unpack_value(packed: bytes) -> Any:
     """Unpack bytes made by :func:`pack_value`; any malformation raises :class:`DecodeError`."""
     try:
         if len(packed) <= COUNT_OBJECTS_ABOVE:  # the replay hot path: one call, no closure
-            return msgpack.unpackb(
-                packed, ext_hook=_top_level_extension, strict_map_key=False, timestamp=3
-            )
+            return msgpack.unpackb(packed, ext_hook=_top_level_extension, **_UNPACKING)
         return _unpack(packed)
     except DecodeError:
         raise
