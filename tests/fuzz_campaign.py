@@ -221,10 +221,17 @@ def plant_packed(store: Store, key: str, packed: bytes, *, frame: bytes | None =
 # --- targets ---------------------------------------------------------------------------
 
 
-def target_msgpack(examples: int, workdir: Path) -> Callable[[], None]:
-    @settings(
+def campaign_settings(examples: int) -> settings:
+    """Every target's hypothesis settings: ``examples`` cases, no deadline (the watchdog
+    bounds each case), no example database on disk, and no health check (the cases are
+    slow and large on purpose)."""
+    return settings(
         max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
+
+
+def target_msgpack(examples: int, workdir: Path) -> Callable[[], None]:
+    @campaign_settings(examples)
     @given(packed=hostile_msgpack())
     def case(packed: bytes) -> None:
         with Case(workdir) as root:
@@ -246,9 +253,7 @@ def target_frames(examples: int, workdir: Path) -> Callable[[], None]:
         frame = draw(st.sampled_from(compressors)).compress(packed)
         return packed, draw(mutated(frame) | st.binary(max_size=200) | st.just(frame))
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @campaign_settings(examples)
     @given(pair=frames())
     def case(pair: tuple[bytes, bytes]) -> None:
         packed, frame = pair
@@ -306,9 +311,7 @@ def target_index(examples: int, workdir: Path) -> Callable[[], None]:
             return text.encode()
         return draw(st.builds(lambda v: json.dumps(v).encode(), json_values))
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @campaign_settings(examples)
     @given(raw=index_files())
     def case(raw: bytes) -> None:
         with Case(workdir) as root:
@@ -345,9 +348,7 @@ def target_config(examples: int, workdir: Path) -> Callable[[], None]:
         )
         return json.dumps(changed).encode()
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @campaign_settings(examples)
     @given(raw=configs())
     def case(raw: bytes) -> None:
         with Case(workdir) as root:
@@ -429,9 +430,7 @@ def target_imports(examples: int, workdir: Path) -> Callable[[], None]:
             return "export.json", json.dumps(document).encode()
         return "cassette.yaml", draw(st.binary(max_size=200))
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @campaign_settings(examples)
     @given(named=import_files())
     def case(named: tuple[str, bytes]) -> None:
         name, raw = named
@@ -460,9 +459,7 @@ def target_packs(examples: int, workdir: Path) -> Callable[[], None]:
     (pack,) = (sample.root / "packs").glob("*.pack")
     originals = {"pack": pack.read_bytes(), "idx": pack.with_suffix(".idx").read_bytes()}
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @campaign_settings(examples)
     @given(which=st.sampled_from(["pack", "idx"]), data=st.data())
     def case(which: str, data: st.DataObject) -> None:
         with Case(workdir) as root:
