@@ -18,6 +18,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from castore._recording import pydantic_models
+
 
 class ShapeError(ValueError):
     """A stored value no longer fits the type (or deserializer) that should read it."""
@@ -49,26 +51,92 @@ class PlainCodec:
 
     def encode(self, value: Any) -> Any:
         if _is_typed_instance(value):
-            cls = type(value)
-            return {TYPE_TAG: f"{cls.__module__}:{cls.__qualname__}", "value": to_plain(value)}
+            return _wrapped(value)
         return value
 
     def decode(self, data: Any) -> Any:
-        if not (isinstance(data, dict) and len(data) == 2 and TYPE_TAG in data and "value" in data):
+        wrapper = _unwrapped(data)
+        if wrapper is None:
             return data
         if not self.auto_type:
-            return data["value"]
-        target = _loaded_class(data[TYPE_TAG])
-        try:
-            return from_plain(data["value"], target, "value")
-        except ShapeError:
-            raise
-        except Exception as error:
-            raise ShapeError(f"{type(error).__name__}: {error}") from error
+            return wrapper.value
+        return _rebuild(wrapper, _loaded_class(wrapper.class_path))
 
 
 #: The key of an auto-typed value's wrapper in the store.
 TYPE_TAG = "$castore_type"
+
+
+#: Beside ``value`` in a wrapper: a top-level model's plain private attributes
+#: (``_request_id``) and the type marks of models nested in generic fields (see
+#: ``pydantic_models``). Both are optional, and only written when there is something.
+PRIVATE_FIELD = "private"
+TYPES_FIELD = "types"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Wrapper:
+    class_path: str
+    value: Any
+    private: Mapping[str, Any]
+    types: list[tuple[pydantic_models.Path, str]]
+
+
+def _class_path(cls: type) -> str:
+    cls = pydantic_models.origin_of(cls)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _wrapped(value: Any) -> dict[str, Any]:
+    wrapper: dict[str, Any] = {TYPE_TAG: _class_path(type(value)), "value": to_plain(value)}
+    if _is_pydantic_model(type(value)):
+        private = pydantic_models.private_values(value)
+        if private:
+            wrapper[PRIVATE_FIELD] = private
+        marks = pydantic_models.type_marks(value, _class_path)
+        if marks:
+            wrapper[TYPES_FIELD] = [[list(path), path_of] for path, path_of in marks]
+    return wrapper
+
+
+def _unwrapped(data: Any) -> _Wrapper | None:
+    """The parts of an auto-typed value's wrapper, or None when ``data`` is not one."""
+    if not (isinstance(data, dict) and TYPE_TAG in data and "value" in data):
+        return None
+    if not set(data) <= {TYPE_TAG, "value", PRIVATE_FIELD, TYPES_FIELD}:
+        return None  # a user's own dict that happens to use the tag
+    private = data.get(PRIVATE_FIELD, {})
+    marks = data.get(TYPES_FIELD, [])
+    if not isinstance(private, dict) or not isinstance(marks, list):
+        raise ShapeError(f"the {TYPE_TAG} wrapper's {PRIVATE_FIELD}/{TYPES_FIELD} are malformed")
+    types_: list[tuple[pydantic_models.Path, str]] = []
+    for mark in marks:
+        if not (
+            isinstance(mark, list | tuple)
+            and len(mark) == 2
+            and isinstance(mark[0], list | tuple)
+            and all(isinstance(step, str | int) for step in mark[0])
+        ):
+            raise ShapeError(f"the {TYPE_TAG} wrapper has a malformed type mark {mark!r:.80}")
+        types_.append((tuple(mark[0]), mark[1]))
+    return _Wrapper(data[TYPE_TAG], data["value"], private, types_)
+
+
+def _rebuild(wrapper: _Wrapper, target: Any) -> Any:
+    """The object a wrapper (or a bare typed value) stands for, as ``target``."""
+    try:
+        marks = [(path, _loaded_class(path_of)) for path, path_of in wrapper.types]
+        value = pydantic_models.apply_type_marks(
+            wrapper.value, marks, lambda data, cls: from_plain(data, cls, "value")
+        )
+        built = from_plain(value, target, "value")
+    except ShapeError:
+        raise
+    except Exception as error:  # a model's own validation error, a __post_init__ check
+        raise ShapeError(f"{type(error).__name__}: {error}") from error
+    if wrapper.private and _is_pydantic_model(type(built)):
+        pydantic_models.restore_private(built, wrapper.private)
+    return built
 
 
 def _is_typed_instance(value: Any) -> bool:
@@ -134,15 +202,17 @@ class TypeCodec:
         self.description = f"type {_type_name(target)}"
 
     def encode(self, value: Any) -> Any:
+        if _is_pydantic_model(type(value)):
+            wrapper = _wrapped(value)
+            if len(wrapper) > 2:  # private attributes or type marks to keep
+                return wrapper
         return to_plain(value)
 
     def decode(self, data: Any) -> Any:
-        try:
-            return from_plain(data, self.target, "value")
-        except ShapeError:
-            raise
-        except Exception as error:  # a model's own validation error, a __post_init__ check
-            raise ShapeError(f"{type(error).__name__}: {error}") from error
+        wrapper = _unwrapped(data)
+        if wrapper is None:
+            wrapper = _Wrapper("", data, {}, [])
+        return _rebuild(wrapper, self.target)
 
 
 def make_codec(
@@ -164,8 +234,7 @@ def _type_name(target: Any) -> str:
     return getattr(target, "__qualname__", None) or repr(target)
 
 
-def _is_pydantic_model(target: Any) -> bool:
-    return isinstance(target, type) and hasattr(target, "model_validate")
+_is_pydantic_model = pydantic_models.is_model_class
 
 
 def to_plain(value: Any) -> Any:
@@ -176,11 +245,10 @@ def to_plain(value: Any) -> Any:
             for field in dataclasses.fields(value)
             if field.init
         }
-    dump = getattr(value, "model_dump", None)
-    if callable(dump) and not isinstance(value, type):
+    if _is_pydantic_model(type(value)):
         # JSON mode gives storable values for any field type (UUID, Decimal, enums…) and
         # pydantic validates them back into the same types on replay.
-        return dump(mode="json", round_trip=True)
+        return pydantic_models.dump(value)
     if isinstance(value, enum.Enum):
         return to_plain(value.value)
     if isinstance(value, Mapping):
@@ -213,7 +281,7 @@ def from_plain(data: Any, target: Any, where: str) -> Any:
     if origin is not None:
         return _from_generic(data, origin, typing.get_args(target), where)
     if _is_pydantic_model(target):
-        return target.model_validate(data)
+        return pydantic_models.build(target, data)
     if dataclasses.is_dataclass(target) and isinstance(target, type):
         return _from_dataclass(data, target, where)
     if isinstance(target, type) and issubclass(target, enum.Enum):

@@ -1,0 +1,226 @@
+"""A loopback server that speaks enough of the OpenAI and Anthropic HTTP APIs for the real
+SDKs: chat completions (JSON, server-sent events, structured output) and messages (JSON,
+server-sent events), with request-id headers, as the real services send them.
+
+Answers are derived from the request (the last user message), so a changed prompt gives a
+changed answer, and every response carries a fresh request id, so a test can tell a replay
+(the recorded id) from a live call (a new one). ``requests`` counts what reached the
+server: a replay must leave it unchanged.
+
+Run as ``python -m tests.llm_server`` it prints its base URL and serves until killed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class LLMServer:
+    """A threaded HTTP server on 127.0.0.1 with an ephemeral port."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> LLMServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def next_request_id(self) -> str:
+        with self._lock:
+            self.requests += 1
+            return f"req_{next(self._ids):06d}"
+
+
+def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            request_id = server.next_request_id()
+            path = self.path.split("?")[0].removeprefix("/v1")
+            if path == "/chat/completions":
+                self._openai(body, request_id)
+            elif path == "/messages":
+                self._anthropic(body, request_id)
+            else:
+                self._send_json(404, {"error": {"message": f"no route {self.path}"}}, request_id)
+
+        def _openai(self, body: dict[str, Any], request_id: str) -> None:
+            prompt = _last_user_text(body.get("messages", []))
+            if body.get("response_format", {}).get("type") == "json_schema":
+                content = json.dumps({"answer": f"echo: {prompt}", "confidence": 0.5})
+            else:
+                content = f"echo: {prompt}"
+            completion_id = f"chatcmpl-{request_id}"
+            if body.get("stream"):
+                self._send_events(
+                    _openai_chunks(completion_id, body["model"], content), request_id, done=True
+                )
+                return
+            self._send_json(
+                200,
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": 1_700_000_000,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content, "refusal": None},
+                            "logprobs": None,
+                            # A provider's own reason, which openai's model does not list.
+                            "finish_reason": "eos" if "[eos]" in prompt else "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": len(prompt.split()),
+                        "completion_tokens": 3,
+                        "total_tokens": len(prompt.split()) + 3,
+                    },
+                },
+                request_id,
+            )
+
+        def _anthropic(self, body: dict[str, Any], request_id: str) -> None:
+            text = f"echo: {_last_user_text(body.get('messages', []))}"
+            message = {
+                "id": f"msg_{request_id}",
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 5, "output_tokens": 3},
+            }
+            if body.get("stream"):
+                self._send_events(_anthropic_events(message), request_id, named=True)
+                return
+            self._send_json(200, message, request_id)
+
+        def _send_json(self, status: int, payload: dict[str, Any], request_id: str) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self._request_id_headers(request_id)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _send_events(
+            self,
+            events: Iterator[tuple[str, dict[str, Any]]],
+            request_id: str,
+            *,
+            done: bool = False,
+            named: bool = False,
+        ) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self._request_id_headers(request_id)
+            self.end_headers()
+            for name, payload in events:
+                prefix = f"event: {name}\n" if named else ""
+                self._chunk(f"{prefix}data: {json.dumps(payload)}\n\n".encode())
+            if done:
+                self._chunk(b"data: [DONE]\n\n")
+            self._chunk(b"")
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _request_id_headers(self, request_id: str) -> None:
+            self.send_header("x-request-id", request_id)  # openai
+            self.send_header("request-id", request_id)  # anthropic
+
+    return Handler
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(part.get("text", "") for part in content)
+            return str(content)
+    return ""
+
+
+def _openai_chunks(completion_id: str, model: str, content: str) -> Iterator[tuple[str, Any]]:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    yield "", chunk({"role": "assistant", "content": ""})
+    for word in content.split(" "):
+        yield "", chunk({"content": word + " "})
+    yield "", chunk({}, "stop")
+
+
+def _anthropic_events(message: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    text = message["content"][0]["text"]
+    yield (
+        "message_start",
+        {"type": "message_start", "message": {**message, "content": [], "stop_reason": None}},
+    )
+    yield (
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    )
+    for word in text.split(" "):
+        yield (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": word + " "},
+            },
+        )
+    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 3},
+        },
+    )
+    yield "message_stop", {"type": "message_stop"}
+
+
+if __name__ == "__main__":
+    running = LLMServer().start()
+    print(running.base_url, flush=True)
+    threading.Event().wait()
