@@ -7,6 +7,7 @@ written (a castore error: the message says what and where).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,14 +25,17 @@ from castore._storage.layout import DEFAULT_ROOT, MAX_INDEX_BYTES, is_digest
 from castore._storage.names import stored_key
 from castore._storage.safe_files import FileRefused, read_user_file
 from castore._storage.store import Store, internals
-from castore._upkeep import collect, packing
+from castore._upkeep import collect, diff_report, packing
 from castore._upkeep import git as _git
 from castore._upkeep import stats as store_stats
 from castore._upkeep import verify as store_verify
 from castore._upkeep.dictionary import DEFAULT_DICTIONARY_SIZE, train_dictionary
 from castore._upkeep.importers import export_namespace, import_paths
 from castore._upkeep.jsonview import to_json_view
-from castore._upkeep.project import default_store_root
+from castore._upkeep.project import config_lines, default_store_root
+from castore._upkeep.revisions import WorkingTreeStore, revision_store
+from castore._upkeep.store_diff import StoreSide, diff_stores
+from castore._upkeep.value_diff import PatternError, parse_pattern
 from castore.errors import CastoreError, ImportFormatError, LfsPointerError
 
 T = TypeVar("T")
@@ -160,8 +164,10 @@ def _namespace_argument(
     """A namespace, or the test file whose namespace it is: ``tests/test_x.py`` (or
     ``./tests/test_x.py``, or a Windows path) means ``tests/test_x``, as the pytest
     plugin names a module's namespace."""
-    if value is None:
-        return None
+    return None if value is None else _namespace_name(value)
+
+
+def _namespace_name(value: str) -> str:
     text = value.replace("\\", "/")
     while text.startswith("./"):
         text = text[2:]
@@ -625,6 +631,95 @@ def export(settings: Settings, namespace: str, output: Path | None) -> None:
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("revisions", nargs=-1, metavar="[REV_A [REV_B]]")
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="PATTERN",
+    help="A JSON path whose changes do not count, e.g. '$..id' (repeatable; adds to the "
+    "ini option castore_diff_ignore).",
+)
+@click.option("--namespace", "-n", "namespaces", multiple=True, help="Only this namespace.")
+@click.option("--stat", is_flag=True, help="One line per namespace.")
+@json_option
+@click.option("--markdown", is_flag=True, help="A Markdown report, e.g. for a pull request.")
+@click.option(
+    "--color/--no-color", default=None, help="Colour the text report (default: on a terminal)."
+)
+@click.pass_obj
+def diff(
+    settings: Settings,
+    *,
+    revisions: tuple[str, ...],
+    ignore: tuple[str, ...],
+    namespaces: tuple[str, ...],
+    stat: bool,
+    as_json: bool,
+    markdown: bool,
+    color: bool | None,
+) -> None:
+    """Show how the recorded answers changed between two revisions.
+
+    With no REV, the working tree against HEAD; with one, that revision against the
+    working tree; with two, REV_A against REV_B. Revisions are read from git's objects
+    (and git-lfs), so nothing is checked out. Exit code 0 when nothing changed, 1 when
+    something did (as `git diff --exit-code`).
+    """
+    if len(revisions) > 2:
+        raise click.UsageError("give at most two revisions: castore diff [REV_A [REV_B]]")
+    if sum([stat, as_json, markdown]) > 1:
+        raise click.UsageError("choose one of --stat, --json and --markdown")
+    patterns = [*config_lines("castore_diff_ignore"), *ignore]
+    try:
+        parsed = [parse_pattern(pattern) for pattern in dict.fromkeys(patterns)]
+    except PatternError as error:
+        raise click.UsageError(str(error)) from None
+    root = settings.root
+    repo = _git.repository_of(root)
+    store_path = _store_path_in(root, repo)
+    old_revision = revisions[0] if revisions else "HEAD"
+    new_revision = revisions[1] if len(revisions) == 2 else None  # None: the working tree
+    with contextlib.ExitStack() as stack:
+        old = stack.enter_context(revision_store(repo, old_revision, store_path))
+        if new_revision is None:
+            new: StoreSide = WorkingTreeStore(Store(root) if root.is_dir() else None)
+        else:
+            new = stack.enter_context(revision_store(repo, new_revision, store_path))
+        only = [_namespace_name(name) for name in namespaces] or None
+        result = diff_stores(old, new, parsed, namespaces=only)
+    if as_json:
+        emit_json(diff_report.render_json(result))
+    elif markdown:
+        click.echo(diff_report.render_markdown(result), nl=False)
+    elif stat:
+        click.echo(diff_report.render_stat(result), nl=False)
+    else:
+        use_color = sys.stdout.isatty() if color is None else color
+        click.echo(
+            diff_report.render_text(result, _diff_style if use_color else diff_report.plain_style),
+            nl=False,
+            color=use_color,
+        )
+    if result.has_changes:
+        sys.exit(EXIT_FAULTS)
+
+
+_DIFF_COLOURS = {"removed": "red", "added": "green", "heading": None, "dim": None}
+
+
+def _diff_style(text: str, role: str) -> str:
+    return click.style(text, fg=_DIFF_COLOURS.get(role), bold=role == "heading", dim=role == "dim")
+
+
+def _store_path_in(root: Path, repo: Path) -> str:
+    try:
+        return root.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        raise StoreProblem(f"the store {root} is not inside the git repository {repo}") from None
 
 
 @main.command(name="train-dictionary")

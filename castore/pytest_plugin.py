@@ -58,6 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=True,
     )
+    parser.addini(
+        "castore_diff_ignore",
+        "JSON paths `castore diff` ignores, one a line (e.g. $..id, $..created)",
+        type="linelist",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -59,13 +59,17 @@ def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     git(tmp_path, "config", "--global", "init.defaultBranch", "main")
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
+def make_repo(path: Path) -> Path:
+    """A git repository whose pytest.ini puts the store in recordings/."""
     path.mkdir()
     git(path, "init", "-q")
     (path / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
     return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
 
 
 def commit_all(repo: Path, message: str) -> None:

@@ -111,6 +111,10 @@ class StoreCore:
                 blobs.update(entry.blob for entry in self.indexes.cached(namespace).values())
             except CastoreError:
                 continue
+        return self.files_of(blobs)
+
+    def files_of(self, blobs: Iterable[str]) -> set[Path]:
+        """The files (packs or loose blobs) that hold ``blobs``."""
         files = set()
         packs = self.packs
         for blob in blobs:
@@ -134,6 +138,11 @@ class StoreCore:
         the store lock, so of several xdist workers only the first fetches."""
         with self.lock_for_reading():
             return lfs.fetch(self.files_for(namespaces))
+
+    def fetch_lfs_blobs(self, blobs: Iterable[str]) -> LfsFetch:
+        """As :meth:`fetch_lfs`, for the files that hold ``blobs`` (and the dictionaries)."""
+        with self.lock_for_reading():
+            return lfs.fetch(self.files_of({*blobs, *self._config.dictionaries.values()}))
 
     def put_entry(self, namespace: str, key: str, entry: Entry, packed: bytes) -> None:
         """Store prepared ``packed`` bytes and their entry (``entry.blob`` must be their

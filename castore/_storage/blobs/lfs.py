@@ -92,7 +92,7 @@ def fetch(paths: Iterable[Path]) -> LfsFetch:
         return report
     repo = Path(top.stdout.strip())
     relative = [path.resolve().relative_to(repo.resolve()).as_posix() for path in pointers]
-    for chunk in _chunks(relative):
+    for chunk in include_chunks(relative):
         # lfs.fetchexclude may be what kept these out of the clone: the include wins here.
         run = _git(repo, "-c", "lfs.fetchexclude=", "lfs", "pull", f"--include={','.join(chunk)}")
         if run.returncode != 0:
@@ -116,7 +116,8 @@ def _small(path: Path) -> bool:
         return False
 
 
-def _chunks(items: list[str]) -> Iterable[list[str]]:
+def include_chunks(items: list[str]) -> Iterable[list[str]]:
+    """``items`` in runs short enough for one ``--include=`` argument."""
     chunk: list[str] = []
     length = 0
     for item in items:

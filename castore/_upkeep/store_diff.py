@@ -1,0 +1,286 @@
+"""How the recorded answers changed between two versions of a store (``castore diff``).
+
+The two sides are anything that lists namespaces' entries and reads values by digest: a
+store at a git revision (``revisions``) or the working tree's store. Entries are matched
+by namespace and key. An entry whose blob digest is the same on both sides is unchanged
+and never decoded; only entries whose digest changed are read and compared
+(``value_diff``), with the ignore patterns applied. An entry that was re-recorded but
+whose answer differs only in ignored paths (ids, timestamps) counts as unchanged: a
+re-recording that changed nothing anyone cares about reviews as nothing.
+
+``recorded_at``, ``duration`` and ``size`` change on every re-recording: they are shown
+for changed entries, never a change by themselves. The schema version, the stream kind,
+the request fingerprint and the user's other metadata fields are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+from castore._storage.index import Entry, format_time
+from castore._upkeep.jsonview import to_json_view
+from castore._upkeep.value_diff import (
+    Change,
+    IgnorePattern,
+    ValueDiff,
+    diff_streams,
+    diff_values,
+)
+from castore.errors import CastoreError
+
+#: The wrapper of an auto-typed value (``_recording.usertypes``), unwrapped for diffs so
+#: that paths read as the object's (``$.choices[0]…``) and ``_request_id`` is one more.
+_TYPE_TAG: Final = "$castore_type"
+_WRAPPER_KEYS: Final = frozenset({_TYPE_TAG, "value", "private", "types"})
+#: Entries compared per worker batch when the comparison runs in threads.
+_PARALLEL_AT: Final = 64
+
+
+#: An entry recorded on both sides under other blobs: (namespace, key, old, new).
+_Pair = tuple[str, str, Entry, Entry]
+
+
+class StoreSide(Protocol):
+    """One version of a store, as the diff needs it."""
+
+    @property
+    def label(self) -> str:
+        """How the report names this side: ``HEAD~1 (3f9a2c…)``, ``working tree``."""
+
+    def namespaces(self) -> Mapping[str, Mapping[str, Entry]]: ...
+
+    def prepare(self, digests: Iterable[str]) -> None:
+        """Make the blobs of ``digests`` readable (a revision fetches them in one round)."""
+
+    def read_value(self, digest: str) -> Any: ...
+
+
+@dataclass
+class EntryDiff:
+    namespace: str
+    key: str
+    status: Literal["changed", "added", "removed", "unchanged"]
+    old: Entry | None
+    new: Entry | None
+    value: ValueDiff | None = None
+    """The value's changes; None when only metadata changed (same blob) or for adds."""
+    metadata: list[Change] = field(default_factory=list)
+    """Changed metadata: schema, stream, request fingerprint, user fields (significant),
+    then recorded_at and duration (shown, never a change alone)."""
+    problem: str | None = None
+    """Why a value could not be read and compared (a blob missing at a revision…)."""
+
+    @property
+    def share(self) -> float:
+        """The share of the text that changed; 1 for an unreadable value."""
+        if self.problem is not None:
+            return 1.0
+        return self.value.share if self.value is not None else 0.0
+
+
+@dataclass
+class NamespaceDiff:
+    namespace: str
+    changed: list[EntryDiff] = field(default_factory=list)
+    added: list[EntryDiff] = field(default_factory=list)
+    removed: list[EntryDiff] = field(default_factory=list)
+    unchanged: int = 0
+    rerecorded: int = 0
+    """Of the unchanged: re-recorded, with no change outside the ignored paths."""
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changed or self.added or self.removed)
+
+    @property
+    def words(self) -> int:
+        return sum(entry.value.words for entry in self.changed if entry.value is not None)
+
+    @property
+    def changed_words(self) -> int:
+        return sum(entry.value.changed_words for entry in self.changed if entry.value)
+
+    @property
+    def share(self) -> float:
+        """The share of the text of the changed answers that changed."""
+        return self.changed_words / self.words if self.words else float(bool(self.changed))
+
+
+@dataclass
+class StoreDiff:
+    old_label: str
+    new_label: str
+    ignore: list[str]
+    namespaces: list[NamespaceDiff]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(namespace.has_changes for namespace in self.namespaces)
+
+    def count(self, what: Literal["changed", "added", "removed"]) -> int:
+        return sum(len(getattr(namespace, what)) for namespace in self.namespaces)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(namespace.unchanged for namespace in self.namespaces)
+
+    @property
+    def rerecorded(self) -> int:
+        return sum(namespace.rerecorded for namespace in self.namespaces)
+
+    @property
+    def share(self) -> float:
+        words = sum(namespace.words for namespace in self.namespaces)
+        changed = sum(namespace.changed_words for namespace in self.namespaces)
+        return changed / words if words else float(self.count("changed") > 0)
+
+    def largest_changes(self) -> list[EntryDiff]:
+        """Every changed entry, the largest share of changed text first."""
+        entries = [entry for namespace in self.namespaces for entry in namespace.changed]
+        return sorted(entries, key=lambda entry: (-entry.share, entry.namespace, entry.key))
+
+
+def diff_stores(
+    old: StoreSide,
+    new: StoreSide,
+    ignore: Sequence[IgnorePattern] = (),
+    *,
+    namespaces: Sequence[str] | None = None,
+    workers: int | None = None,
+) -> StoreDiff:
+    """Compare two versions of a store, namespace by namespace and key by key."""
+    old_spaces, new_spaces = old.namespaces(), new.namespaces()
+    names = sorted(old_spaces.keys() | new_spaces.keys())
+    if namespaces is not None:
+        names = [name for name in names if name in set(namespaces)]
+    results = {name: NamespaceDiff(name) for name in names}
+    to_compare: list[_Pair] = []
+    for name in names:
+        result = results[name]
+        before, after = old_spaces.get(name, {}), new_spaces.get(name, {})
+        for key in sorted(before.keys() | after.keys()):
+            was, now = before.get(key), after.get(key)
+            if now is None:
+                result.removed.append(EntryDiff(name, key, "removed", was, None))
+            elif was is None:
+                result.added.append(EntryDiff(name, key, "added", None, now))
+            elif was.blob == now.blob:
+                significant, shown = _metadata_changes(was, now)
+                if significant:
+                    result.changed.append(
+                        EntryDiff(name, key, "changed", was, now, metadata=significant + shown)
+                    )
+                else:
+                    result.unchanged += 1
+            else:
+                to_compare.append((name, key, was, now))
+    old.prepare(was.blob for _, _, was, _ in to_compare)
+    new.prepare(now.blob for _, _, _, now in to_compare)
+
+    def compare(item: _Pair) -> EntryDiff:
+        return _compare_entry(old, new, item, ignore)
+
+    count = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if count > 1 and len(to_compare) >= _PARALLEL_AT:
+        with ThreadPoolExecutor(count) as pool:  # zstd decompression releases the GIL
+            compared = list(pool.map(compare, to_compare, chunksize=_PARALLEL_AT))
+    else:
+        compared = [compare(item) for item in to_compare]
+    for entry in compared:
+        result = results[entry.namespace]
+        if entry.status == "changed":
+            result.changed.append(entry)
+        else:
+            result.unchanged += 1
+            result.rerecorded += 1
+    for result in results.values():
+        result.changed.sort(key=lambda entry: entry.key)
+    return StoreDiff(
+        old.label, new.label, [pattern.text for pattern in ignore], list(results.values())
+    )
+
+
+def _compare_entry(
+    old: StoreSide, new: StoreSide, item: _Pair, ignore: Sequence[IgnorePattern]
+) -> EntryDiff:
+    """The diff of one re-recorded entry; status "unchanged" when nothing significant
+    changed (the caller counts it)."""
+    name, key, was, now = item
+    significant, shown = _metadata_changes(was, now)
+    try:
+        before, after = old.read_value(was.blob), new.read_value(now.blob)
+    except CastoreError as error:
+        problem = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        return EntryDiff(
+            name, key, "changed", was, now, metadata=significant + shown, problem=problem
+        )
+    value = _value_diff(before, after, was.stream is not None and now.stream is not None, ignore)
+    if not value.changes and not significant:
+        return EntryDiff(name, key, "unchanged", was, now)
+    return EntryDiff(name, key, "changed", was, now, value=value, metadata=significant + shown)
+
+
+def _value_diff(
+    before: Any, after: Any, streams: bool, ignore: Sequence[IgnorePattern]
+) -> ValueDiff:
+    if streams and isinstance(before, list | tuple) and isinstance(after, list | tuple):
+        return diff_streams(
+            [answer_view(chunk) for chunk in before],
+            [answer_view(chunk) for chunk in after],
+            ignore,
+        )
+    return diff_values(answer_view(before), answer_view(after), ignore)
+
+
+def answer_view(plain: Any) -> Any:
+    """A value as a diff shows it: its JSON view, an auto-typed object unwrapped (its
+    private attributes as members, its class as ``$castore_type``)."""
+    view = to_json_view(plain)
+    if not (isinstance(view, dict) and _TYPE_TAG in view and "value" in view):
+        return view
+    if not set(view) <= _WRAPPER_KEYS:
+        return view
+    inner = view["value"]
+    if isinstance(inner, dict):
+        private = view.get("private")
+        extra = private if isinstance(private, dict) else {}
+        return {_TYPE_TAG: view[_TYPE_TAG], **inner, **extra}
+    return inner
+
+
+def _metadata_changes(was: Entry, now: Entry) -> tuple[list[Change], list[Change]]:
+    """(significant changes, changes shown only beside others)."""
+    significant: list[Change] = []
+    if was.schema != now.schema:
+        significant.append(Change(("schema",), "changed", was.schema, now.schema))
+    if was.stream != now.stream:
+        significant.append(Change(("stream",), "changed", was.stream, now.stream))
+    for name in sorted(was.metadata.keys() | now.metadata.keys()):
+        old_value, new_value = was.metadata.get(name), now.metadata.get(name)
+        if old_value == new_value:
+            continue
+        kind: Literal["changed", "added", "removed"] = (
+            "added"
+            if name not in was.metadata
+            else "removed"
+            if name not in now.metadata
+            else "changed"
+        )
+        significant.append(Change(("metadata", name), kind, old_value, new_value))
+    shown: list[Change] = []
+    if was.recorded_at != now.recorded_at:
+        shown.append(
+            Change(
+                ("recorded_at",),
+                "changed",
+                format_time(was.recorded_at),
+                format_time(now.recorded_at),
+            )
+        )
+    if was.duration != now.duration:
+        shown.append(Change(("duration",), "changed", was.duration, now.duration))
+    return significant, shown

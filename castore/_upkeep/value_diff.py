@@ -1,0 +1,345 @@
+"""What changed between two recorded values: JSON paths, ignore patterns, text diffs.
+
+Values are compared as their JSON views (``jsonview``), so bytes, tuples and datetimes
+compare as ``castore show`` prints them. A change is named by a JSON path
+(``$.choices[0].message.content``) and is an addition, a removal or a new value. Long
+strings, LLM answers above all, also get a word diff (one line) or a line diff (several),
+and every comparison reports the share of its text that changed.
+
+Ignore patterns are JSON paths with wildcards, matched against a change's path or any of
+its parents, so ``$..usage`` ignores everything under every ``usage``:
+
+=================== ===============================================
+``$.a.b``           the member ``b`` of the top-level ``a``
+``$..id``           an ``id`` member at any depth
+``$.choices[*]``    every item of ``choices``; ``[0]`` only the first
+``$.*``             any one member or item
+``$['odd key']``    a member whose name is not an identifier
+=================== ===============================================
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+#: One step of a path: a member name or a list index.
+Step = str | int
+#: A string at least this long, or holding a line break, gets a text diff.
+LONG_TEXT: Final = 40
+#: Keys whose string values make a stream's joined text (openai deltas, anthropic events).
+STREAM_TEXT_KEYS: Final = frozenset({"content", "text", "partial_json", "thinking"})
+
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")
+
+
+class PatternError(ValueError):
+    """An ignore pattern that is not a JSON path castore understands."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: Literal["child", "descend", "index"]
+    name: str | int | None  # None: any (``*``)
+
+
+@dataclass(frozen=True)
+class IgnorePattern:
+    text: str
+    tokens: tuple[_Token, ...]
+
+    def covers(self, path: Sequence[Step]) -> bool:
+        """True when the pattern names ``path`` or one of its parents."""
+        return _covers(self.tokens, 0, path, 0)
+
+
+def parse_pattern(text: str) -> IgnorePattern:
+    """``$..id`` and friends (see the module docstring); PatternError says what is wrong."""
+    source = text.strip()
+    if not source.startswith("$"):
+        raise PatternError(f"ignore pattern {text!r} must start with '$' (for example '$..id')")
+    tokens: list[_Token] = []
+    position = 1
+    while position < len(source):
+        rest = source[position:]
+        if rest.startswith(".."):
+            name, used = _name(rest[2:], text)
+            tokens.append(_Token("descend", name))
+            position += 2 + used
+        elif rest.startswith("."):
+            name, used = _name(rest[1:], text)
+            tokens.append(_Token("child", name))
+            position += 1 + used
+        elif rest.startswith("["):
+            token, used = _bracket(rest, text)
+            tokens.append(token)
+            position += used
+        else:
+            raise PatternError(f"ignore pattern {text!r}: unexpected {rest[:10]!r}")
+    if not tokens:
+        raise PatternError(f"ignore pattern {text!r} would ignore the whole value")
+    return IgnorePattern(text, tuple(tokens))
+
+
+def _name(rest: str, text: str) -> tuple[str | None, int]:
+    if rest.startswith("*"):
+        return None, 1
+    if rest.startswith("["):  # `$..['key']` / `$..[*]`: the bracket names the step
+        raise PatternError(f"ignore pattern {text!r}: write `$..key` or `$['key']`")
+    found = _IDENTIFIER.match(rest)
+    if found is None:
+        raise PatternError(f"ignore pattern {text!r}: expected a member name after '.'")
+    return found.group(), found.end()
+
+
+def _bracket(rest: str, text: str) -> tuple[_Token, int]:
+    end = rest.find("]")
+    if end < 0:
+        raise PatternError(f"ignore pattern {text!r}: unclosed '['")
+    inside = rest[1:end].strip()
+    if inside == "*":
+        return _Token("index", None), end + 1
+    if inside.isdigit():
+        return _Token("index", int(inside)), end + 1
+    if len(inside) >= 2 and inside[0] == inside[-1] and inside[0] in "'\"":
+        return _Token("child", inside[1:-1]), end + 1
+    raise PatternError(f"ignore pattern {text!r}: [{inside}] is not an index, * or 'name'")
+
+
+def _step_matches(token: _Token, step: Step) -> bool:
+    if token.kind == "index":
+        return isinstance(step, int) and token.name in (None, step)
+    if token.name is None:
+        return True
+    return isinstance(step, str) and step == token.name
+
+
+def _covers(tokens: Sequence[_Token], at: int, path: Sequence[Step], depth: int) -> bool:
+    if at == len(tokens):
+        return True  # the pattern named a parent of the path (or the path itself)
+    if depth == len(path):
+        return False
+    token = tokens[at]
+    if token.kind == "descend":
+        return any(
+            _step_matches(token, path[here]) and _covers(tokens, at + 1, path, here + 1)
+            for here in range(depth, len(path))
+        )
+    return _step_matches(token, path[depth]) and _covers(tokens, at + 1, path, depth + 1)
+
+
+def format_path(path: Sequence[Step]) -> str:
+    """``$.choices[0].message['odd key']``."""
+    parts = ["$"]
+    for step in path:
+        if isinstance(step, int):
+            parts.append(f"[{step}]")
+        elif _IDENTIFIER.fullmatch(step):
+            parts.append(f".{step}")
+        else:
+            parts.append(f"[{json.dumps(step, ensure_ascii=False)}]")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class TextDiff:
+    """A long string's change: word runs (one line) or lines (several)."""
+
+    unit: Literal["words", "lines"]
+    pieces: tuple[tuple[Literal["=", "-", "+"], str], ...]
+    """In order: kept (``=``), removed (``-``) and added (``+``) runs."""
+
+
+@dataclass(frozen=True)
+class Change:
+    path: tuple[Step, ...]
+    kind: Literal["changed", "added", "removed"]
+    old: Any = None
+    new: Any = None
+    text: TextDiff | None = None
+
+    @property
+    def where(self) -> str:
+        return format_path(self.path)
+
+
+@dataclass
+class ValueDiff:
+    """Every change between two values, after ignores, and how much of the text changed."""
+
+    changes: list[Change] = field(default_factory=list)
+    ignored: int = 0
+    """Changes dropped by the ignore patterns."""
+    words: int = 0
+    """Words in the longer side's text (all string leaves, ignored paths left out)."""
+    changed_words: int = 0
+
+    @property
+    def share(self) -> float:
+        """The share of the text that changed (0 to 1); for text-less values, 1 if any
+        change remains."""
+        if self.words:
+            return min(1.0, self.changed_words / self.words)
+        return 1.0 if self.changes else 0.0
+
+
+def diff_values(old: Any, new: Any, ignore: Sequence[IgnorePattern] = ()) -> ValueDiff:
+    """Compare two JSON views."""
+    result = ValueDiff()
+    _diff(old, new, (), ignore, result)
+    if result.changes:
+        result.words = max(_word_count(old, (), ignore), _word_count(new, (), ignore))
+        result.changed_words = sum(_changed_words(change) for change in result.changes)
+    return result
+
+
+def diff_streams(
+    old_chunks: Sequence[Any], new_chunks: Sequence[Any], ignore: Sequence[IgnorePattern] = ()
+) -> ValueDiff:
+    """Streams compare as their joined text plus their chunk count: a stream cut at other
+    places, with the same text, is the same answer."""
+    old_text, new_text = stream_text(old_chunks), stream_text(new_chunks)
+    result = ValueDiff()
+    if old_text != new_text:
+        result.changes.append(
+            Change(("(text)",), "changed", old_text, new_text, text_diff(old_text, new_text))
+        )
+    if len(old_chunks) != len(new_chunks):
+        result.changes.append(Change(("(chunks)",), "changed", len(old_chunks), len(new_chunks)))
+    if not old_text and not new_text:  # chunks without text: compare them whole
+        inner = diff_values(list(old_chunks), list(new_chunks), ignore)
+        result.changes.extend(inner.changes)
+        result.ignored += inner.ignored
+    old_words, new_words = old_text.split(), new_text.split()
+    result.words = max(len(old_words), len(new_words))
+    result.changed_words = _changed(old_words, new_words) if result.changes else 0
+    return result
+
+
+def stream_text(chunks: Iterable[Any]) -> str:
+    """The text a stream's chunks add up to: string chunks, and the strings under
+    ``content``/``text``/``partial_json``/``thinking`` in structured chunks."""
+    parts: list[str] = []
+    for chunk in chunks:
+        if isinstance(chunk, str):
+            parts.append(chunk)
+        else:
+            parts.extend(_stream_strings(chunk))
+    return "".join(parts)
+
+
+def _stream_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in STREAM_TEXT_KEYS and isinstance(item, str):
+                yield item
+            else:
+                yield from _stream_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _stream_strings(item)
+
+
+def _same_leaf(old: Any, new: Any) -> bool:
+    """Numbers by value (``0 == 0.0``), but ``True`` is not ``1``."""
+    if isinstance(old, bool) or isinstance(new, bool):
+        return type(old) is type(new) and old == new
+    return bool(old == new)
+
+
+def _diff(
+    old: Any, new: Any, path: tuple[Step, ...], ignore: Sequence[IgnorePattern], out: ValueDiff
+) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys()):
+            here = (*path, key)
+            if key not in new:
+                _add(out, Change(here, "removed", old=old[key]), ignore)
+            elif key not in old:
+                _add(out, Change(here, "added", new=new[key]), ignore)
+            else:
+                _diff(old[key], new[key], here, ignore, out)
+        return
+    if isinstance(old, list) and isinstance(new, list):
+        for index in range(max(len(old), len(new))):
+            here = (*path, index)
+            if index >= len(new):
+                _add(out, Change(here, "removed", old=old[index]), ignore)
+            elif index >= len(old):
+                _add(out, Change(here, "added", new=new[index]), ignore)
+            else:
+                _diff(old[index], new[index], here, ignore, out)
+        return
+    if _same_leaf(old, new):
+        return
+    text = text_diff(old, new) if _is_long_text(old) and _is_long_text(new) else None
+    _add(out, Change(path, "changed", old, new, text), ignore)
+
+
+def _add(out: ValueDiff, change: Change, ignore: Sequence[IgnorePattern]) -> None:
+    if any(pattern.covers(change.path) for pattern in ignore):
+        out.ignored += 1
+    else:
+        out.changes.append(change)
+
+
+def _is_long_text(value: Any) -> bool:
+    return isinstance(value, str) and (len(value) >= LONG_TEXT or "\n" in value)
+
+
+_WORD = re.compile(r"\s+|[^\s]+")
+
+
+def text_diff(old: str, new: str) -> TextDiff:
+    """A word diff for one-line strings, a line diff when either has several lines."""
+    unit: Literal["words", "lines"] = "lines" if "\n" in old or "\n" in new else "words"
+    if unit == "lines":
+        old_parts, new_parts = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    else:
+        old_parts, new_parts = _WORD.findall(old), _WORD.findall(new)
+    matcher = difflib.SequenceMatcher(None, old_parts, new_parts, autojunk=False)
+    pieces: list[tuple[Literal["=", "-", "+"], str]] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            pieces.append(("=", "".join(old_parts[i1:i2])))
+            continue
+        if i2 > i1:
+            pieces.append(("-", "".join(old_parts[i1:i2])))
+        if j2 > j1:
+            pieces.append(("+", "".join(new_parts[j1:j2])))
+    return TextDiff(unit, tuple(pieces))
+
+
+def _word_count(value: Any, path: tuple[Step, ...], ignore: Sequence[IgnorePattern]) -> int:
+    """Words in every string leaf outside the ignored paths."""
+    if path and any(pattern.covers(path) for pattern in ignore):
+        return 0
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, dict):
+        return sum(_word_count(item, (*path, key), ignore) for key, item in value.items())
+    if isinstance(value, list):
+        return sum(_word_count(item, (*path, n), ignore) for n, item in enumerate(value))
+    return 0
+
+
+def _changed_words(change: Change) -> int:
+    """Words a change touches: only changed leaves are compared, word by word."""
+    if change.kind == "added":
+        return _word_count(change.new, (), ())
+    if change.kind == "removed":
+        return _word_count(change.old, (), ())
+    if isinstance(change.old, str) and isinstance(change.new, str):
+        return _changed(change.old.split(), change.new.split())
+    return max(_word_count(change.old, (), ()), _word_count(change.new, (), ()))
+
+
+def _changed(old_words: list[str], new_words: list[str]) -> int:
+    matcher = difflib.SequenceMatcher(None, old_words, new_words, autojunk=False)
+    return sum(
+        max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
+    )
