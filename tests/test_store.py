@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import blake3
@@ -13,6 +14,7 @@ import zstandard
 from castore import Entry, Store
 from castore._storage.codec import pack_value
 from castore._storage.store import internals
+from castore._upkeep.dictionary import train_dictionary
 from castore._upkeep.verify import verify
 from castore.errors import (
     CorruptBlobError,
@@ -305,3 +307,32 @@ def test_bytes_after_the_zstd_frame_do_not_change_reads_but_verify_reports_them(
     faults = verify(Store(store.root)).faults
     assert [fault.kind for fault in faults] == ["corrupt"]
     assert entry.blob in str(faults[0].path)
+
+
+@pytest.mark.parametrize("dictionary", [False, True], ids=["plain", "dictionary"])
+def test_threads_replay_and_record_through_one_store(tmp_path: Path, dictionary: bool) -> None:
+    """zstd's native objects must not be shared by threads at once: before each thread
+    got its own, concurrent replays read "corrupt" blobs or crashed in realloc()."""
+    root = tmp_path / "store"
+    values = {f"k{n}": {"text": f"word {n} " * 1500, "n": n} for n in range(400)}
+    store = Store(root)
+    with store.batch():
+        for key, value in values.items():
+            store.put("ns", key, value)
+    if dictionary:
+        train_dictionary(store, size=16_384)
+    shared = Store(root)
+
+    def replay(key: str) -> int:
+        for _ in range(25):
+            assert shared.get("ns", key) == values[key]
+        return 1
+
+    def record(number: int) -> int:
+        shared.put("written", f"w{number}", {"text": f"other {number} " * 2000})
+        return 1
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(replay, values)) == len(values)
+        assert sum(pool.map(record, range(300))) == 300
+    assert verify(Store(root)).faults == []

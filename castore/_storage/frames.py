@@ -3,10 +3,16 @@
 Compression settings are fixed (equal input, equal frames), which is what keeps git-lfs
 free of churn. Decompression is bounded: a frame that declares, or turns out to hold,
 more than the store's size limit is refused before it can exhaust memory.
+
+python-zstandard's compressor and decompressor objects keep native state that two
+threads must not use at once: shared, concurrent replays from a thread pool read
+"corrupt" blobs (the digest check caught wrong output) or crashed the process in
+``realloc()``. Each thread therefore gets its own, made on first use.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Final
 
@@ -22,15 +28,26 @@ class Compressor:
 
     def __init__(self, level: int, dictionary: bytes | None = None) -> None:
         self.level = level
-        zdict = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
-        self._compressor = zstandard.ZstdCompressor(
-            level=level,
-            dict_data=zdict,
-            write_checksum=False,  # the blake3 digest already checks the content
-            write_content_size=True,  # lets readers bound the output before decompressing
-            write_dict_id=True,  # lets readers find the dictionary a blob needs
-            threads=0,
-        )
+        self._dictionary = dictionary
+        self._local = threading.local()
+
+    @property
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        """This thread's compressor (see the module docstring)."""
+        found: zstandard.ZstdCompressor | None = getattr(self._local, "compressor", None)
+        if found is None:
+            found = self._local.compressor = zstandard.ZstdCompressor(
+                level=self.level,
+                # A dictionary object per thread too: zstd prepares it lazily, on first use.
+                dict_data=zstandard.ZstdCompressionDict(self._dictionary)
+                if self._dictionary
+                else None,
+                write_checksum=False,  # the blake3 digest already checks the content
+                write_content_size=True,  # lets readers bound the output before decompressing
+                write_dict_id=True,  # lets readers find the dictionary a blob needs
+                threads=0,
+            )
+        return found
 
     def compress(self, packed: bytes) -> bytes:
         return self._compressor.compress(packed)
@@ -61,16 +78,31 @@ class Decompressor:
     def __init__(self, max_output: int, load_dictionary: Callable[[int], bytes]) -> None:
         self.max_output = max_output
         self._load_dictionary = load_dictionary
-        self._by_dictionary: dict[int, zstandard.ZstdDecompressor] = {}
+        self._dictionaries: dict[int, bytes] = {}
+        self._local = threading.local()
+
+    def _decompressors(self) -> dict[int, zstandard.ZstdDecompressor]:
+        """This thread's decompressors by dictionary id (see the module docstring)."""
+        found: dict[int, zstandard.ZstdDecompressor] | None = getattr(
+            self._local, "by_dictionary", None
+        )
+        if found is None:
+            found = self._local.by_dictionary = {}
+        return found
 
     def _decompressor_for(self, dictionary_id: int) -> zstandard.ZstdDecompressor:
-        found = self._by_dictionary.get(dictionary_id)
+        by_dictionary = self._decompressors()
+        found = by_dictionary.get(dictionary_id)
         if found is None:
             zdict = None
             if dictionary_id:
-                zdict = zstandard.ZstdCompressionDict(self._load_dictionary(dictionary_id))
+                data = self._dictionaries.get(dictionary_id)
+                if data is None:
+                    data = self._dictionaries[dictionary_id] = self._load_dictionary(dictionary_id)
+                # One object per thread: zstd prepares a dictionary lazily, on first use.
+                zdict = zstandard.ZstdCompressionDict(data)
             found = zstandard.ZstdDecompressor(dict_data=zdict)
-            self._by_dictionary[dictionary_id] = found
+            by_dictionary[dictionary_id] = found
         return found
 
     def decompress(self, frame: bytes, *, strict: bool = False) -> bytes:
@@ -86,9 +118,7 @@ class Decompressor:
         declared = None if size >= _CONTENTSIZE_ERROR else size  # unknown (or error): None
         if declared is not None and declared > self.max_output:
             raise FrameTooLargeError(declared)
-        decompressor = self._by_dictionary.get(dictionary_id) or self._decompressor_for(
-            dictionary_id
-        )
+        decompressor = self._decompressor_for(dictionary_id)
         try:
             if declared is None:
                 return _decompress_unknown_size(decompressor, frame, self.max_output)
