@@ -15,6 +15,7 @@ the request fingerprint and the user's other metadata fields are.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -238,8 +239,11 @@ def _value_diff(
 
 def answer_view(plain: Any) -> Any:
     """A value as a diff shows it: its JSON view, an auto-typed object unwrapped (its
-    private attributes as members, its class as ``$castore_type``)."""
-    view = to_json_view(plain)
+    private attributes as members, its class as ``$castore_type``). A string that holds
+    a JSON object or array (an HTTP body, as VCR.py cassettes keep it) is compared as
+    that JSON, so ``$..id`` reaches the ids inside it and its answer text gets a word
+    diff of its own."""
+    view = _parse_json_strings(to_json_view(plain))
     if not (isinstance(view, dict) and _TYPE_TAG in view and "value" in view):
         return view
     if not set(view) <= _WRAPPER_KEYS:
@@ -284,3 +288,19 @@ def _metadata_changes(was: Entry, now: Entry) -> tuple[list[Change], list[Change
     if was.duration != now.duration:
         shown.append(Change(("duration",), "changed", was.duration, now.duration))
     return significant, shown
+
+
+def _parse_json_strings(view: Any) -> Any:
+    if isinstance(view, str):
+        stripped = view.strip()
+        if len(stripped) >= 2 and (stripped[0], stripped[-1]) in {("{", "}"), ("[", "]")}:
+            try:
+                return _parse_json_strings(json.loads(stripped))
+            except ValueError:
+                return view
+        return view
+    if isinstance(view, dict):
+        return {key: _parse_json_strings(item) for key, item in view.items()}
+    if isinstance(view, list):
+        return [_parse_json_strings(item) for item in view]
+    return view

@@ -31,6 +31,8 @@ from typing import Any, Final, Literal
 Step = str | int
 #: A string at least this long, or holding a line break, gets a text diff.
 LONG_TEXT: Final = 40
+#: Above this product of two token counts, difflib's matching is skipped (see opcodes).
+MAX_MATCH_WORK: Final = 4_000_000
 #: Keys whose string values make a stream's joined text (openai deltas, anthropic events).
 STREAM_TEXT_KEYS: Final = frozenset({"content", "text", "partial_json", "thinking"})
 
@@ -301,9 +303,8 @@ def text_diff(old: str, new: str) -> TextDiff:
         old_parts, new_parts = old.splitlines(keepends=True), new.splitlines(keepends=True)
     else:
         old_parts, new_parts = _WORD.findall(old), _WORD.findall(new)
-    matcher = difflib.SequenceMatcher(None, old_parts, new_parts, autojunk=False)
     pieces: list[tuple[Literal["=", "-", "+"], str]] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2 in opcodes(old_parts, new_parts):
         if tag == "equal":
             pieces.append(("=", "".join(old_parts[i1:i2])))
             continue
@@ -339,7 +340,39 @@ def _changed_words(change: Change) -> int:
 
 
 def _changed(old_words: list[str], new_words: list[str]) -> int:
-    matcher = difflib.SequenceMatcher(None, old_words, new_words, autojunk=False)
     return sum(
-        max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
+        max(i2 - i1, j2 - j1)
+        for tag, i1, i2, j1, j2 in opcodes(old_words, new_words)
+        if tag != "equal"
     )
+
+
+Opcode = tuple[str, int, int, int, int]
+
+
+def opcodes(old: Sequence[str], new: Sequence[str]) -> list[Opcode]:
+    """difflib's opcodes, made affordable for long texts. A re-recorded answer mostly
+    keeps its start and end, so the common prefix and suffix are cut off first; the
+    middle goes to difflib, whose matching grows with the product of the two lengths,
+    unless that product passes :data:`MAX_MATCH_WORK`: then the middle is one
+    replacement (the share of changed text is then an upper bound)."""
+    start = 0
+    limit = min(len(old), len(new))
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < limit - start and old[len(old) - 1 - end] == new[len(new) - 1 - end]:
+        end += 1
+    old_middle, new_middle = old[start : len(old) - end], new[start : len(new) - end]
+    result: list[Opcode] = []
+    if start:
+        result.append(("equal", 0, start, 0, start))
+    if len(old_middle) * len(new_middle) > MAX_MATCH_WORK:
+        result.append(("replace", start, start + len(old_middle), start, start + len(new_middle)))
+    elif old_middle or new_middle:
+        matcher = difflib.SequenceMatcher(None, old_middle, new_middle, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            result.append((tag, i1 + start, i2 + start, j1 + start, j2 + start))
+    if end:
+        result.append(("equal", len(old) - end, len(old), len(new) - end, len(new)))
+    return result
