@@ -139,9 +139,29 @@ def commands(store: Store, tmp_path: Path, good_blob: str) -> list[list[str]]:
         ["import", str(importable)],
         ["train-dictionary"],
         ["delete", NAMESPACE, "other", "--yes"],
+        ["diff"],  # the broken working tree against the healthy HEAD~1... HEAD
+        ["diff", "HEAD~1", "HEAD"],  # the broken store as committed, read from git
+        ["diff", "HEAD~1", "--json"],
         ["gc"],
         ["verify", "--quarantine"],
     ]
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=sweep",
+            "-c",
+            "user.email=s@castore.invalid",
+            *args,
+        ],
+        capture_output=True,
+        check=False,
+    )
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
@@ -151,7 +171,12 @@ def test_every_command_on_a_broken_store_ends_in_a_message_never_a_traceback(
 ) -> None:
     store = healthy(tmp_path / "store")
     good_blob = store.entries(NAMESPACE)["good"].blob
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "healthy")
     BREAKAGES[breakage](store)
+    _git(tmp_path, "add", "-A")  # what git can hold of the damage (not a FIFO, say)
+    _git(tmp_path, "commit", "-q", "--allow-empty", "-m", "broken")
     outside_before = sorted(path.name for path in tmp_path.iterdir())
     runner = CliRunner()
     for arguments in commands(store, tmp_path, good_blob):
@@ -164,6 +189,7 @@ def test_every_command_on_a_broken_store_ends_in_a_message_never_a_traceback(
         # 2 is click's usage error: `cat` of a blob file that is not there.
         assert result.exit_code in (0, 1, 2, 3), (what, result.exit_code, result.output)
         assert "Traceback" not in result.output, (what, result.output)
+        assert "castore-rev-" not in result.output, (what, result.output)  # a temp copy
         if result.exit_code in (2, 3):
             assert "Error: " in result.output, (what, result.output)
     created = {"export.json", "import.json"}

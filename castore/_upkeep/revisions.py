@@ -39,7 +39,7 @@ from castore._storage.layout import (
 )
 from castore._storage.store import Store, internals
 from castore._upkeep.git import git
-from castore.errors import GitError
+from castore.errors import CastoreError, GitError
 
 #: git's mode for a regular file (and an executable one): nothing else is read.
 _REGULAR_MODES: Final = frozenset({"100644", "100755"})
@@ -72,7 +72,8 @@ class RevisionStore:
         return f"{self.revision} ({self.commit[:10]})"
 
     def namespaces(self) -> dict[str, Mapping[str, Entry]]:
-        return {name: self.store.entries(name) for name in self.store.namespaces()}
+        with self._named_errors():
+            return {name: self.store.entries(name) for name in self.store.namespaces()}
 
     def prepare(self, digests: Iterable[str]) -> None:
         """Bring in every blob or pack that holds one of ``digests``, in one round."""
@@ -89,7 +90,19 @@ class RevisionStore:
 
     def read_value(self, digest: str) -> Any:
         self.prepare([digest])
-        return self.store.read_blob(digest)
+        with self._named_errors():
+            return self.store.read_blob(digest)
+
+    @contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        """A castore error names the file as git does (``HEAD~1:tests/fixtures/castore/
+        index/x.json``), not as the temporary copy it was read from."""
+        try:
+            yield
+        except CastoreError as error:
+            where = f"{self.revision}:{self._prefix}" if self._prefix else f"{self.revision}:"
+            message = str(error).replace(str(self._root), where.rstrip("/"))
+            raise GitError(f"at {self.label}: {message}") from None
 
     # --- reading git ------------------------------------------------------------------
 
