@@ -273,6 +273,10 @@ def render_markdown(diff: StoreDiff) -> str:
     if diff.ignore:
         lines.append("")
         lines.append("Ignoring " + ", ".join(f"`{pattern}`" for pattern in diff.ignore) + ".")
+    largest = [entry for entry in diff.largest_changes() if entry.share > 0][:TOP_CHANGES]
+    if largest:
+        lines += ["", "Largest changes:", ""]
+        lines += [f"- `{e.namespace}` `{e.key}`: {percent(e.share)}" for e in largest]
     rows = [namespace for namespace in diff.namespaces if namespace.has_changes]
     if rows:
         lines += [
@@ -316,8 +320,11 @@ def _entry_markdown(entry: EntryDiff) -> list[str]:
         where = _where(change, metadata=False)
         if change.text is not None:
             lines += [f"- `{where}`", "", "  ```diff"]
-            lines += [f"  - {line}" for line in str(change.old).splitlines()]
-            lines += [f"  + {line}" for line in str(change.new).splitlines()]
+            if change.text.unit == "lines":
+                lines += [f"  {line}" for line in _line_diff(change.text, plain_style)]
+            else:
+                lines += [f"  - {line}" for line in str(change.old).splitlines()]
+                lines += [f"  + {line}" for line in str(change.new).splitlines()]
             lines += ["  ```", ""]
         elif change.kind == "changed":
             lines.append(f"- `{where}`: `{_short(change.old)}` → `{_short(change.new)}`")

@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+from castore._storage.blobs.backend import BlobBackend, BlobFile
 from castore._storage.blobs.lfs import include_chunks, is_lfs_pointer
+from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.blobs.packfile import parse_index as parse_pack_index
+from castore._storage.blobs.wrappers import LayeredBlobs
+from castore._storage.core import DEFAULT_MAX_VALUE_BYTES, StoreCore
 from castore._storage.index import Entry
 from castore._storage.layout import (
     BLOB_SUFFIX,
@@ -62,8 +66,13 @@ class RevisionStore:
         self._root = workdir
         self._files = self._list_tree()
         self._present: set[str] = set()
+        self._loose = _GitObjectBlobs(workdir)
         self._materialize([name for name in self._files if _is_small_file(name)])
-        self.store = Store(self._root)
+        self._core = StoreCore(
+            workdir,
+            max_value_bytes=DEFAULT_MAX_VALUE_BYTES,
+            backend=LayeredBlobs(self._loose, PackedBlobs(workdir)),
+        )
         self._pack_of: dict[str, str] | None = None
         self._materialize(self._dictionary_files())
 
@@ -73,7 +82,8 @@ class RevisionStore:
 
     def namespaces(self) -> dict[str, Mapping[str, Entry]]:
         with self._named_errors():
-            return {name: self.store.entries(name) for name in self.store.namespaces()}
+            indexes = self._core.indexes
+            return {name: indexes.cached(name) for name in indexes.namespaces()}
 
     def prepare(self, digests: Iterable[str]) -> None:
         """Bring in every blob or pack that holds one of ``digests``, in one round."""
@@ -91,7 +101,7 @@ class RevisionStore:
     def read_value(self, digest: str) -> Any:
         self.prepare([digest])
         with self._named_errors():
-            return self.store.read_blob(digest)
+            return self._core.blobs.read_value(digest)
 
     @contextmanager
     def _named_errors(self) -> Iterator[None]:
@@ -131,23 +141,28 @@ class RevisionStore:
             if is_lfs_pointer(data):
                 pointers[name] = data
             else:
-                self._write(name, data)
+                self._keep(name, data)
         if pointers:
             in_repo = {self._in_repo(name): name for name in pointers}
             fetched = _lfs_contents(
                 self.repo, self.commit, {self._in_repo(n): d for n, d in pointers.items()}
             )
             for path, data in fetched:
-                self._write(in_repo[path], data)
+                self._keep(in_repo[path], data)
 
     def _in_repo(self, name: str) -> str:
         return f"{self._prefix}/{name}" if self._prefix else name
 
-    def _write(self, name: str, data: bytes) -> None:
+    def _keep(self, name: str, data: bytes) -> None:
+        """A loose blob's frame stays in memory (thousands of them, read once); other
+        files (indexes, packs) are written where the store's readers look for them."""
+        self._present.add(name)
+        if name.startswith(f"{BLOBS_DIR}/") and name.endswith(BLOB_SUFFIX):
+            self._loose.frames[PurePosixPath(name).name.removesuffix(BLOB_SUFFIX)] = data
+            return
         target = self._root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        self._present.add(name)
 
     def _packs(self) -> dict[str, str]:
         """Blob digest -> the pack holding it, from the pack indexes (no pack read)."""
@@ -162,7 +177,7 @@ class RevisionStore:
         return self._pack_of
 
     def _dictionary_files(self) -> list[str]:
-        digests = list(self.store.config.dictionaries.values())
+        digests = list(self._core.config.dictionaries.values())
         self._pack_of = None
         wanted = []
         for digest in digests:
@@ -172,6 +187,33 @@ class RevisionStore:
             elif (pack := self._packs().get(digest)) is not None:
                 wanted.append(f"{PACKS_DIR}/{pack}{PACK_SUFFIX}")
         return wanted
+
+
+class _GitObjectBlobs(BlobBackend):
+    """Loose blob frames read from git's objects into memory: the blob seam's read-only
+    backend for a store at a revision."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self.frames: dict[str, bytes] = {}
+
+    def read(self, digest: str) -> bytes | None:
+        return self.frames.get(digest)
+
+    def exists(self, digest: str) -> bool:
+        return digest in self.frames
+
+    def write(self, digest: str, frame: bytes, *, durable: bool = True) -> None:
+        raise GitError("a store at a git revision is read-only")
+
+    def delete(self, digest: str) -> None:
+        raise GitError("a store at a git revision is read-only")
+
+    def walk(self) -> Iterator[BlobFile]:
+        return iter(())
+
+    def location(self, digest: str) -> Path:
+        return self._root / BLOBS_DIR / digest[:2] / f"{digest}{BLOB_SUFFIX}"
 
 
 @contextmanager

@@ -15,10 +15,10 @@ the request fingerprint and the user's other metadata fields are.
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
@@ -37,7 +37,7 @@ from castore.errors import CastoreError
 #: that paths read as the object's (``$.choices[0]…``) and ``_request_id`` is one more.
 _TYPE_TAG: Final = "$castore_type"
 _WRAPPER_KEYS: Final = frozenset({_TYPE_TAG, "value", "private", "types"})
-#: Entries compared per worker batch when the comparison runs in threads.
+#: Below this many re-recorded entries, comparing in one process is quicker.
 _PARALLEL_AT: Final = 64
 
 
@@ -182,15 +182,12 @@ def diff_stores(
     old.prepare(was.blob for _, _, was, _ in to_compare)
     new.prepare(now.blob for _, _, _, now in to_compare)
 
-    def compare(item: _Pair) -> EntryDiff:
-        return _compare_entry(old, new, item, ignore)
-
     count = workers if workers is not None else min(4, os.cpu_count() or 1)
-    if count > 1 and len(to_compare) >= _PARALLEL_AT:
-        with ThreadPoolExecutor(count) as pool:  # zstd decompression releases the GIL
-            compared = list(pool.map(compare, to_compare, chunksize=_PARALLEL_AT))
+    work = (old, new, ignore, to_compare)
+    if count > 1 and len(to_compare) >= _PARALLEL_AT and _CAN_FORK:
+        compared = _compare_in_processes(work, count)
     else:
-        compared = [compare(item) for item in to_compare]
+        compared = [_compare_entry(old, new, item, ignore) for item in to_compare]
     for entry in compared:
         result = results[entry.namespace]
         if entry.status == "changed":
@@ -203,6 +200,31 @@ def diff_stores(
     return StoreDiff(
         old.label, new.label, [pattern.text for pattern in ignore], list(results.values())
     )
+
+
+#: Comparing is pure Python (threads would share one GIL): with fork, worker processes
+#: inherit both sides as they are, temporary stores included, and nothing is pickled
+#: but the indexes of the pairs and the results.
+_CAN_FORK: Final = "fork" in multiprocessing.get_all_start_methods()
+_inherited: list[tuple[StoreSide, StoreSide, Sequence[IgnorePattern], list[_Pair]]] = []
+
+
+def _compare_in_processes(
+    work: tuple[StoreSide, StoreSide, Sequence[IgnorePattern], list[_Pair]], count: int
+) -> list[EntryDiff]:
+    _inherited[:] = [work]
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(count, mp_context=context) as pool:
+            chunk = max(_PARALLEL_AT, len(work[3]) // (count * 8))
+            return list(pool.map(_compare_inherited, range(len(work[3])), chunksize=chunk))
+    finally:
+        _inherited.clear()
+
+
+def _compare_inherited(position: int) -> EntryDiff:
+    old, new, ignore, pairs = _inherited[0]
+    return _compare_entry(old, new, pairs[position], ignore)
 
 
 def _compare_entry(
@@ -239,11 +261,8 @@ def _value_diff(
 
 def answer_view(plain: Any) -> Any:
     """A value as a diff shows it: its JSON view, an auto-typed object unwrapped (its
-    private attributes as members, its class as ``$castore_type``). A string that holds
-    a JSON object or array (an HTTP body, as VCR.py cassettes keep it) is compared as
-    that JSON, so ``$..id`` reaches the ids inside it and its answer text gets a word
-    diff of its own."""
-    view = _parse_json_strings(to_json_view(plain))
+    private attributes as members, its class as ``$castore_type``)."""
+    view = to_json_view(plain)
     if not (isinstance(view, dict) and _TYPE_TAG in view and "value" in view):
         return view
     if not set(view) <= _WRAPPER_KEYS:
@@ -288,19 +307,3 @@ def _metadata_changes(was: Entry, now: Entry) -> tuple[list[Change], list[Change
     if was.duration != now.duration:
         shown.append(Change(("duration",), "changed", was.duration, now.duration))
     return significant, shown
-
-
-def _parse_json_strings(view: Any) -> Any:
-    if isinstance(view, str):
-        stripped = view.strip()
-        if len(stripped) >= 2 and (stripped[0], stripped[-1]) in {("{", "}"), ("[", "]")}:
-            try:
-                return _parse_json_strings(json.loads(stripped))
-            except ValueError:
-                return view
-        return view
-    if isinstance(view, dict):
-        return {key: _parse_json_strings(item) for key, item in view.items()}
-    if isinstance(view, list):
-        return [_parse_json_strings(item) for item in view]
-    return view

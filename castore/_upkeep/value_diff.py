@@ -21,6 +21,7 @@ its parents, so ``$..usage`` ignores everything under every ``usage``:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -247,15 +248,43 @@ def _stream_strings(value: Any) -> Iterator[str]:
 
 
 def _same_leaf(old: Any, new: Any) -> bool:
-    """Numbers by value (``0 == 0.0``), but ``True`` is not ``1``."""
-    if isinstance(old, bool) or isinstance(new, bool):
-        return type(old) is type(new) and old == new
+    """As Python compares them: numbers by value (``0 == 0.0``), and so ``True == 1``."""
     return bool(old == new)
+
+
+def json_inside(value: str) -> Any:
+    """The JSON object or array a string holds (an HTTP body as VCR.py keeps it), else
+    None. Such strings are compared, counted and ignored by path as that JSON
+    (``$.body.string.content[0].text``), so ``$..id`` reaches the ids in a body."""
+    if len(value) < 2:
+        return None
+    if (value[0], value[-1]) not in _JSON_ENDS:
+        value = value.strip()  # pretty-printed bodies end in a newline
+        if len(value) < 2 or (value[0], value[-1]) not in _JSON_ENDS:
+            return None
+    return _parsed(value)
+
+
+_JSON_ENDS: Final = frozenset({("{", "}"), ("[", "]")})
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
 
 
 def _diff(
     old: Any, new: Any, path: tuple[Step, ...], ignore: Sequence[IgnorePattern], out: ValueDiff
 ) -> None:
+    if type(old) is type(new) and old == new:  # C-speed for the unchanged majority
+        return
+    if isinstance(old, str) and isinstance(new, str):
+        old_json, new_json = json_inside(old), json_inside(new)
+        if old_json is not None and new_json is not None:
+            old, new = old_json, new_json
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(old.keys() | new.keys()):
             here = (*path, key)
@@ -316,16 +345,39 @@ def text_diff(old: str, new: str) -> TextDiff:
 
 
 def _word_count(value: Any, path: tuple[Step, ...], ignore: Sequence[IgnorePattern]) -> int:
-    """Words in every string leaf outside the ignored paths."""
+    """Words in every string leaf outside the ignored paths (JSON inside strings counted
+    as that JSON's strings)."""
+    if not ignore:
+        return _all_words(value)
     if path and any(pattern.covers(path) for pattern in ignore):
         return 0
     if isinstance(value, str):
-        return len(value.split())
+        inside = json_inside(value)
+        return len(value.split()) if inside is None else _word_count(inside, path, ignore)
     if isinstance(value, dict):
         return sum(_word_count(item, (*path, key), ignore) for key, item in value.items())
     if isinstance(value, list):
         return sum(_word_count(item, (*path, n), ignore) for n, item in enumerate(value))
     return 0
+
+
+def _all_words(value: Any) -> int:
+    """:func:`_word_count` with nothing ignored: no paths to build."""
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            inside = json_inside(item)
+            if inside is None:
+                count += len(item.split())
+            else:
+                pending.append(inside)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
 
 
 def _changed_words(change: Change) -> int:
