@@ -327,13 +327,19 @@ def _entry_markdown(entry: EntryDiff) -> list[str]:
                 lines += [f"  + {line}" for line in str(change.new).splitlines()]
             lines += ["  ```", ""]
         elif change.kind == "changed":
-            lines.append(f"- `{where}`: `{_short(change.old)}` → `{_short(change.new)}`")
+            lines.append(f"- `{where}`: {_code(_short(change.old))} → {_code(_short(change.new))}")
         else:
             shown = change.new if change.kind == "added" else change.old
-            lines.append(f"- `{where}`: {change.kind} `{_short(shown)}`")
+            lines.append(f"- `{where}`: {change.kind} {_code(_short(shown))}")
     for change in entry.metadata:
-        lines.append(
-            f"- {_where(change, metadata=True)}: `{_short(change.old)}` → `{_short(change.new)}`"
-        )
+        old, new = _code(_short(change.old)), _code(_short(change.new))
+        lines.append(f"- {_where(change, metadata=True)}: {old} → {new}")
     lines.append("")
     return lines
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks in the value (Markdown's doubled fence)."""
+    if "`" not in text:
+        return f"`{text}`"
+    return f"`` {text.replace('``', '` `')} ``"
