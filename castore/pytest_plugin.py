@@ -10,7 +10,7 @@ only options, fixtures and hook wiring; the session's work lives in ``castore._p
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import pytest
@@ -23,6 +23,7 @@ from castore._recording.modes import Mode
 from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
 from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.store import Store
+from castore.integrations.http import HttpRecorder
 
 SESSION_KEY: Final = pytest.StashKey[CastoreSession]()
 
@@ -66,6 +67,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "castore_http(match_headers=(), drop_headers=None, drop_query=None, key=None, "
+        "pace=None): answer this test's httpx/httpx2 requests from the store",
+    )
     config.addinivalue_line(
         "markers",
         "castore(mode=None, namespace=None, schema_version=None, max_age=None, "
@@ -192,3 +198,21 @@ def session_recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Re
         return session.recorder(request, namespace, **options)
 
     return make
+
+
+@pytest.fixture
+def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator[HttpRecorder]:
+    """Answer every httpx and httpx2 request of this test from the store (recording in a
+    recording mode), in the test module's namespace; the ``castore_http`` marker's
+    options (``match_headers``, ``drop_headers``, ``drop_query``, ``key``, ``pace``) apply.
+    The marker alone, on a test, a class or a module (``pytestmark``), turns it on."""
+    marker = request.node.get_closest_marker("castore_http")
+    options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}
+    with HttpRecorder(recorder, **options).active() as active:
+        yield active
+
+
+@pytest.fixture(autouse=True)
+def _castore_http_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("castore_http") is not None:
+        request.getfixturevalue("castore_http")

@@ -12,9 +12,11 @@ Run as ``python -m tests.llm_server`` it prints its base URL and serves until ki
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,7 +25,9 @@ from typing import Any
 class LLMServer:
     """A threaded HTTP server on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        """Seconds each answer waits, as a real model would (the issue asks 0.5-1 s)."""
         self.requests = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -61,6 +65,11 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             request_id = server.next_request_id()
+            if server.delay:
+                time.sleep(server.delay)
+            if self.path.startswith("/gzip"):
+                self._send_gzip(body, request_id)
+                return
             path = self.path.split("?")[0].removeprefix("/v1")
             if path == "/chat/completions":
                 self._openai(body, request_id)
@@ -122,6 +131,17 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 self._send_events(_anthropic_events(message), request_id, named=True)
                 return
             self._send_json(200, message, request_id)
+
+        def _send_gzip(self, body: dict[str, Any], request_id: str) -> None:
+            data = gzip.compress(json.dumps({"echo": body}).encode(), mtime=0)
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", str(len(data)))
+            self.send_header("set-cookie", "session=secret-cookie-value")
+            self._request_id_headers(request_id)
+            self.end_headers()
+            self.wfile.write(data)
 
         def _send_json(self, status: int, payload: dict[str, Any], request_id: str) -> None:
             data = json.dumps(payload).encode()

@@ -1,0 +1,90 @@
+"""HTTP-level recording (``castore.integrations.http``): the real openai and anthropic
+SDKs (httpx2) and plain httpx, recorded against a loopback server that answers after a
+delay, then replayed with the server stopped, in real pytest sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.llm_server import LLMServer
+
+SUITE = (Path(__file__).parent / "http_suite.py").read_text()
+TESTS = 7
+SECRETS = ("sk-proj-0123456789abcdefTHISISSECRET", "sk-ant-api03-SECRETSECRETSECRET")
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    pytester.makepyfile(test_http=SUITE)
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "castore_root = recordings\n"
+    )
+    live = tmp_path / "live"
+    live.mkdir()
+    monkeypatch.setenv("LIVE_DIR", str(live))
+    for name in ("RECORD_FIXTURES", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    return live
+
+
+def test_sdk_calls_record_then_replay_without_wrapping(
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = LLMServer(delay=0.5).start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    with monkeypatch.context() as recording:
+        recording.setenv("RECORD_FIXTURES", "true")
+        recording.setenv("OPENAI_API_KEY", SECRETS[0])
+        recording.setenv("ANTHROPIC_API_KEY", SECRETS[1])
+        try:
+            recorded = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
+        finally:
+            server.stop()
+    recorded.assert_outcomes(passed=TESTS)
+    calls = server.requests
+    assert calls == 10  # 1 + 3 repeats + 1 + 1 + 2 (parse, raw) + 1 anthropic + 1 gzip
+
+    replayed = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
+    replayed.assert_outcomes(passed=TESTS)
+    replayed.stdout.fnmatch_lines(["10 replayed, 0 missing or stale, 0 recorded*"])
+    assert server.requests == calls
+
+    # No secret reached the store: keys, the cookie, the query's key.
+    stored = b"".join(
+        path.read_bytes() for path in (pytester.path / "recordings").rglob("*") if path.is_file()
+    )
+    import zstandard  # noqa: PLC0415 - only this check needs to look inside the frames
+
+    plain = stored + b"".join(
+        zstandard.ZstdDecompressor().decompress(path.read_bytes())
+        for path in (pytester.path / "recordings" / "blobs").rglob("*.zst")
+    )
+    for secret in (*SECRETS, "secret-cookie-value", "secret-query-key"):
+        assert secret.encode() not in plain, secret
+
+
+def test_a_missing_recording_names_the_request_and_the_nearest_one(
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = LLMServer().start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("RECORD_FIXTURES", "true")
+    try:
+        pytester.runpytest_subprocess("-k", "chat_completion", "-p", "no:cacheprovider")
+    finally:
+        server.stop()
+    monkeypatch.delenv("RECORD_FIXTURES")
+    changed = SUITE.replace('"content": "hello"}]', '"content": "hullo"}]')
+    pytester.makepyfile(test_http=changed)
+    result = pytester.runpytest_subprocess("-k", "chat_completion", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*MissingRecordingError: no recording for key 'POST 127.0.0.1/v1/chat/completions-*",
+            "*nearest recorded keys*",
+            '*(body.messages[[]0[]].content: "hello" → "hullo")',
+        ]
+    )
