@@ -24,6 +24,7 @@ from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
 from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.store import Store
 from castore.integrations.http import HttpRecorder
+from castore.integrations.vcr import use_castore
 
 SESSION_KEY: Final = pytest.StashKey[CastoreSession]()
 
@@ -58,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "tests need that the clone lacks (default true)",
         type="bool",
         default=True,
+    )
+    parser.addini(
+        "castore_vcr",
+        "keep VCR.py cassettes' response bodies in the castore store (pytest-recording)",
+        type="bool",
+        default=False,
     )
     parser.addini(
         "castore_diff_ignore",
@@ -216,3 +223,11 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
 def _castore_http_marker(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("castore_http") is not None:
         request.getfixturevalue("castore_http")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
+    """pytest-recording's hook: with ``castore_vcr = true``, cassettes keep their response
+    bodies in the session's store (``castore.integrations.vcr``); no conftest change."""
+    if config.getini("castore_vcr"):
+        use_castore(vcr, config.stash[SESSION_KEY].store, config.rootpath)

@@ -1,0 +1,146 @@
+"""castore under VCR.py: cassettes whose response bodies live in a castore store.
+
+VCR.py keeps matching, filters, ``before_record_*`` hooks and record modes; this persister
+only changes where a cassette's data goes. Each response body becomes a castore value in
+the namespace ``vcr/<cassette path>``, so identical bodies are stored once across all
+cassettes (zstd-compressed, git-lfs friendly), and ``castore gc``, ``prune``, ``verify``
+and ``diff`` see them. The cassette file itself shrinks to a small, sorted JSON document
+(valid YAML too) holding the requests, each response's status and headers, and the key
+of its body::
+
+    {"castore_cassette": 1, "namespace": "vcr/tests/cassettes/test_chat/test_hello",
+     "interactions": [{"request": {...}, "response": {"status": ..., "headers": ...},
+                       "body": "0001 POST api.openai.com/v1/chat/completions"}]}
+
+A cassette that is still VCR.py's own YAML (or JSON) is read by VCR.py's own loader, so
+both kinds replay side by side during a migration, and ``castore import`` converts
+the old ones. Turn it on for pytest-recording with ``castore_vcr = true`` in the pytest
+configuration; plain VCR.py users call :func:`use_castore`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+from castore import Store
+from castore.errors import CastoreError
+
+CASSETTE_FORMAT: Final = 1
+_TAG: Final = "castore_cassette"
+
+
+class CastorePersister:
+    """A VCR.py persister (``VCR.register_persister``) backed by ``store``."""
+
+    def __init__(self, store: Store, root: Path | None = None) -> None:
+        self.store = store
+        #: Cassette paths are named relative to this folder in namespaces (the rootdir).
+        self.root = (root or Path.cwd()).resolve()
+
+    def namespace_for(self, cassette_path: Path) -> str:
+        path = cassette_path.resolve()
+        try:
+            relative = path.relative_to(self.root)
+        except ValueError:
+            relative = Path(path.name)
+        return "vcr/" + relative.with_suffix("").as_posix()
+
+    def load_cassette(self, cassette_path: Any, serializer: Any) -> tuple[list[Any], list[Any]]:
+        from vcr.persisters.filesystem import (  # noqa: PLC0415 - VCR.py is optional
+            CassetteNotFoundError,
+            FilesystemPersister,
+        )
+        from vcr.request import Request  # noqa: PLC0415
+
+        path = Path(cassette_path)
+        if not path.is_file():
+            raise CassetteNotFoundError()
+        text = path.read_text(encoding="utf-8")
+        document = _castore_document(text)
+        if document is None:  # VCR.py's own cassette: read as VCR.py reads it
+            return FilesystemPersister.load_cassette(path, serializer)  # type: ignore[no-any-return]
+        namespace = document["namespace"]
+        requests, responses = [], []
+        for interaction in document["interactions"]:
+            requests.append(Request._from_dict(interaction["request"]))
+            response = dict(interaction["response"])
+            try:
+                body = self.store.get(namespace, interaction["body"])
+            except CastoreError as error:
+                raise CastoreError(
+                    f"cassette {path}: {error}; re-record it (--record-mode=rewrite)"
+                ) from None
+            response["body"] = {"string": body}
+            responses.append(response)
+        return requests, responses
+
+    def save_cassette(
+        self, cassette_path: Any, cassette_dict: dict[str, Any], serializer: Any
+    ) -> None:
+        path = Path(cassette_path)
+        namespace = self.namespace_for(path)
+        interactions = []
+        keys = []
+        with self.store.batch():
+            for number, (request, response) in enumerate(
+                zip(cassette_dict["requests"], cassette_dict["responses"], strict=True), start=1
+            ):
+                key = f"{number:04d} {request.method} {request.host}{request.path}"[:100]
+                body = response.get("body", {}).get("string", b"")
+                self.store.put(namespace, key, body, metadata={"uri": request.uri[:300]})
+                keys.append(key)
+                kept = {name: value for name, value in response.items() if name != "body"}
+                interactions.append({"request": request._to_dict(), "response": kept, "body": key})
+            for stale in set(self.store.entries(namespace)) - set(keys):
+                self.store.delete(namespace, stale)
+        document = {_TAG: CASSETTE_FORMAT, "namespace": namespace, "interactions": interactions}
+        _write_atomically(
+            path, json.dumps(document, indent=1, sort_keys=True, default=_text) + "\n"
+        )
+
+
+def use_castore(vcr: Any, store: Store | str | os.PathLike[str], root: Path | None = None) -> None:
+    """Make ``vcr`` (a ``vcr.VCR``) keep its cassettes' bodies in ``store``::
+
+    my_vcr = vcr.VCR()
+    use_castore(my_vcr, "tests/fixtures/castore")
+    """
+    vcr.register_persister(
+        CastorePersister(store if isinstance(store, Store) else Store(store), root)
+    )
+
+
+def _castore_document(text: str) -> dict[str, Any] | None:
+    if _TAG not in text[:200]:
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get(_TAG) != CASSETTE_FORMAT:
+        return None
+    return document
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot write {type(value).__name__} in a cassette index")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

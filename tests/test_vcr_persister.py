@@ -1,0 +1,120 @@
+"""castore under VCR.py: pytest-recording suites whose cassettes keep their response
+bodies in the castore store (``castore_vcr = true``), beside stock YAML cassettes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from castore import Store
+from tests.llm_server import LLMServer
+
+SUITE = """
+import os
+
+import httpx
+import pytest
+
+BASE_URL = os.environ["LLM_BASE_URL"]
+
+
+@pytest.fixture(scope="module")
+def vcr_config():
+    return {"filter_headers": ["authorization"], "decode_compressed_response": True}
+
+
+def ask(prompt):
+    response = httpx.post(
+        BASE_URL + "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": prompt}]},
+        headers={"authorization": "Bearer sk-secret-in-a-header"},
+    )
+    return response.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.vcr
+def test_{name}_one():
+    assert ask("{name} one") == "echo: {name} one"
+
+
+@pytest.mark.vcr
+def test_{name}_twice():
+    assert [ask("same"), ask("same")] == ["echo: same", "echo: same"]
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    for name in ("RECORD_FIXTURES", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    return pytester
+
+
+def ini(pytester: pytest.Pytester, *, castore_vcr: bool) -> None:
+    pytester.makeini(
+        "[pytest]\ncastore_root = recordings\n" + ("castore_vcr = true\n" if castore_vcr else "")
+    )
+
+
+def run(pytester: pytest.Pytester, mode: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(f"--record-mode={mode}", "-p", "no:cacheprovider")
+
+
+def test_cassettes_keep_bodies_in_the_store_and_replay_beside_yaml_ones(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = LLMServer().start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    try:
+        # A module recorded the stock way first (YAML), then castore_vcr turned on.
+        project.makepyfile(test_old=SUITE.replace("{name}", "old"))
+        ini(project, castore_vcr=False)
+        run(project, "once").assert_outcomes(passed=2)
+        project.makepyfile(test_new=SUITE.replace("{name}", "new"))
+        ini(project, castore_vcr=True)
+        run(project, "once").assert_outcomes(passed=4)
+    finally:
+        server.stop()
+    recorded = server.requests
+    assert recorded == 6
+
+    cassettes = project.path / "cassettes"
+    old = (cassettes / "test_old" / "test_old_one.yaml").read_text()
+    assert old.startswith("interactions:")  # stock VCR.py YAML, left as it was
+    new = json.loads((cassettes / "test_new" / "test_new_twice.yaml").read_text())
+    assert new["castore_cassette"] == 1
+    assert new["namespace"] == "vcr/cassettes/test_new/test_new_twice"
+    assert [item["body"] for item in new["interactions"]] == [
+        "0001 POST 127.0.0.1/v1/chat/completions",
+        "0002 POST 127.0.0.1/v1/chat/completions",
+    ]
+    assert "sk-secret-in-a-header" not in json.dumps(new)  # VCR.py's filter still applied
+    store = Store(project.path / "recordings")
+    bodies = store.entries("vcr/cassettes/test_new/test_new_twice")
+    assert len(bodies) == 2
+    # The two identical answers are one blob (the request ids differ: headers, not bodies).
+    answer = store.get("vcr/cassettes/test_new/test_new_twice", new["interactions"][0]["body"])
+    assert json.loads(answer)["choices"][0]["message"]["content"] == "echo: same"
+
+    replayed = run(project, "none")  # server stopped: everything from cassettes
+    replayed.assert_outcomes(passed=4)
+    assert server.requests == recorded
+
+
+def test_a_body_missing_from_the_store_is_a_clear_error(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = LLMServer().start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    try:
+        project.makepyfile(test_new=SUITE.replace("{name}", "new"))
+        ini(project, castore_vcr=True)
+        run(project, "once").assert_outcomes(passed=2)
+    finally:
+        server.stop()
+    Store(project.path / "recordings").delete(
+        "vcr/cassettes/test_new/test_new_one", "0001 POST 127.0.0.1/v1/chat/completions"
+    )
+    result = run(project, "none")
+    result.stdout.fnmatch_lines(["*cassette *test_new_one.yaml*re-record it*"])
