@@ -37,6 +37,7 @@ from castore._upkeep.revisions import WorkingTreeStore, revision_store
 from castore._upkeep.store_diff import StoreSide, diff_stores
 from castore._upkeep.value_diff import PatternError, parse_pattern
 from castore.errors import CastoreError, ImportFormatError, LfsPointerError
+from castore.integrations.vcr import migrate_cassettes
 
 T = TypeVar("T")
 EXIT_FAULTS = 1
@@ -569,16 +570,32 @@ def delete(settings: Settings, namespace: str, keys: tuple[str, ...], yes: bool)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--prefix", default="", help="Prefix for the namespaces, e.g. 'vcr/'.")
 @click.option("--dry-run", is_flag=True, help="Read and count; write nothing.")
+@click.option(
+    "--vcr-cassettes",
+    is_flag=True,
+    help="Rewrite VCR.py cassettes in place as castore cassettes (for castore_vcr = true).",
+)
 @json_option
 @click.pass_obj
 def import_command(
-    settings: Settings, paths: tuple[Path, ...], prefix: str, dry_run: bool, as_json: bool
+    settings: Settings,
+    *,
+    paths: tuple[Path, ...],
+    prefix: str,
+    dry_run: bool,
+    as_json: bool,
+    vcr_cassettes: bool,
 ) -> None:
     """Import recorder fixture files (JSON) and VCR.py cassettes (YAML/JSON).
 
     Directories are searched recursively; the format is detected per file. See
-    docs/cli.md for the layouts accepted and how keys and namespaces are chosen.
+    docs/cli.md for the layouts accepted and how keys and namespaces are chosen. With
+    --vcr-cassettes, VCR.py cassettes are instead rewritten in place as castore cassettes
+    (bodies into the store, for `castore_vcr = true`), and keep replaying under VCR.py.
     """
+    if vcr_cassettes:
+        _migrate_vcr_cassettes(settings, paths, dry_run=dry_run)
+        return
     try:
         report = import_paths(
             settings.store(must_exist=False), paths, prefix=prefix, dry_run=dry_run
@@ -610,6 +627,30 @@ def import_command(
         click.echo(f"skipped         {path}: {why}")
     verb = "would import" if dry_run else "imported"
     click.echo(f"{verb} {report.entries:,} entries from {len(report.files):,} file(s)")
+
+
+def _migrate_vcr_cassettes(settings: Settings, paths: tuple[Path, ...], *, dry_run: bool) -> None:
+    cassettes = sorted(
+        {
+            found
+            for path in paths
+            for found in (
+                [path] if path.is_file() else [*path.rglob("*.yaml"), *path.rglob("*.yml")]
+            )
+        }
+    )
+    if dry_run:
+        click.echo(f"would migrate {len(cassettes):,} cassette file(s)")
+        return
+    try:
+        migrated = migrate_cassettes(cassettes, settings.store(must_exist=False), Path.cwd())
+    except ImportError:
+        raise StoreProblem("--vcr-cassettes needs VCR.py: pip install vcrpy") from None
+    except (ValueError, KeyError) as error:
+        raise StoreProblem(f"cannot migrate a cassette: {error}") from None
+    for path, count in migrated:
+        click.echo(f"migrated {path}: {count} interaction(s)")
+    click.echo(f"migrated {len(migrated):,} of {len(cassettes):,} cassette file(s)")
 
 
 @main.command()

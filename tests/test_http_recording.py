@@ -88,3 +88,37 @@ def test_a_missing_recording_names_the_request_and_the_nearest_one(
             '*(body.messages[[]0[]].content: "hello" → "hullo")',
         ]
     )
+
+
+XDIST_SUITE = """
+import os
+
+import openai
+import pytest
+
+pytestmark = pytest.mark.castore_http
+
+
+@pytest.mark.parametrize("n", range(8))
+def test_same_question(n):
+    client = openai.OpenAI(base_url=os.environ["LLM_BASE_URL"] + "/v1", api_key="k", max_retries=0)
+    reply = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "shared question"}]
+    )
+    assert reply.choices[0].message.content == "echo: shared question"
+"""
+
+
+def test_under_xdist_each_request_is_recorded_once(
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_http=XDIST_SUITE)
+    server = LLMServer(delay=0.5).start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("RECORD_FIXTURES", "true")
+    try:
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    finally:
+        server.stop()
+    result.assert_outcomes(passed=8)
+    assert server.requests == 1

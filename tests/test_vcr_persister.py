@@ -4,9 +4,13 @@ bodies in the castore store (``castore_vcr = true``), beside stock YAML cassette
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from bench import corpus, measure, suites
 from castore import Store
 from tests.llm_server import LLMServer
 
@@ -92,7 +96,12 @@ def test_cassettes_keep_bodies_in_the_store_and_replay_beside_yaml_ones(
     assert "sk-secret-in-a-header" not in json.dumps(new)  # VCR.py's filter still applied
     store = Store(project.path / "recordings")
     bodies = store.entries("vcr/cassettes/test_new/test_new_twice")
-    assert len(bodies) == 2
+    assert sorted(bodies) == [
+        "0001 POST 127.0.0.1/v1/chat/completions",
+        "0001 request body",
+        "0002 POST 127.0.0.1/v1/chat/completions",
+        "0002 request body",
+    ]
     # The two identical answers are one blob (the request ids differ: headers, not bodies).
     answer = store.get("vcr/cassettes/test_new/test_new_twice", new["interactions"][0]["body"])
     assert json.loads(answer)["choices"][0]["message"]["content"] == "echo: same"
@@ -118,3 +127,55 @@ def test_a_body_missing_from_the_store_is_a_clear_error(
     )
     result = run(project, "none")
     result.stdout.fnmatch_lines(["*cassette *test_new_one.yaml*re-record it*"])
+
+
+CORPUS_SIZE = 60
+
+
+@pytest.mark.skipif(
+    not (corpus.corpus_root() / "crewai").is_dir(), reason="the shared corpus is not here"
+)
+def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(tmp_path: Path) -> None:
+    """60 pytest-recording tests over real crewAI cassettes: stock YAML, then migrated
+    with `castore import --vcr-cassettes` and replayed with castore_vcr = true."""
+    cassettes = corpus.load()[:CORPUS_SIZE]
+    built = suites.Suites(
+        tmp_path, cassettes, [suites.module_name(n) for n in range(len(cassettes))]
+    )
+    suites.write_vcr(built)
+    folder = built.suite("vcr")
+    measure.run_pytest(folder)  # raises, with pytest's output, if any test fails
+    yaml_bytes = sum(path.stat().st_size for path in built.fixtures("vcr").rglob("*.yaml"))
+
+    store_root = folder / "recordings"
+    migrate = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "castore",
+            "--root",
+            str(store_root),
+            "import",
+            "--vcr-cassettes",
+            str(built.fixtures("vcr")),
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    assert f"migrated {CORPUS_SIZE} of {CORPUS_SIZE} cassette file(s)" in migrate.stdout
+    ini = (folder / "pytest.ini").read_text().replace("-p no:castore", "")  # castore on
+    (folder / "pytest.ini").write_text(ini + "castore_root = recordings\ncastore_vcr = true\n")
+    measure.run_pytest(folder)
+
+    index_bytes = sum(path.stat().st_size for path in built.fixtures("vcr").rglob("*.yaml"))
+    store_bytes = sum(path.stat().st_size for path in store_root.rglob("*") if path.is_file())
+    assert all(
+        json.loads(path.read_text())["castore_cassette"] == 1
+        for path in built.fixtures("vcr").rglob("*.yaml")
+    )
+    # Footprint, printed for the record (-s): cassette indexes plus the store, vs YAML.
+    print(f"YAML {yaml_bytes:,} B; castore indexes {index_bytes:,} B + store {store_bytes:,} B")
+    assert index_bytes + store_bytes < yaml_bytes

@@ -10,7 +10,11 @@ of its body::
 
     {"castore_cassette": 1, "namespace": "vcr/tests/cassettes/test_chat/test_hello",
      "interactions": [{"request": {...}, "response": {"status": ..., "headers": ...},
+                       "request_body": "0001 request body",
                        "body": "0001 POST api.openai.com/v1/chat/completions"}]}
+
+Request bodies (prompts, images) are values in the store as well, so the index stays
+small text.
 
 A cassette that is still VCR.py's own YAML (or JSON) is read by VCR.py's own loader, so
 both kinds replay side by side during a migration, and ``castore import`` converts
@@ -66,14 +70,17 @@ class CastorePersister:
         namespace = document["namespace"]
         requests, responses = [], []
         for interaction in document["interactions"]:
-            requests.append(Request._from_dict(interaction["request"]))
+            request = dict(interaction["request"])
             response = dict(interaction["response"])
             try:
+                if "request_body" in interaction:
+                    request["body"] = self.store.get(namespace, interaction["request_body"])
                 body = self.store.get(namespace, interaction["body"])
             except CastoreError as error:
                 raise CastoreError(
                     f"cassette {path}: {error}; re-record it (--record-mode=rewrite)"
                 ) from None
+            requests.append(Request._from_dict(request))
             response["body"] = {"string": body}
             responses.append(response)
         return requests, responses
@@ -94,7 +101,15 @@ class CastorePersister:
                 self.store.put(namespace, key, body, metadata={"uri": request.uri[:300]})
                 keys.append(key)
                 kept = {name: value for name, value in response.items() if name != "body"}
-                interactions.append({"request": request._to_dict(), "response": kept, "body": key})
+                entry: dict[str, Any] = {"response": kept, "body": key}
+                described = request._to_dict()
+                if described.get("body"):  # prompts, images: a blob too, not index text
+                    body_key = f"{number:04d} request body"
+                    self.store.put(namespace, body_key, described.pop("body"))
+                    keys.append(body_key)
+                    entry["request_body"] = body_key
+                entry["request"] = described
+                interactions.append(entry)
             for stale in set(self.store.entries(namespace)) - set(keys):
                 self.store.delete(namespace, stale)
         document = {_TAG: CASSETTE_FORMAT, "namespace": namespace, "interactions": interactions}
@@ -144,3 +159,22 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def migrate_cassettes(
+    paths: list[Path], store: Store, root: Path | None = None
+) -> list[tuple[Path, int]]:
+    """Rewrite VCR.py YAML cassettes as castore cassettes (bodies into ``store``), in
+    place: ``castore import --vcr-cassettes``. Cassettes already migrated are left
+    alone; each file is replaced atomically. Returns (cassette, interactions) pairs."""
+    from vcr.serializers import yamlserializer  # noqa: PLC0415 - VCR.py is optional
+
+    persister = CastorePersister(store, root)
+    migrated = []
+    for path in paths:
+        if _castore_document(path.read_text(encoding="utf-8")) is not None:
+            continue
+        requests, responses = persister.load_cassette(path, yamlserializer)[:2]
+        persister.save_cassette(path, {"requests": requests, "responses": responses}, None)
+        migrated.append((path, len(requests)))
+    return migrated
