@@ -76,8 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "castore_http(match_headers=(), drop_headers=None, drop_query=None, key=None, "
-        "pace=None): answer this test's httpx/httpx2 requests from the store",
+        "castore_http(match_on=None, match_headers=(), drop_headers=None, drop_query=None, "
+        "key=None, pace=None): answer this test's httpx/httpx2 requests from the store",
     )
     config.addinivalue_line(
         "markers",

@@ -8,6 +8,7 @@ stopped) it must see exactly that.
 
 import json
 import os
+import time
 from pathlib import Path
 
 import anthropic
@@ -111,3 +112,24 @@ def test_plain_httpx_with_a_custom_transport_and_a_gzip_body():
     assert response.json() == {"echo": {"a": 0.0, "b": 1}}
     assert "set-cookie" not in response.headers
     same_as_live("gzip", [response.status_code, response.json()])
+
+
+def test_a_zstd_body_and_a_paced_stream():
+    with httpx.Client() as client:
+        response = client.post(BASE_URL + "/zstd", json={"z": [1, 2]})
+    assert response.json() == {"echo": {"z": [1, 2]}}
+    same_as_live("zstd", response.json())
+
+
+@pytest.mark.castore_http(match_on=["method", "url"], pace=1.0)
+def test_match_on_and_pacing():
+    """Only method and URL count, so the other prompt replays this answer; the stream
+    replays at its recorded pace (the server waited before its first chunk)."""
+    prompt = "recorded prompt" if RECORDING else "a prompt never recorded"
+    started = time.perf_counter()
+    with openai_client().chat.completions.create(
+        model="m", messages=[{"role": "user", "content": prompt}], stream=True
+    ) as stream:
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+    assert text == "echo: recorded prompt "
+    assert time.perf_counter() - started >= float(os.environ.get("LLM_DELAY", "0")) * 0.8

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import zstandard
+
 
 class LLMServer:
     """A threaded HTTP server on 127.0.0.1 with an ephemeral port."""
@@ -67,8 +69,8 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             request_id = server.next_request_id()
             if server.delay:
                 time.sleep(server.delay)
-            if self.path.startswith("/gzip"):
-                self._send_gzip(body, request_id)
+            if self.path.startswith(("/gzip", "/zstd")):
+                self._send_encoded(body, request_id, self.path[1:5])
                 return
             path = self.path.split("?")[0].removeprefix("/v1")
             if path == "/chat/completions":
@@ -132,11 +134,15 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 return
             self._send_json(200, message, request_id)
 
-        def _send_gzip(self, body: dict[str, Any], request_id: str) -> None:
-            data = gzip.compress(json.dumps({"echo": body}).encode(), mtime=0)
+        def _send_encoded(self, body: dict[str, Any], request_id: str, encoding: str) -> None:
+            plain = json.dumps({"echo": body}).encode()
+            if encoding == "gzip":
+                data = gzip.compress(plain, mtime=0)
+            else:
+                data = zstandard.ZstdCompressor().compress(plain)
             self.send_response(200)
             self.send_header("content-type", "application/json")
-            self.send_header("content-encoding", "gzip")
+            self.send_header("content-encoding", encoding)
             self.send_header("content-length", str(len(data)))
             self.send_header("set-cookie", "session=secret-cookie-value")
             self._request_id_headers(request_id)

@@ -11,7 +11,7 @@ import pytest
 from tests.llm_server import LLMServer
 
 SUITE = (Path(__file__).parent / "http_suite.py").read_text()
-TESTS = 7
+TESTS = 9
 SECRETS = ("sk-proj-0123456789abcdefTHISISSECRET", "sk-ant-api03-SECRETSECRETSECRET")
 
 
@@ -35,6 +35,7 @@ def test_sdk_calls_record_then_replay_without_wrapping(
 ) -> None:
     server = LLMServer(delay=0.5).start()
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("LLM_DELAY", "0.5")
     with monkeypatch.context() as recording:
         recording.setenv("RECORD_FIXTURES", "true")
         recording.setenv("OPENAI_API_KEY", SECRETS[0])
@@ -45,11 +46,12 @@ def test_sdk_calls_record_then_replay_without_wrapping(
             server.stop()
     recorded.assert_outcomes(passed=TESTS)
     calls = server.requests
-    assert calls == 10  # 1 + 3 repeats + 1 + 1 + 2 (parse, raw) + 1 anthropic + 1 gzip
+    # 1 + 3 repeats + 1 + 1 + 2 (parse, raw) + 1 anthropic + 1 gzip + 1 zstd + 1 paced
+    assert calls == 12
 
     replayed = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=TESTS)
-    replayed.stdout.fnmatch_lines(["10 replayed, 0 missing or stale, 0 recorded*"])
+    replayed.stdout.fnmatch_lines(["12 replayed, 0 missing or stale, 0 recorded*"])
     assert server.requests == calls
 
     # No secret reached the store: keys, the cookie, the query's key.

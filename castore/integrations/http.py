@@ -63,6 +63,8 @@ _TRANSPORT_HEADERS: Final = frozenset({"content-encoding", "content-length", "tr
 DEFAULT_DROP_QUERY: Final = frozenset(
     {"key", "api_key", "api-key", "apikey", "access_token", "token", "sig", "signature"}
 )
+#: The parts of a request its key is made of, by default all: ``match_on`` picks some.
+MATCH_PARTS: Final = ("method", "scheme", "url", "query", "body", "headers")
 #: The packages whose clients are intercepted, when they are installed.
 CLIENT_PACKAGES: Final = ("httpx", "httpx2")
 #: How much of a request body a recording's metadata keeps (for the nearest-key hints):
@@ -86,8 +88,13 @@ class HttpRecorder:
         drop_query: Iterable[str] = DEFAULT_DROP_QUERY,
         key: Callable[[Any], str] | None = None,
         pace: float | None = None,
+        match_on: Iterable[str] = MATCH_PARTS,
     ) -> None:
         self.recorder = recorder
+        self.match_on = frozenset(match_on)
+        unknown = self.match_on - set(MATCH_PARTS)
+        if unknown:
+            raise ValueError(f"match_on: unknown part(s) {sorted(unknown)}; parts: {MATCH_PARTS}")
         self.match_headers = frozenset(name.lower() for name in match_headers)
         self.drop_headers = frozenset(name.lower() for name in drop_headers)
         self.drop_query = frozenset(name.lower() for name in drop_query)
@@ -117,16 +124,16 @@ class HttpRecorder:
         if self.custom_key is not None:
             base = self.custom_key(request)
         else:
-            base = request_key(
-                f"{method} {where}",
-                exclude=(),
-                method=method,
-                scheme=url.scheme,
-                url=where,
-                query=query,
-                body=body,
-                headers=headers,
-            )
+            parts = {
+                "method": method,
+                "scheme": url.scheme,
+                "url": where,
+                "query": query,
+                "body": body,
+                "headers": headers,
+            }
+            counted = {name: part for name, part in parts.items() if name in self.match_on}
+            base = request_key(f"{method} {where}", exclude=(), **counted)
         with self._seen_lock:
             count = self._seen.get(base, 0) + 1
             self._seen[base] = count
@@ -163,7 +170,7 @@ class HttpRecorder:
         """The sync client's send: a replayed (or just recorded) response."""
         key, metadata = self.key_for(request)
         recorded = self.recorder.get_or_record_sync(
-            key, lambda: self._record_sync(live()), metadata=metadata
+            key, lambda: self._record_sync(live), metadata=metadata
         )
         return self._response(module, client, request, recorded, asynchronous=False)
 
@@ -173,15 +180,18 @@ class HttpRecorder:
         key, metadata = self.key_for(request)
 
         async def record() -> dict[str, Any]:
-            return await self._record_async(await live())
+            return await self._record_async(live)
 
         recorded = await self.recorder.get_or_record(key, record, metadata=metadata)
         return self._response(module, client, request, recorded, asynchronous=True)
 
     # --- recording and replaying -------------------------------------------------------
 
-    def _record_sync(self, response: Any) -> dict[str, Any]:
+    def _record_sync(self, live: Callable[[], Any]) -> dict[str, Any]:
+        """Send, and read the body whole; chunk times count from the request, so that
+        pacing also reproduces the wait for the first byte."""
         started = time.perf_counter()
+        response = live()
         chunks, times = [], []
         try:
             for chunk in response.iter_bytes():  # decoded, at the transport's boundaries
@@ -191,8 +201,9 @@ class HttpRecorder:
             response.close()
         return self._recorded(response, chunks, times)
 
-    async def _record_async(self, response: Any) -> dict[str, Any]:
+    async def _record_async(self, live: Callable[[], Any]) -> dict[str, Any]:
         started = time.perf_counter()
+        response = await live()
         chunks, times = [], []
         try:
             async for chunk in response.aiter_bytes():
