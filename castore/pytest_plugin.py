@@ -77,7 +77,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "castore_http(match_on=None, match_headers=(), drop_headers=None, drop_query=None, "
-        "key=None, pace=None): answer this test's httpx/httpx2 requests from the store",
+        "key=None, pace=None, redact_body=None): answer this test's httpx/httpx2 requests "
+        "from the store",
     )
     config.addinivalue_line(
         "markers",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from tests.llm_server import LLMServer
 
@@ -58,8 +59,6 @@ def test_sdk_calls_record_then_replay_without_wrapping(
     stored = b"".join(
         path.read_bytes() for path in (pytester.path / "recordings").rglob("*") if path.is_file()
     )
-    import zstandard  # noqa: PLC0415 - only this check needs to look inside the frames
-
     plain = stored + b"".join(
         zstandard.ZstdDecompressor().decompress(path.read_bytes())
         for path in (pytester.path / "recordings" / "blobs").rglob("*.zst")
@@ -124,3 +123,45 @@ def test_under_xdist_each_request_is_recorded_once(
         server.stop()
     result.assert_outcomes(passed=8)
     assert server.requests == 1
+
+
+REDACT_SUITE = """
+import os
+import re
+
+import httpx
+import pytest
+
+
+def scrub(body):
+    return re.sub(rb"tok-[A-Za-z0-9]+", b"tok-REDACTED", body)
+
+
+@pytest.mark.castore_http(redact_body=scrub)
+def test_secret_in_bodies():
+    response = httpx.post(os.environ["LLM_BASE_URL"] + "/gzip", json={"token": "tok-Sup3rSecret"})
+    assert response.json()["echo"]["token"].startswith("tok-")
+"""
+
+
+def test_redact_body_runs_over_request_and_response_bodies(
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_http=REDACT_SUITE)
+    server = LLMServer().start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("RECORD_FIXTURES", "true")
+    try:
+        pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    finally:
+        server.stop()
+    monkeypatch.delenv("RECORD_FIXTURES")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    root = pytester.path / "recordings"
+    index = b"".join(path.read_bytes() for path in (root / "index").rglob("*.json"))
+    blobs = b"".join(
+        zstandard.ZstdDecompressor().decompress(path.read_bytes())
+        for path in (root / "blobs").rglob("*.zst")
+    )
+    assert b"Sup3rSecret" not in index + blobs
+    assert b"tok-REDACTED" in index and b"tok-REDACTED" in blobs

@@ -89,6 +89,7 @@ class HttpRecorder:
         key: Callable[[Any], str] | None = None,
         pace: float | None = None,
         match_on: Iterable[str] = MATCH_PARTS,
+        redact_body: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.recorder = recorder
         self.match_on = frozenset(match_on)
@@ -100,6 +101,9 @@ class HttpRecorder:
         self.drop_query = frozenset(name.lower() for name in drop_query)
         self.custom_key = key
         self.pace = pace
+        #: Runs over each recorded response chunk and over the request body before any
+        #: of it is kept (the key's hash is of the body as sent: it reveals nothing).
+        self.redact_body = redact_body
         self._seen: dict[str, int] = {}
         self._seen_lock = threading.Lock()
 
@@ -142,6 +146,8 @@ class HttpRecorder:
             "method": method,
             "url": f"{url.scheme}://{where}" + (f"?{urlencode(query)}" if query else ""),
         }
+        if self.redact_body is not None and request.content:
+            body = _canonical_body(request, self.redact_body(request.content))
         if isinstance(body, dict | list):
             metadata.update(_leaves(body, "body"))
         elif body is not None:
@@ -224,9 +230,12 @@ class HttpRecorder:
             "reason": response.reason_phrase,
             "http_version": response.http_version,
             "headers": headers,
-            "chunks": [bytes(chunk) for chunk in chunks if chunk],
+            "chunks": [self._redacted(bytes(chunk)) for chunk in chunks if chunk],
             "times": times[: len(chunks)],
         }
+
+    def _redacted(self, chunk: bytes) -> bytes:
+        return chunk if self.redact_body is None else self.redact_body(chunk)
 
     def _response(
         self, module: ModuleType, client: Any, request: Any, recorded: Any, *, asynchronous: bool
@@ -253,8 +262,9 @@ class HttpRecorder:
         return response
 
 
-def _canonical_body(request: Any) -> Any:
-    content = request.content  # the SDKs send bytes bodies, read already
+def _canonical_body(request: Any, content: bytes | None = None) -> Any:
+    if content is None:
+        content = request.content  # the SDKs send bytes bodies, read already
     if not content:
         return None
     content_type = request.headers.get("content-type", "")
