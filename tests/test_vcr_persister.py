@@ -23,9 +23,18 @@ import pytest
 BASE_URL = os.environ["LLM_BASE_URL"]
 
 
+def drop_request_id(response):
+    response["headers"].pop("x-request-id", None)
+    return response
+
+
 @pytest.fixture(scope="module")
 def vcr_config():
-    return {"filter_headers": ["authorization"], "decode_compressed_response": True}
+    return {
+        "filter_headers": ["authorization"],
+        "decode_compressed_response": True,
+        "before_record_response": drop_request_id,
+    }
 
 
 def ask(prompt):
@@ -94,6 +103,7 @@ def test_cassettes_keep_bodies_in_the_store_and_replay_beside_yaml_ones(
         "0002 POST 127.0.0.1/v1/chat/completions",
     ]
     assert "sk-secret-in-a-header" not in json.dumps(new)  # VCR.py's filter still applied
+    assert "x-request-id" not in json.dumps(new)  # and its before_record_response hook
     store = Store(project.path / "recordings")
     bodies = store.entries("vcr/cassettes/test_new/test_new_twice")
     assert sorted(bodies) == [
