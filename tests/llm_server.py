@@ -17,10 +17,12 @@ import itertools
 import json
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import brotli
 import zstandard
 
 
@@ -69,8 +71,9 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             request_id = server.next_request_id()
             if server.delay:
                 time.sleep(server.delay)
-            if self.path.startswith(("/gzip", "/zstd")):
-                self._send_encoded(body, request_id, self.path[1:5])
+            encoding = self.path[1:].split("?")[0]
+            if encoding in ENCODERS:
+                self._send_encoded(body, request_id, encoding)
                 return
             path = self.path.split("?")[0].removeprefix("/v1")
             if path == "/chat/completions":
@@ -135,11 +138,7 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             self._send_json(200, message, request_id)
 
         def _send_encoded(self, body: dict[str, Any], request_id: str, encoding: str) -> None:
-            plain = json.dumps({"echo": body}).encode()
-            if encoding == "gzip":
-                data = gzip.compress(plain, mtime=0)
-            else:
-                data = zstandard.ZstdCompressor().compress(plain)
+            data = ENCODERS[encoding](json.dumps({"echo": body}).encode())
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-encoding", encoding)
@@ -187,6 +186,15 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("request-id", request_id)  # anthropic
 
     return Handler
+
+
+#: Routes that answer with the request body echoed, in that content encoding.
+ENCODERS = {
+    "gzip": lambda data: gzip.compress(data, mtime=0),
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:

@@ -12,7 +12,7 @@ import zstandard
 from tests.llm_server import LLMServer
 
 SUITE = (Path(__file__).parent / "http_suite.py").read_text()
-TESTS = 9
+TESTS = 11
 SECRETS = ("sk-proj-0123456789abcdefTHISISSECRET", "sk-ant-api03-SECRETSECRETSECRET")
 
 
@@ -47,12 +47,12 @@ def test_sdk_calls_record_then_replay_without_wrapping(
             server.stop()
     recorded.assert_outcomes(passed=TESTS)
     calls = server.requests
-    # 1 + 3 repeats + 1 + 1 + 2 (parse, raw) + 1 anthropic + 1 gzip + 1 zstd + 1 paced
-    assert calls == 12
+    # 1 + 3 repeats + 1 + 1 + 2 (parse, raw) + 1 anthropic + 1 gzip + 3 encoded + 1 paced
+    assert calls == 14
 
     replayed = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=TESTS)
-    replayed.stdout.fnmatch_lines(["12 replayed, 0 missing or stale, 0 recorded*"])
+    replayed.stdout.fnmatch_lines(["14 replayed, 0 missing or stale, 0 recorded*"])
     assert server.requests == calls
 
     # No secret reached the store: keys, the cookie, the query's key.
