@@ -1,5 +1,5 @@
-"""Integrations with other tools, named by users in their conftest.py.
-
-Reserved for the httpx transport and the VCR.py persister. Modules here use only castore's
-public names (``castore``, ``castore.errors``), as any user's code would.
+"""Integrations with other tools: HTTP-level recording (``http``: every httpx and httpx2
+request answered from the store) and castore under VCR.py (``vcr``: cassettes whose
+bodies live in the store). Modules here use only castore's public names (``castore``,
+``castore.errors``), as any user's code would.
 """
