@@ -72,6 +72,13 @@ class FrameTooLargeError(FrameError):
         self.size = size
 
 
+class _ThreadDecompressors(threading.local):
+    """Each thread's decompressors by dictionary id (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.by_dictionary: dict[int, zstandard.ZstdDecompressor] = {}
+
+
 class Decompressor:
     """Bounded zstd decompression that finds each frame's dictionary by its id."""
 
@@ -79,19 +86,10 @@ class Decompressor:
         self.max_output = max_output
         self._load_dictionary = load_dictionary
         self._dictionaries: dict[int, bytes] = {}
-        self._local = threading.local()
-
-    def _decompressors(self) -> dict[int, zstandard.ZstdDecompressor]:
-        """This thread's decompressors by dictionary id (see the module docstring)."""
-        found: dict[int, zstandard.ZstdDecompressor] | None = getattr(
-            self._local, "by_dictionary", None
-        )
-        if found is None:
-            found = self._local.by_dictionary = {}
-        return found
+        self._local = _ThreadDecompressors()
 
     def _decompressor_for(self, dictionary_id: int) -> zstandard.ZstdDecompressor:
-        by_dictionary = self._decompressors()
+        by_dictionary = self._local.by_dictionary
         found = by_dictionary.get(dictionary_id)
         if found is None:
             zdict = None
@@ -118,7 +116,10 @@ class Decompressor:
         declared = None if size >= _CONTENTSIZE_ERROR else size  # unknown (or error): None
         if declared is not None and declared > self.max_output:
             raise FrameTooLargeError(declared)
-        decompressor = self._decompressor_for(dictionary_id)
+        # This thread's decompressor: one attribute and one dict lookup on the replay path.
+        decompressor = self._local.by_dictionary.get(dictionary_id) or self._decompressor_for(
+            dictionary_id
+        )
         try:
             if declared is None:
                 return _decompress_unknown_size(decompressor, frame, self.max_output)
