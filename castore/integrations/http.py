@@ -201,8 +201,9 @@ class HttpRecorder:
         chunks, times = [], []
         try:
             for chunk in response.iter_bytes():  # decoded, at the transport's boundaries
-                chunks.append(chunk)
-                times.append(round(time.perf_counter() - started, 4))
+                if chunk:  # a chunk and its time are kept together (pacing pairs them)
+                    chunks.append(bytes(chunk))
+                    times.append(round(time.perf_counter() - started, 4))
         finally:
             response.close()
         return self._recorded(response, chunks, times)
@@ -213,8 +214,9 @@ class HttpRecorder:
         chunks, times = [], []
         try:
             async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                times.append(round(time.perf_counter() - started, 4))
+                if chunk:
+                    chunks.append(bytes(chunk))
+                    times.append(round(time.perf_counter() - started, 4))
         finally:
             await response.aclose()
         return self._recorded(response, chunks, times)
@@ -230,8 +232,8 @@ class HttpRecorder:
             "reason": response.reason_phrase,
             "http_version": response.http_version,
             "headers": headers,
-            "chunks": [self._redacted(bytes(chunk)) for chunk in chunks if chunk],
-            "times": times[: len(chunks)],
+            "chunks": [self._redacted(chunk) for chunk in chunks],
+            "times": times,
         }
 
     def _redacted(self, chunk: bytes) -> bytes:
