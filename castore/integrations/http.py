@@ -244,11 +244,7 @@ class HttpRecorder:
     ) -> Any:
         chunks = [bytes(chunk) for chunk in recorded.get("chunks", [])]
         times = list(recorded.get("times") or [])
-        pace = self.pace
-        if asynchronous:
-            stream: Any = _async_stream(module)(chunks, times, pace)
-        else:
-            stream = _sync_stream(module)(chunks, times, pace)
+        stream = _stream_class(module, asynchronous=asynchronous)(chunks, times, self.pace)
         response = module.Response(
             recorded["status"],
             headers=[(name, value) for name, value in recorded.get("headers", [])],
@@ -345,43 +341,47 @@ def _patch(module: ModuleType) -> Callable[[], None]:
 _stream_classes: dict[tuple[str, bool], type] = {}
 
 
-def _sync_stream(module: ModuleType) -> type:
-    found = _stream_classes.get((module.__name__, False))
-    if found is None:
+class _Paced:
+    """Recorded chunks, each with how long to wait before it (none unless ``pace``)."""
 
-        class ReplayedStream(module.SyncByteStream):  # type: ignore[name-defined,misc]
-            def __init__(self, chunks: list[bytes], times: list[float], pace: float | None):
-                self._chunks, self._times, self._pace = chunks, times, pace
+    def __init__(self, chunks: list[bytes], times: list[float], pace: float | None) -> None:
+        self._chunks, self._times, self._pace = chunks, times, pace
 
-            def __iter__(self) -> Iterator[bytes]:
-                started = time.perf_counter()
-                for position, chunk in enumerate(self._chunks):
-                    if self._pace and position < len(self._times):
-                        wait = self._times[position] * self._pace - (time.perf_counter() - started)
-                        if wait > 0:
-                            time.sleep(wait)
-                    yield chunk
-
-        found = _stream_classes[(module.__name__, False)] = ReplayedStream
-    return found
+    def schedule(self) -> Iterator[tuple[float, bytes]]:
+        """(seconds to wait, chunk), the wait computed when the chunk is due."""
+        started = time.perf_counter()
+        for position, chunk in enumerate(self._chunks):
+            wait = 0.0
+            if self._pace and position < len(self._times):
+                wait = self._times[position] * self._pace - (time.perf_counter() - started)
+            yield wait, chunk
 
 
-def _async_stream(module: ModuleType) -> type:
-    found = _stream_classes.get((module.__name__, True))
-    if found is None:
+def _stream_class(module: ModuleType, *, asynchronous: bool) -> type:
+    """A replayed body for ``module`` (httpx or httpx2): its own byte-stream base class,
+    so the client treats it as any response stream; made once per module and kind."""
+    found = _stream_classes.get((module.__name__, asynchronous))
+    if found is not None:
+        return found
+    if asynchronous:
 
-        class AsyncReplayedStream(module.AsyncByteStream):  # type: ignore[name-defined,misc]
-            def __init__(self, chunks: list[bytes], times: list[float], pace: float | None):
-                self._chunks, self._times, self._pace = chunks, times, pace
-
+        class AsyncReplayedStream(_Paced, module.AsyncByteStream):  # type: ignore[name-defined,misc]
             async def __aiter__(self) -> AsyncIterator[bytes]:
-                started = time.perf_counter()
-                for position, chunk in enumerate(self._chunks):
-                    if self._pace and position < len(self._times):
-                        wait = self._times[position] * self._pace - (time.perf_counter() - started)
-                        if wait > 0:
-                            await asyncio.sleep(wait)
+                for wait, chunk in self.schedule():
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                     yield chunk
 
-        found = _stream_classes[(module.__name__, True)] = AsyncReplayedStream
+        found = AsyncReplayedStream
+    else:
+
+        class ReplayedStream(_Paced, module.SyncByteStream):  # type: ignore[name-defined,misc]
+            def __iter__(self) -> Iterator[bytes]:
+                for wait, chunk in self.schedule():
+                    if wait > 0:
+                        time.sleep(wait)
+                    yield chunk
+
+        found = ReplayedStream
+    _stream_classes[(module.__name__, asynchronous)] = found
     return found
