@@ -51,14 +51,19 @@ MERGE_DRIVER: Final = "castore-index"
 
 
 def git(repo: Path, *args: str) -> str:
+    """``git -C repo args…``'s output as text; GitError if git is missing or fails."""
+    return git_bytes(repo, *args).decode("utf-8", "surrogateescape")
+
+
+def git_bytes(repo: Path, *args: str) -> bytes:
+    """As :func:`git`, the output as bytes (file contents, ``-z`` listings)."""
     try:
-        result = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
     except FileNotFoundError:
         raise GitError("git is not installed (or not on PATH)") from None
     if result.returncode != 0:
-        raise GitError(f"`git {' '.join(args)}` failed: {result.stderr.strip()}")
+        stderr = result.stderr.decode("utf-8", "replace").strip()
+        raise GitError(f"`git {' '.join(args)}` failed: {stderr}")
     return result.stdout
 
 

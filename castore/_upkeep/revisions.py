@@ -1,13 +1,14 @@
 """A store as it was at a git revision, read from git's objects without a checkout.
 
 ``castore diff`` compares indexes first and reads values only for entries whose digest
-changed, so a revision is materialized sparsely into a private temporary directory: the
-small files (``castore.json``, indexes, pack indexes) at once, and a blob or a pack only
-when a value it holds is asked for. Files come from one ``git cat-file --batch`` per
-round; git-lfs pointers are resolved from the repository's local LFS objects, and those
-missing are downloaded in one ``git lfs fetch --include=…`` per round (git-lfs's batch
-API), not one request per file. The directory is then an ordinary store, read by the
-same code and checks as any other (digests included).
+changed, so a revision is materialized sparsely: the small files (``castore.json``,
+indexes, pack indexes) into a private temporary directory at once, and a blob or a pack
+only when a value it holds is asked for (loose blobs into memory, behind a read-only
+backend on the blob seam; packs into the directory). Files come from one ``git cat-file
+--batch`` per round; git-lfs pointers are resolved from the repository's local LFS
+objects, and those missing are downloaded in one ``git lfs fetch --include=…`` per round
+(git-lfs's batch API), not one request per file. The store is then read by the same code
+and checks as any other (digests included).
 
 Only regular files are taken from the tree: a symlink or submodule committed under the
 store is skipped, so a hostile revision cannot make castore read outside it.
@@ -21,7 +22,6 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
@@ -42,17 +42,11 @@ from castore._storage.layout import (
     PACKS_DIR,
 )
 from castore._storage.store import Store, internals
-from castore._upkeep.git import git
+from castore._upkeep.git import git, git_bytes
 from castore.errors import CastoreError, GitError
 
 #: git's mode for a regular file (and an executable one): nothing else is read.
 _REGULAR_MODES: Final = frozenset({"100644", "100755"})
-
-
-@dataclass(frozen=True)
-class _TreeFile:
-    sha: str
-    size: int
 
 
 class RevisionStore:
@@ -67,14 +61,14 @@ class RevisionStore:
         self._files = self._list_tree()
         self._present: set[str] = set()
         self._loose = _GitObjectBlobs(workdir)
+        self._pack_of: dict[str, str] | None = None
         self._materialize([name for name in self._files if _is_small_file(name)])
         self._core = StoreCore(
             workdir,
             max_value_bytes=DEFAULT_MAX_VALUE_BYTES,
             backend=LayeredBlobs(self._loose, PackedBlobs(workdir)),
         )
-        self._pack_of: dict[str, str] | None = None
-        self._materialize(self._dictionary_files())
+        self._materialize(self._files_holding(self._core.config.dictionaries.values()))
 
     @property
     def label(self) -> str:
@@ -87,16 +81,7 @@ class RevisionStore:
 
     def prepare(self, digests: Iterable[str]) -> None:
         """Bring in every blob or pack that holds one of ``digests``, in one round."""
-        wanted = []
-        for digest in set(digests):
-            loose = f"{BLOBS_DIR}/{digest[:2]}/{digest}{BLOB_SUFFIX}"
-            if loose in self._files:
-                wanted.append(loose)
-                continue
-            pack = self._packs().get(digest)
-            if pack is not None:
-                wanted.append(f"{PACKS_DIR}/{pack}{PACK_SUFFIX}")
-        self._materialize(wanted)
+        self._materialize(self._files_holding(digests))
 
     def read_value(self, digest: str) -> Any:
         self.prepare([digest])
@@ -116,26 +101,30 @@ class RevisionStore:
 
     # --- reading git ------------------------------------------------------------------
 
-    def _list_tree(self) -> dict[str, _TreeFile]:
+    def _list_tree(self) -> dict[str, str]:
+        """The store's regular files at the commit: path in the store -> git blob id."""
         spec = f"{self.commit}:{self._prefix}" if self._prefix else self.commit
-        listing = _git_bytes(self.repo, "ls-tree", "-r", "-z", "--long", spec, allow_missing=True)
-        files: dict[str, _TreeFile] = {}
+        try:
+            listing = git_bytes(self.repo, "ls-tree", "-r", "-z", spec)
+        except GitError:  # the store did not exist at that revision
+            return {}
+        files: dict[str, str] = {}
         for record in listing.split(b"\0"):
             if not record:
                 continue
             meta, _, raw_path = record.partition(b"\t")
-            mode, kind, sha, size = meta.decode().split()
+            mode, kind, sha = meta.decode().split()
             path = raw_path.decode("utf-8", "surrogateescape")
             if kind != "blob" or mode not in _REGULAR_MODES or not _safe_relative(path):
                 continue  # symlinks, submodules, odd names: never followed or written
-            files[path] = _TreeFile(sha, int(size))
+            files[path] = sha
         return files
 
     def _materialize(self, names: list[str]) -> None:
         names = [name for name in dict.fromkeys(names) if name not in self._present]
         if not names:
             return
-        contents = _cat_files(self.repo, [self._files[name].sha for name in names])
+        contents = _cat_files(self.repo, [self._files[name] for name in names])
         pointers: dict[str, bytes] = {}
         for name, data in zip(names, contents, strict=True):
             if is_lfs_pointer(data):
@@ -176,11 +165,10 @@ class RevisionStore:
                         self._pack_of.setdefault(digest, index.name)
         return self._pack_of
 
-    def _dictionary_files(self) -> list[str]:
-        digests = list(self._core.config.dictionaries.values())
-        self._pack_of = None
+    def _files_holding(self, digests: Iterable[str]) -> list[str]:
+        """The tree's files that hold ``digests``: a loose blob, else the pack listing it."""
         wanted = []
-        for digest in digests:
+        for digest in set(digests):
             loose = f"{BLOBS_DIR}/{digest[:2]}/{digest}{BLOB_SUFFIX}"
             if loose in self._files:
                 wanted.append(loose)
@@ -251,18 +239,6 @@ def _resolve(repo: Path, revision: str) -> str:
         ) from None
 
 
-def _git_bytes(repo: Path, *args: str, allow_missing: bool = False) -> bytes:
-    try:
-        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
-    except FileNotFoundError:
-        raise GitError("git is not installed (or not on PATH)") from None
-    if result.returncode != 0:
-        if allow_missing:  # the store did not exist at that revision
-            return b""
-        raise GitError(f"`git {' '.join(args)}` failed: {result.stderr.decode().strip()}")
-    return result.stdout
-
-
 def _cat_files(repo: Path, shas: list[str]) -> list[bytes]:
     """The contents of git blobs, in order, from one ``git cat-file --batch``."""
     result = subprocess.run(
@@ -315,7 +291,8 @@ def _lfs_contents(
             return None
         return data if hashlib.sha256(data).hexdigest() == oid else None
 
-    missing = [path for path, oid in oids.items() if local(oid) is None]
+    found = {path: local(oid) for path, oid in oids.items()}
+    missing = [path for path, data in found.items() if data is None]
     if missing:
         remote = _lfs_remote(repo)
         for chunk in include_chunks(missing):
@@ -335,8 +312,8 @@ def _lfs_contents(
                 capture_output=True,
                 check=False,
             )
-    for path, oid in oids.items():
-        data = local(oid)
+        found.update((path, local(oids[path])) for path in missing)
+    for path, data in found.items():
         if data is not None:
             yield path, data
 
