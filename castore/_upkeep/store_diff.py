@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
+from castore._recording.usertypes import PRIVATE_FIELD, TYPE_TAG, TYPES_FIELD
 from castore._storage.index import Entry, format_time
 from castore._upkeep.jsonview import to_json_view
 from castore._upkeep.value_diff import (
@@ -35,8 +36,7 @@ from castore.errors import CastoreError
 
 #: The wrapper of an auto-typed value (``_recording.usertypes``), unwrapped for diffs so
 #: that paths read as the object's (``$.choices[0]…``) and ``_request_id`` is one more.
-_TYPE_TAG: Final = "$castore_type"
-_WRAPPER_KEYS: Final = frozenset({_TYPE_TAG, "value", "private", "types"})
+_WRAPPER_KEYS: Final = frozenset({TYPE_TAG, "value", PRIVATE_FIELD, TYPES_FIELD})
 #: Below this many re-recorded entries, comparing in one process is quicker.
 _PARALLEL_AT: Final = 64
 
@@ -157,7 +157,8 @@ def diff_stores(
     old_spaces, new_spaces = old.namespaces(), new.namespaces()
     names = sorted(old_spaces.keys() | new_spaces.keys())
     if namespaces is not None:
-        names = [name for name in names if name in set(namespaces)]
+        wanted = set(namespaces)
+        names = [name for name in names if name in wanted]
     results = {name: NamespaceDiff(name) for name in names}
     to_compare: list[_Pair] = []
     for name in names:
@@ -263,15 +264,15 @@ def answer_view(plain: Any) -> Any:
     """A value as a diff shows it: its JSON view, an auto-typed object unwrapped (its
     private attributes as members, its class as ``$castore_type``)."""
     view = to_json_view(plain)
-    if not (isinstance(view, dict) and _TYPE_TAG in view and "value" in view):
+    if not (isinstance(view, dict) and TYPE_TAG in view and "value" in view):
         return view
     if not set(view) <= _WRAPPER_KEYS:
         return view
     inner = view["value"]
     if isinstance(inner, dict):
-        private = view.get("private")
+        private = view.get(PRIVATE_FIELD)
         extra = private if isinstance(private, dict) else {}
-        return {_TYPE_TAG: view[_TYPE_TAG], **inner, **extra}
+        return {TYPE_TAG: view[TYPE_TAG], **inner, **extra}
     return inner
 
 

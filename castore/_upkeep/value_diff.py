@@ -247,11 +247,6 @@ def _stream_strings(value: Any) -> Iterator[str]:
             yield from _stream_strings(item)
 
 
-def _same_leaf(old: Any, new: Any) -> bool:
-    """As Python compares them: numbers by value (``0 == 0.0``), and so ``True == 1``."""
-    return bool(old == new)
-
-
 def json_inside(value: str) -> Any:
     """The JSON object or array a string holds (an HTTP body as VCR.py keeps it), else
     None. Such strings are compared, counted and ignored by path as that JSON
@@ -305,7 +300,7 @@ def _diff(
             else:
                 _diff(old[index], new[index], here, ignore, out)
         return
-    if _same_leaf(old, new):
+    if old == new:  # leaves compare as Python does: numbers by value (0 == 0.0, True == 1)
         return
     text = text_diff(old, new) if _is_long_text(old) and _is_long_text(new) else None
     _add(out, Change(path, "changed", old, new, text), ignore)
