@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import brotli
@@ -252,6 +253,22 @@ def _anthropic_events(message: dict[str, Any]) -> Iterator[tuple[str, Any]]:
         },
     )
     yield "message_stop", {"type": "message_stop"}
+
+
+def suite_project(pytester: Any, monkeypatch: Any, live: Path, module: str, suite: str) -> None:
+    """A pytester project that runs ``suite`` as ``module``.py against this server, the
+    way tests/test_sdks.py and tests/test_http_recording.py do: asyncio in auto mode, the
+    store in recordings/, what the live run saw kept in ``live`` ($LIVE_DIR), and no
+    API key, recording switch or CI flag inherited from the outer run."""
+    pytester.makepyfile(**{module: suite})
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "castore_root = recordings\n"
+    )
+    live.mkdir()
+    monkeypatch.setenv("LIVE_DIR", str(live))
+    for name in ("RECORD_FIXTURES", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CI"):
+        monkeypatch.delenv(name, raising=False)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.llm_server import LLMServer
+from tests.llm_server import LLMServer, suite_project
 
 SUITE = (Path(__file__).parent / "http_suite.py").read_text()
 TESTS = 11
@@ -18,17 +18,8 @@ SECRETS = ("sk-proj-0123456789abcdefTHISISSECRET", "sk-ant-api03-SECRETSECRETSEC
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    pytester.makepyfile(test_http=SUITE)
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-        "castore_root = recordings\n"
-    )
-    live = tmp_path / "live"
-    live.mkdir()
-    monkeypatch.setenv("LIVE_DIR", str(live))
-    for name in ("RECORD_FIXTURES", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CI"):
-        monkeypatch.delenv(name, raising=False)
-    return live
+    suite_project(pytester, monkeypatch, tmp_path / "live", "test_http", SUITE)
+    return tmp_path / "live"
 
 
 def test_sdk_calls_record_then_replay_without_wrapping(

@@ -16,25 +16,15 @@ from pathlib import Path
 import pytest
 
 from castore import Store
-from tests.llm_server import LLMServer
+from tests.llm_server import LLMServer, suite_project
 
 SUITE = (Path(__file__).parent / "sdk_suite.py").read_text()
 
 
 @pytest.fixture
 def sdk_suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    pytester.makepyfile(test_llm=SUITE)
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-        "castore_root = recordings\n"
-    )
-    live = tmp_path / "live"
-    live.mkdir()
-    monkeypatch.setenv("LIVE_DIR", str(live))
-    monkeypatch.delenv("RECORD_FIXTURES", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    return live
+    suite_project(pytester, monkeypatch, tmp_path / "live", "test_llm", SUITE)
+    return tmp_path / "live"
 
 
 def test_record_then_replay_with_the_server_stopped(
