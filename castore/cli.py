@@ -720,8 +720,7 @@ def diff(
     except PatternError as error:
         raise click.UsageError(str(error)) from None
     root = settings.root
-    repo = _git.repository_of(root)
-    store_path = _store_path_in(root, repo)
+    repo, store_path = _git.store_location(root)
     old_revision = revisions[0] if revisions else "HEAD"
     new_revision = revisions[1] if len(revisions) == 2 else None  # None: the working tree
     with contextlib.ExitStack() as stack:
@@ -754,13 +753,6 @@ _DIFF_COLOURS = {"removed": "red", "added": "green", "heading": None, "dim": Non
 
 def _diff_style(text: str, role: str) -> str:
     return click.style(text, fg=_DIFF_COLOURS.get(role), bold=role == "heading", dim=role == "dim")
-
-
-def _store_path_in(root: Path, repo: Path) -> str:
-    try:
-        return root.resolve().relative_to(repo.resolve()).as_posix()
-    except ValueError:
-        raise StoreProblem(f"the store {root} is not inside the git repository {repo}") from None
 
 
 @main.command(name="train-dictionary")

@@ -77,6 +77,15 @@ def repository_of(path: Path) -> Path:
         raise GitError(f"{path} is not inside a git repository: run `git init` first") from None
 
 
+def store_location(store_root: Path) -> tuple[Path, str]:
+    """(the repository holding the store, the store's path in it, posix)."""
+    repo = repository_of(store_root)
+    try:
+        return repo, store_root.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        raise GitError(f"the store {store_root} is not inside the git repository {repo}") from None
+
+
 def castore_command() -> str:
     """How git should run castore: this installation's executable, by absolute path."""
     found = shutil.which("castore")
@@ -136,8 +145,7 @@ class SetupReport:
 
 def setup(store_root: Path, *, lfs: bool) -> SetupReport:
     """Write the attributes block and configure the drivers; running it again changes nothing."""
-    repo = repository_of(store_root)
-    relative = store_root.resolve().relative_to(repo.resolve()).as_posix()
+    repo, relative = store_location(store_root)
     attributes = repo / ".gitattributes"
     existing = attributes.read_text().splitlines() if attributes.exists() else []
     lines = _without_block(existing)
