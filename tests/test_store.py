@@ -103,6 +103,31 @@ def test_reading_never_creates_files(tmp_path: Path) -> None:
     assert not (tmp_path / "absent").exists()
 
 
+def test_a_namespace_handle_sees_its_own_writes_and_others_after_a_refresh(
+    tmp_path: Path,
+) -> None:
+    """The handle keeps its entries dict between replays (IndexFiles.generation): every
+    write, delete, batch and refresh of the store must still show through it."""
+    store, other = Store(tmp_path / "s"), Store(tmp_path / "s")
+    handle = store.namespace("tests/test_a")
+    assert handle.entry("k") is None
+    store.put("tests/test_a", "k", 1)
+    assert store.get("tests/test_a", "k") == 1
+    with store.batch():
+        store.put("tests/test_a", "k2", 2)
+        assert handle.entry("k2") is not None  # the batch's overlay shows through
+    other.put("tests/test_a", "k3", 3)
+    assert handle.entry("k3") is None  # another process's write, not yet re-read
+    store.refresh("tests/test_a")
+    assert store.get("tests/test_a", "k3") == 3
+    other.delete("tests/test_a", "k")
+    store.refresh()
+    assert handle.entry("k") is None
+    store.delete("tests/test_a", "k2")
+    assert handle.entry("k2") is None
+    assert store.entries("tests/test_a").keys() == {"k3"}
+
+
 def test_batch_writes_each_index_once_and_keeps_work_done_before_an_error(
     tmp_path: Path,
 ) -> None:

@@ -21,6 +21,7 @@ import zstandard
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 # zstd's ZSTD_CONTENTSIZE_ERROR and ZSTD_CONTENTSIZE_UNKNOWN (2**64 - 1) as frame sizes.
 _CONTENTSIZE_ERROR: Final = 2**64 - 2
+_frame_parameters: Final = zstandard.get_frame_parameters
 
 
 class Compressor:
@@ -108,22 +109,21 @@ class Decompressor:
         checks the digest), so only ``strict`` (castore verify) rejects them: finding the
         frame's end scans all of it, which costs replays 10-20%."""
         try:  # one header parse gives the dictionary id and the declared size
-            header = zstandard.get_frame_parameters(frame)
+            header = _frame_parameters(frame)
         except zstandard.ZstdError as error:
             raise FrameError(f"unreadable zstd frame header ({error})") from None
-        dictionary_id = int(header.dict_id)
-        size = int(header.content_size)
-        declared = None if size >= _CONTENTSIZE_ERROR else size  # unknown (or error): None
-        if declared is not None and declared > self.max_output:
-            raise FrameTooLargeError(declared)
+        size = header.content_size
+        dictionary_id = header.dict_id
         # This thread's decompressor: one attribute and one dict lookup on the replay path.
         decompressor = self._local.by_dictionary.get(dictionary_id) or self._decompressor_for(
             dictionary_id
         )
         try:
-            if declared is None:
-                return _decompress_unknown_size(decompressor, frame, self.max_output)
-            return decompressor.decompress(frame, allow_extra_data=not strict)
+            if size <= self.max_output:  # declared and within bounds: the replay path
+                return decompressor.decompress(frame, allow_extra_data=not strict)
+            if size < _CONTENTSIZE_ERROR:
+                raise FrameTooLargeError(size)
+            return _decompress_unknown_size(decompressor, frame, self.max_output)
         except zstandard.ZstdError as error:
             raise FrameError(f"zstd could not decompress it ({error})") from None
 

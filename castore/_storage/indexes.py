@@ -43,6 +43,10 @@ class IndexFiles:
         self._store_root = str(store_root)
         self._prefix = f"{self.root}{os.sep}"
         self._cache: dict[str, _CachedIndex] = {}
+        #: Bumped whenever a cached index is replaced or forgotten, so that a namespace
+        #: handle may keep its entries dict and check one integer instead of looking the
+        #: namespace up on every replay.
+        self.generation = 0
 
     def namespaces(self) -> list[str]:
         """Every namespace that has an index file, sorted."""
@@ -76,6 +80,7 @@ class IndexFiles:
             self._cache.clear()
         else:
             self._cache.pop(namespace, None)
+        self.generation += 1
 
     def cached(self, namespace: str) -> dict[str, Entry]:
         """The namespace as this process last read it (the replay path: no stat)."""
@@ -84,7 +89,7 @@ class IndexFiles:
             # Without a signature, the next write re-reads the file under the lock (see
             # fresh), which is what it must do anyway.
             entries = load_index(self._file(namespace))
-            found = self._cache[namespace] = _CachedIndex(entries, None)
+            found = self._remember(namespace, _CachedIndex(entries, None))
         return found.entries
 
     def fresh(self, namespace: str) -> dict[str, Entry]:
@@ -96,8 +101,13 @@ class IndexFiles:
         signature = _signature(path)
         found = self._cache.get(namespace)
         if found is None or found.signature != signature or signature is None:
-            found = self._cache[namespace] = _CachedIndex(load_index(path), signature)
+            found = self._remember(namespace, _CachedIndex(load_index(path), signature))
         return found
+
+    def _remember(self, namespace: str, cached: _CachedIndex) -> _CachedIndex:
+        self._cache[namespace] = cached
+        self.generation += 1
+        return cached
 
     def overlay(self, namespace: str, changes: dict[str, Entry | None]) -> None:
         """Show changes not yet committed to this process's reads (inside a batch)."""
@@ -123,7 +133,7 @@ class IndexFiles:
         else:
             path.unlink(missing_ok=True)
             _remove_empty_parents(path.parent, self.root)
-        self._cache[namespace] = _CachedIndex(current, _signature(path), fresh.lines)
+        self._remember(namespace, _CachedIndex(current, _signature(path), fresh.lines))
 
 
 def _remove_empty_parents(directory: Path, stop: Path) -> None:

@@ -25,6 +25,9 @@ class Namespace:
     def __init__(self, core: StoreCore, name: str) -> None:
         self._core = core
         self.name = check_namespace(name)
+        # The entries dict as of the indexes' generation (see IndexFiles.generation).
+        self._entries: dict[str, Entry] = {}
+        self._generation = -1
 
     def __repr__(self) -> str:
         return f"Namespace({str(self._core.root)!r}, {self.name!r})"
@@ -35,7 +38,14 @@ class Namespace:
 
     def entry(self, stored: str) -> Entry | None:
         """The entry for a key already in its stored form (the replay hot path)."""
-        return self._core.indexes.cached(self.name).get(stored)
+        indexes = self._core.indexes
+        if self._generation != indexes.generation:
+            # The generation first: a replacement while cached() runs bumps it again, and
+            # the next lookup fetches the entries anew rather than keep a replaced dict.
+            generation = indexes.generation
+            self._entries = indexes.cached(self.name)
+            self._generation = generation
+        return self._entries.get(stored)
 
     def fresh_entry(self, stored: str) -> Entry | None:
         """The entry as it is on disk now: another process may have recorded it meanwhile."""

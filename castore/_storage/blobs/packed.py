@@ -29,7 +29,6 @@ from castore._storage.blobs.packfile import (
     MAX_PACK_BYTES,
     PACK_MAGIC,
     PackIndex,
-    Slot,
     dump_index,
     pack_digest,
     parse_index,
@@ -59,7 +58,8 @@ class PackedBlobs(BlobBackend):
     def __init__(self, store_root: Path) -> None:
         self.root = store_root / PACKS_DIR
         self._store_root = str(store_root)
-        self._where: dict[str, tuple[str, Slot]] = {}
+        # digest -> (pack name, offset, length): flat, so a lookup touches one tuple.
+        self._where: dict[str, tuple[str, int, int]] = {}
         self._indexes: dict[str, PackIndex] = {}
         self._files: dict[str, int] = {}  # pack name -> open file descriptor
         self._signature: int | None = None  # mtime of packs/ when the indexes were read
@@ -89,7 +89,7 @@ class PackedBlobs(BlobBackend):
     def _load(self) -> None:
         """Read every pack index; a blob in two packs is read from the first by name."""
         signature = self._folder_signature()
-        where: dict[str, tuple[str, Slot]] = {}
+        where: dict[str, tuple[str, int, int]] = {}
         indexes: dict[str, PackIndex] = {}
         self.damaged, self.recovered = {}, set()
         if signature is not None:
@@ -109,7 +109,7 @@ class PackedBlobs(BlobBackend):
                     self.recovered.add(stem)
                 indexes[stem] = index
                 for blob, slot in index.slots.items():
-                    where.setdefault(blob, (stem, slot))
+                    where.setdefault(blob, (stem, slot.offset, slot.length))
         self._where, self._indexes, self._signature = where, indexes, signature
         self._loaded = True
 
@@ -180,18 +180,18 @@ class PackedBlobs(BlobBackend):
         found = self._where.get(digest)
         if found is None:
             return None
-        name, slot = found
+        name, offset, length = found
         try:
             descriptor = self._files.get(name)
             if descriptor is None:
                 descriptor = self._descriptor(name)
-            frame = os.pread(descriptor, slot.length, slot.offset)
+            frame = os.pread(descriptor, length, offset)
         except FileNotFoundError:
             self._load()  # gc replaced the pack: read the blob where it is now
             if self._where.get(digest) in (None, found):
                 raise MissingBlobError(self.pack_path(name)) from None
             return self.read(digest)
-        if len(frame) != slot.length:
+        if len(frame) != length:
             raise CorruptBlobError(
                 self.pack_path(name),
                 f"the pack ends before blob {digest[:16]}… (truncated?); restore it with "
