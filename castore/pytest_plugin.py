@@ -16,6 +16,7 @@ from typing import Any, Final
 import pytest
 
 from castore._pytest import hookspecs
+from castore._pytest.marker_fixtures import request_fixture_for_marker
 from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
@@ -220,10 +221,9 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
         yield active
 
 
-@pytest.fixture(autouse=True)
-def _castore_http_marker(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("castore_http") is not None:
-        request.getfixturevalue("castore_http")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``castore_http`` marker turns the ``castore_http`` fixture on."""
+    request_fixture_for_marker(items, "castore_http", "castore_http")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -688,3 +688,41 @@ def test_a_recorder_made_by_hand_resolves_against_the_rootdir_and_follows_the_se
     replayed = pytester.runpytest_subprocess()
     replayed.assert_outcomes(passed=1)
     replayed.stdout.fnmatch_lines(["*1 replayed, 0 missing or stale, 0 recorded*"])
+
+
+def test_the_castore_http_marker_sets_its_fixture_up_after_wider_scopes_and_before_the_tests_own(
+    pytester: pytest.Pytester,
+) -> None:
+    """The marker turns the fixture on without an autouse fixture (which would cost every
+    test of every session a set-up): only marked items get it, a marked parameter does
+    not lend it to its unmarked sibling, and it sits where an autouse fixture would."""
+    pytester.makeini(INI.format(extra=""))
+    pytester.makeconftest(
+        """
+        import httpx, pytest
+
+        UNPATCHED = httpx.Client._send_single_request
+
+        @pytest.fixture(scope="session")
+        def session_view():
+            return httpx.Client._send_single_request is UNPATCHED
+
+        @pytest.fixture
+        def function_view():
+            return httpx.Client._send_single_request is UNPATCHED
+        """
+    )
+    pytester.makepyfile(
+        test_order="""
+        import pytest
+
+        MARKED = pytest.param(True, marks=pytest.mark.castore_http)
+
+        @pytest.mark.parametrize("marked", [MARKED, False])
+        def test_views(marked, session_view, function_view, request):
+            assert session_view  # set up (in the marked test) before the interception
+            assert function_view is not marked  # the test's own fixtures see it on
+            assert ("castore_http" in request.fixturenames) is marked
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
