@@ -10,7 +10,8 @@ only options, fixtures and hook wiring; the session's work lives in ``castore._p
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import pytest
@@ -139,8 +140,8 @@ def castore_store(pytestconfig: pytest.Config) -> Store:
     return pytestconfig.stash[SESSION_KEY].store
 
 
-@pytest.fixture
-def castore_config() -> dict[str, Any]:
+@pytest.fixture(scope="session")
+def castore_config() -> Mapping[str, Any]:
     """Defaults for every recorder the fixtures make in this scope; override it in a
     conftest.py, a module or a class, as pytest-recording's ``vcr_config``::
 
@@ -148,20 +149,22 @@ def castore_config() -> dict[str, Any]:
     def castore_config():
         return {"schema_version": 2, "max_age": "30d", "redact": scrub}
 
-    The ``castore`` marker's options, then a factory call's own, take precedence.
+    The ``castore`` marker's options, then a factory call's own, take precedence. The
+    default is session-scoped (an override may have any scope): a function-scoped one
+    would cost every test a fixture set-up for an empty dict.
     """
-    return {}
+    return MappingProxyType({})
 
 
 @pytest.fixture
-def recorder(request: pytest.FixtureRequest, castore_config: dict[str, Any]) -> Recorder:
+def recorder(request: pytest.FixtureRequest, castore_config: Mapping[str, Any]) -> Recorder:
     """A recorder whose namespace is this test module's path (``tests/test_translate``)."""
     return request.config.stash[SESSION_KEY].recorder(request, defaults=castore_config)
 
 
 @pytest.fixture
 def recorder_factory(
-    request: pytest.FixtureRequest, castore_config: dict[str, Any]
+    request: pytest.FixtureRequest, castore_config: Mapping[str, Any]
 ) -> Callable[..., Recorder]:
     """Make recorders with their own namespace, type, codec, schema or redaction::
 
@@ -186,8 +189,8 @@ def module_recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Rec
         return module_recorder_factory(type=ChatCompletion)
 
     The namespace defaults to the module's; the module's ``castore`` marker
-    (``pytestmark``) applies. ``castore_config`` is function-scoped, so it does not:
-    pass options here.
+    (``pytestmark``) applies. ``castore_config`` may be overridden per test, so it does
+    not: pass options here.
     """
     session = request.config.stash[SESSION_KEY]
 

@@ -115,11 +115,16 @@ class StoreCore:
 
     def files_of(self, blobs: Iterable[str]) -> set[Path]:
         """The files (packs or loose blobs) that hold ``blobs``."""
-        files = set()
+        files, held_in = set(), set()
         packs = self.packs
         for blob in blobs:
             pack = packs.pack_of(blob) if packs is not None else None
-            files.add(packs.pack_path(pack) if packs and pack else self.backend.location(blob))
+            if pack is not None:
+                held_in.add(pack)  # a path per pack, not per blob: this runs at collection
+            else:
+                files.add(self.backend.location(blob))
+        if packs is not None:
+            files.update(packs.pack_path(name) for name in held_in)
         return files
 
     def unreferenced_loose_blobs(self) -> tuple[int, int]:

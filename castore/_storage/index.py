@@ -111,23 +111,30 @@ def _non_json_leaf(value: Any) -> str:
     return type(value).__qualname__
 
 
-def entry_from_json(data: object, path: Path, key: str) -> Entry:
-    """Validate one entry as read from ``path``; every problem names the file and the key."""
+_STREAM_KINDS: Final = tuple(kind.value for kind in StreamKind)
 
-    def bad(detail: str) -> IndexFormatError:
-        return IndexFormatError(path, f"entry {key!r}: {detail}")
+
+def _bad(path: Path, key: str, detail: str) -> IndexFormatError:
+    return IndexFormatError(path, f"entry {key!r}: {detail}")
+
+
+def entry_from_json(data: object, path: Path, key: str) -> Entry:
+    """Validate one entry as read from ``path``; every problem names the file and the key.
+
+    A session reads every index it replays from, thousands at 10x, so the checks are
+    plain expressions (no closure, no tuple built per entry)."""
 
     if not isinstance(data, dict):
-        raise bad(f"expected an object, found {type(data).__name__}")
+        raise _bad(path, key, f"expected an object, found {type(data).__name__}")
     blob = data.get("blob")
     if not is_digest(blob):
-        raise bad(f"'blob' must be a 64-hex blake3 digest, found {blob!r}")
+        raise _bad(path, key, f"'blob' must be a 64-hex blake3 digest, found {blob!r}")
     size = data.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise bad(f"'size' must be a non-negative integer, found {size!r}")
+        raise _bad(path, key, f"'size' must be a non-negative integer, found {size!r}")
     entry_format = data.get("format", VALUE_FORMAT)
     if not isinstance(entry_format, int) or isinstance(entry_format, bool):
-        raise bad(f"'format' must be an integer, found {entry_format!r}")
+        raise _bad(path, key, f"'format' must be an integer, found {entry_format!r}")
     if entry_format > VALUE_FORMAT:
         raise UnsupportedFormatError(path, f"{entry_format} (entry {key!r})", VALUE_FORMAT)
     try:
@@ -137,24 +144,23 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
         recorded_at.astimezone(dt.UTC)  # an offset can push a time past year 9999
     except (KeyError, TypeError, ValueError, OverflowError):
         found = data.get("recorded_at")
-        raise bad(f"'recorded_at' must be an ISO 8601 time, found {found!r}") from None
+        raise _bad(path, key, f"'recorded_at' must be an ISO 8601 time, found {found!r}") from None
     duration = data.get("duration")
     if duration is not None and (
         not isinstance(duration, int | float)
         or isinstance(duration, bool)
         or not 0 <= duration < math.inf
     ):
-        raise bad(f"'duration' must be a number of seconds, found {duration!r}")
+        raise _bad(path, key, f"'duration' must be a number of seconds, found {duration!r}")
     schema = data.get("schema")
     if schema is not None and (not isinstance(schema, str | int) or isinstance(schema, bool)):
-        raise bad(f"'schema' must be a string or an integer, found {schema!r}")
+        raise _bad(path, key, f"'schema' must be a string or an integer, found {schema!r}")
     metadata = data.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise bad(f"'metadata' must be an object, found {type(metadata).__name__}")
+        raise _bad(path, key, f"'metadata' must be an object, found {type(metadata).__name__}")
     stream = data.get("stream")
-    kinds = tuple(kind.value for kind in StreamKind)
-    if stream is not None and stream not in kinds:
-        raise bad(f"'stream' must be one of {kinds}, found {stream!r}")
+    if stream is not None and stream not in _STREAM_KINDS:
+        raise _bad(path, key, f"'stream' must be one of {_STREAM_KINDS}, found {stream!r}")
     return Entry(
         blob=blob,
         size=size,
