@@ -118,6 +118,39 @@ def test_a_run_of_one_module_fetches_only_its_packs_and_passes(
         assert is_pointer == (pack.stem not in needed), pack.name
 
 
+RUNTIME_MODULE = """
+def never():
+    raise AssertionError("the real API was called during replay")
+
+def test_runtime(recorder_factory):
+    recorder = recorder_factory("tests/test_m2")  # a namespace collection cannot see
+    for key in range({keys}):
+        assert recorder.get_or_record_sync(f"key {{key}}", never)["module"] == 2
+"""
+
+
+def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
+    published: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    _, remote, _ = published
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", remote, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    (clone / "tests" / "test_runtime.py").write_text(RUNTIME_MODULE.format(keys=KEYS))
+    root = clone / "recordings"
+    needed = packs_needed(root, ["tests/test_m2"])
+
+    run = pytest_in(clone, "tests/test_runtime.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    # The dictionary at collection, then test_m2's packs in one fetch when the recorder
+    # is made: the report adds them up on one line.
+    found = re.search(r"fetched (\d+) objects", run.stdout)
+    assert found and int(found.group(1)) == len(needed) + 1, run.stdout
+    assert f"{KEYS} replayed, 0 missing or stale" in run.stdout
+    for pack in root.glob("packs/*.pack"):
+        is_pointer = pack.read_bytes().startswith(b"version https://git-lfs")
+        assert is_pointer == (pack.stem not in needed), pack.name
+
+
 def test_xdist_workers_fetch_each_object_once(
     published: tuple[Path, str, Path], tmp_path: Path
 ) -> None:

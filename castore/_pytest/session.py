@@ -53,6 +53,9 @@ class CastoreSession:
         self._store: Store | None = None
         self._namespaces: dict[Path, str] = {}  # module path -> its namespace
         self._modes: dict[str | None, Mode] = {}  # marker mode -> mode for this run
+        #: Namespaces whose LFS objects this session has fetched (or found present); None
+        #: until collection decides whether lazy fetch runs at all.
+        self._fetched_for: set[str] | None = None
 
     @property
     def usage(self) -> Usage:
@@ -103,6 +106,8 @@ class CastoreSession:
             settings.pop("namespace", None)
         settings.update(options)
         mode = self.mode_for(settings.pop("mode", None))
+        if self._fetched_for is not None and namespace not in self._fetched_for:
+            self._fetch_lfs([namespace])  # chosen at run time (recorder_factory("x"))
         return Recorder(self.store, namespace, mode=mode, listener=self.listener, **settings)
 
     def _module_namespace(self, path: Path) -> str:
@@ -124,7 +129,8 @@ class CastoreSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected.update(item.nodeid for item in session.items)
         if session.items and self.config.getini("castore_lfs_fetch") and self.root.is_dir():
-            self._fetch_lfs(session.items)
+            self._fetched_for = set()
+            self._fetch_lfs(self._namespaces_of(session.items))
 
     def collectable(self) -> str:
         """A line saying what ``castore gc`` can now collect, after a run that recorded
@@ -142,15 +148,25 @@ class CastoreSession:
             "re-recording or deleting: `castore gc` removes them"
         )
 
-    def _fetch_lfs(self, items: list[pytest.Item]) -> None:
-        """One lazy LFS fetch for what the collected tests' namespaces need."""
+    def _namespaces_of(self, items: list[pytest.Item]) -> list[str]:
+        """The namespaces the collected tests replay from, as far as collection can tell:
+        their modules' and their ``castore`` markers' (``namespace=``)."""
         namespaces = set()
         for item in items:
             marker = item.get_closest_marker("castore")
             named = marker.kwargs.get("namespace") if marker else None
             namespaces.add(named or self._module_namespace(item.path))
+        return sorted(namespaces)
+
+    def _fetch_lfs(self, namespaces: list[str]) -> None:
+        """One lazy LFS fetch for what ``namespaces`` need: all of the collected tests' at
+        collection, then one per namespace a test chooses at run time. Under xdist the
+        store lock makes the first worker fetch and the others find the files there."""
+        if self._fetched_for is None:
+            return
+        self._fetched_for.update(namespaces)
         try:
-            fetched = internals(self.store).fetch_lfs(sorted(namespaces))
+            fetched = internals(self.store).fetch_lfs(namespaces)
         except CastoreError as error:  # a broken store: the tests' replays report it
             self.usage.fetch_problems.append(f"lazy LFS fetch skipped: {error}")
             return

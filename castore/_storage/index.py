@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -162,7 +163,9 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
     if stream is not None and stream not in _STREAM_KINDS:
         raise _bad(path, key, f"'stream' must be one of {_STREAM_KINDS}, found {stream!r}")
     return Entry(
-        blob=blob,
+        # Interned, as the pack tables' digests are: a replay's lookup of the entry's blob
+        # in the table then matches by identity, one memory access fewer at 100,000 blobs.
+        blob=sys.intern(blob),
         size=size,
         recorded_at=recorded_at,
         duration=None if duration is None else float(duration),

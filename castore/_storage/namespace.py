@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 
 class Namespace:
+    # Slots keep a replay's few attribute reads in the object itself.
+    __slots__ = ("_core", "_entries", "_generation", "name")
+
     def __init__(self, core: StoreCore, name: str) -> None:
         self._core = core
         self.name = check_namespace(name)

@@ -21,6 +21,7 @@ The trailer inside the pack lets ``castore verify`` check that index against the
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,7 @@ def _parse_index(lines: list[str], path: Path) -> PackIndex:
         start, span = int(offset), int(length)
         if not is_digest(blob) or not _HEADER.size <= start <= start + span <= limit:
             raise _BadIndex(f"line {number} is not 'digest offset length' inside the pack")
-        slots[blob] = Slot(start, span)
+        slots[sys.intern(blob)] = Slot(start, span)  # shared with Entry.blob (index.py)
     if len(slots) != int(count):
         raise _BadIndex(f"it lists {len(slots)} blobs, its pack line says {count}")
     return PackIndex(name, int(size), int(dictionary), slots)
