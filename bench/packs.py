@@ -7,8 +7,13 @@ and how long the upkeep commands take. Run::
 Each scale records the corpus into a store with castore's default settings (no
 dictionary), packs it with ``castore pack`` and measures. Lookups are timed in
 interleaved rounds against the raw floor: the same frames read with ``os.pread`` from the
-same pack files, decompressed, digest-checked and unpacked with no castore code; the
+same pack files, decompressed, digest-checked and unpacked with no castore code. Both
+``Store.get`` and a recorder's ``get_or_record_sync`` (what a test calls) are timed; the
 report gives medians and the spread of the per-round ratios.
+
+For lookups alone, on a store already recorded and packed (``--lookups-only PATH``)::
+
+    uv run python -m bench.packs --lookups-only /tmp/castore-packs-100x-…/store
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import zstandard
 
 from bench import corpus
 from bench.measure import compression_floor, unique_values
-from castore import Store
+from castore import Recorder, Store
 from castore._storage.store import internals
 
 
@@ -89,11 +94,23 @@ def lookups(store: Store, rounds: int, samples: int) -> dict[str, Any]:
     dictionary = zstandard.ZstdCompressionDict(store.read_blob(store.config.dictionaries[active]))
     decompressor = zstandard.ZstdDecompressor(dict_data=dictionary)
 
+    recorders: dict[str, Recorder] = {}
+    calls = [
+        (recorders.setdefault(namespace, Recorder(store, namespace)), key)
+        for namespace, key in picks
+    ]
+
     def castore_round() -> float:
         started = time.perf_counter()
         for namespace, key in picks:
             store.get(namespace, key)
         return (time.perf_counter() - started) / len(picks)
+
+    def recorder_round() -> float:
+        started = time.perf_counter()
+        for recorder, key in calls:
+            recorder.get_or_record_sync(key, _never)
+        return (time.perf_counter() - started) / len(calls)
 
     def floor_round() -> float:
         started = time.perf_counter()
@@ -104,25 +121,39 @@ def lookups(store: Store, rounds: int, samples: int) -> dict[str, Any]:
             msgpack.unpackb(packed, strict_map_key=False)
         return (time.perf_counter() - started) / len(located)
 
-    castore_times, floor_times, ratios = [], [], []
-    for number in range(rounds):  # interleaved, alternating which goes first
-        if number % 2:
-            first, second = floor_round(), castore_round()
-            floor, mine = first, second
-        else:
-            mine, floor = castore_round(), floor_round()
-        castore_times.append(mine)
-        floor_times.append(floor)
-        ratios.append(mine / floor)
+    rounds_of = {"floor": floor_round, "castore": castore_round, "recorder": recorder_round}
+    times: dict[str, list[float]] = {name: [] for name in rounds_of}
+    order = list(rounds_of)
+    for _ in range(rounds):  # interleaved, each round in a new order so none always leads
+        rng.shuffle(order)
+        for name in order:
+            times[name].append(rounds_of[name]())
     for descriptor in descriptors.values():
         os.close(descriptor)
+
+    def against_floor(name: str) -> dict[str, Any]:
+        ratios = [mine / floor for mine, floor in zip(times[name], times["floor"], strict=True)]
+        return {
+            "us": round(statistics.median(times[name]) * 1e6, 2),
+            "ratio": round(statistics.median(ratios), 3),
+            "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
+        }
+
+    store_get, recorder = against_floor("castore"), against_floor("recorder")
     return {
         "lookups": len(picks),
-        "castore_us": round(statistics.median(castore_times) * 1e6, 2),
-        "floor_us": round(statistics.median(floor_times) * 1e6, 2),
-        "ratio": round(statistics.median(ratios), 3),
-        "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
+        "castore_us": store_get["us"],
+        "floor_us": round(statistics.median(times["floor"]) * 1e6, 2),
+        "ratio": store_get["ratio"],
+        "ratio_spread": store_get["ratio_spread"],
+        "recorder_us": recorder["us"],
+        "recorder_ratio": recorder["ratio"],
+        "recorder_ratio_spread": recorder["ratio_spread"],
     }
+
+
+def _never() -> Any:
+    raise AssertionError("a replay called the API")
 
 
 # --- git and git-lfs: clone and re-recording ----------------------------------------------
@@ -341,7 +372,13 @@ def main() -> None:
     parser.add_argument(
         "--no-floor", dest="floor", action="store_false", help="skip the compression floor"
     )
+    parser.add_argument(
+        "--lookups-only", type=Path, help="time lookups of this packed store and stop"
+    )
     args = parser.parse_args()
+    if args.lookups_only:
+        print(json.dumps(lookups(Store(args.lookups_only), args.rounds, args.samples)))
+        return
     cassettes = corpus.load()
     results = [run_scale(cassettes, int(factor), args) for factor in args.scales.split(",")]
     args.output.parent.mkdir(parents=True, exist_ok=True)
