@@ -18,9 +18,10 @@ def page() -> str:
 
 
 def public_members(cls: type, instance: object) -> set[str]:
-    """Methods and properties the class defines, plus the attributes an instance sets."""
+    """Methods, properties and slots the class defines, plus the attributes an instance
+    sets (a class with ``__slots__`` has no instance ``__dict__``)."""
     members = {name for name in vars(cls) if not name.startswith("_")}
-    members |= {name for name in vars(instance) if not name.startswith("_")}
+    members |= {name for name in getattr(instance, "__dict__", {}) if not name.startswith("_")}
     return members
 
 
