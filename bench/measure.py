@@ -185,7 +185,7 @@ def replay_suites(suites: Suites, repeat: int, log: Callable[[str], None]) -> di
     ]
     for process in warming:
         if process.wait() != 0:
-            raise RuntimeError(f"collecting failed in {process.args}")
+            raise RuntimeError(f"collecting failed in {process.args!r}")
     results: dict[str, dict[str, list[float]]] = {
         a: {"wall": [], "cpu": [], "rss": []} for a in APPROACHES
     }

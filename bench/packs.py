@@ -91,6 +91,7 @@ def lookups(store: Store, rounds: int, samples: int) -> dict[str, Any]:
             descriptors[name] = os.open(packs.pack_path(name), os.O_RDONLY)
         located.append((descriptors[name], slot.offset, slot.length, blob))
     active = store.config.dictionary
+    assert active is not None, "castore pack trains a dictionary"
     dictionary = zstandard.ZstdCompressionDict(store.read_blob(store.config.dictionaries[active]))
     decompressor = zstandard.ZstdDecompressor(dict_data=dictionary)
 
@@ -301,7 +302,9 @@ def rerecording(
     }
 
 
-def run_scale(cassettes: list[corpus.Cassette], factor: int, args: argparse.Namespace) -> dict:
+def run_scale(
+    cassettes: list[corpus.Cassette], factor: int, args: argparse.Namespace
+) -> dict[str, Any]:
     scaled = corpus.scale(cassettes, factor, args.duplicates)
     work = Path(tempfile.mkdtemp(prefix=f"castore-packs-{factor}x-"))
     root = work / "store"

@@ -24,7 +24,7 @@ def micro(value: float) -> str:
 
 def spread(stat: dict[str, Any], unit: Any) -> str:
     if stat["min"] == stat["max"]:
-        return unit(stat["median"])
+        return str(unit(stat["median"]))
     return f"{unit(stat['median'])} ({unit(stat['min'])}–{unit(stat['max'])})"
 
 

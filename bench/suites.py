@@ -183,7 +183,7 @@ def vcr_document(cassette: Cassette) -> str:
     interactions = [
         {"request": item.request, "response": item.response} for item in cassette.interactions
     ]
-    return yamlserializer.serialize({"interactions": interactions, "version": 1})
+    return str(yamlserializer.serialize({"interactions": interactions, "version": 1}))
 
 
 def write_vcr(suites: Suites) -> None:
@@ -319,12 +319,13 @@ def build(cassettes: list[Cassette], work: Path, *, log: Callable[[str], None] =
         shutil.rmtree(work)
     work.mkdir(parents=True)
     suites = Suites(work, cassettes, [module_name(n) for n in range(len(cassettes))])
-    for approach, write in (
+    writers: tuple[tuple[str, Callable[[], None]], ...] = (
         ("castore", lambda: write_castore(suites, level=19, train=True)),
         ("vcr", lambda: write_vcr(suites)),
         ("seeds", lambda: write_seeds(suites)),
         ("floor", lambda: write_floor(suites)),
-    ):
+    )
+    for approach, write in writers:
         started = time.perf_counter()
         write()
         log(f"    wrote the {approach} suite in {time.perf_counter() - started:.0f} s")
