@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -25,8 +25,9 @@ from castore._recording.modes import Mode
 from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
 from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.store import Store
-from castore.integrations.http import HttpRecorder
-from castore.integrations.vcr import use_castore
+
+if TYPE_CHECKING:
+    from castore.integrations.http import HttpRecorder
 
 SESSION_KEY: Final = pytest.StashKey[CastoreSession]()
 
@@ -220,6 +221,10 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
     The marker alone, on a test, a class or a module (``pytestmark``), turns it on."""
     marker = request.node.get_closest_marker("castore_http")
     options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}
+    # Imported here: a session that records nothing at the HTTP level (most) does not
+    # pay for importing the interception and its stream classes.
+    from castore.integrations.http import HttpRecorder  # noqa: PLC0415
+
     with HttpRecorder(recorder, **options).active() as active:
         yield active
 
@@ -234,4 +239,6 @@ def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     """pytest-recording's hook: with ``castore_vcr = true``, cassettes keep their response
     bodies in the session's store (``castore.integrations.vcr``); no conftest change."""
     if config.getini("castore_vcr"):
+        from castore.integrations.vcr import use_castore  # noqa: PLC0415 - only with VCR.py
+
         use_castore(vcr, config.stash[SESSION_KEY].store, config.rootpath)
