@@ -132,6 +132,22 @@ def git_costs(built: suites.Suites) -> dict[str, Any]:
     return costs
 
 
+def publish(document: dict[str, Any], *, update_docs: bool) -> None:
+    """Write report.md and the plot from a results document, and with ``update_docs``
+    the generated part of docs/benchmarks.md and its picture."""
+    text = report.markdown(document)
+    (RESULTS / "report.md").write_text(text + "\n")
+    plot(document, RESULTS / "benchmarks.png")
+    print(text)
+    if update_docs:
+        shutil.copy(RESULTS / "benchmarks.png", REPO / "docs" / "benchmarks.png")
+        page = DOC.read_text()
+        head, rest = page.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+        log(f"updated {DOC} and docs/benchmarks.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,7 +166,15 @@ def main() -> None:
     parser.add_argument(
         "--update-docs", action="store_true", help="rewrite docs/benchmarks.md and .png"
     )
+    parser.add_argument(
+        "--from-results",
+        action="store_true",
+        help="measure nothing: render results.json again (report.md, the plot, --update-docs)",
+    )
     args = parser.parse_args()
+    if args.from_results:
+        publish(json.loads((RESULTS / "results.json").read_text()), update_docs=args.update_docs)
+        return
     args.cover = None  # COVER parameters of the floor's dictionary, searched at the first scale
     started = time.perf_counter()
     cassettes = corpus.load()
@@ -176,17 +200,7 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.json").write_text(json.dumps(document, indent=2))
-    text = report.markdown(document)
-    (RESULTS / "report.md").write_text(text + "\n")
-    plot(document, RESULTS / "benchmarks.png")
-    print(text)
-    if args.update_docs:
-        shutil.copy(RESULTS / "benchmarks.png", REPO / "docs" / "benchmarks.png")
-        page = DOC.read_text()
-        head, rest = page.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
-        log(f"updated {DOC} and docs/benchmarks.png")
+    publish(document, update_docs=args.update_docs)
     log(f"total {document['seconds'] / 60:.1f} min; results in {RESULTS}")
 
 

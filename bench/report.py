@@ -178,6 +178,22 @@ def targets(result: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
             _paired(replay, "wall"),
             1.1,
         ),
+        # The packs issue's targets for a recorder lookup from packs.
+        (
+            "per lookup from packs ≤ 1.2× the raw floor",
+            latency["castore"]["warm"]["median"] / latency["raw floor"]["warm"]["median"],
+            1.2,
+        ),
+        (
+            "per lookup (warm) ≥ 30× below vcrpy",
+            latency["vcr"]["warm"]["median"] / latency["castore"]["warm"]["median"],
+            -30,
+        ),
+        (
+            "(ceiling) the raw floor itself ≥ 30× below vcrpy",
+            latency["vcr"]["warm"]["median"] / latency["raw floor"]["warm"]["median"],
+            -30,
+        ),
     ]
     # A negative limit means "at least": the measured factor must reach its absolute value.
     return [
