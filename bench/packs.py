@@ -11,9 +11,12 @@ same pack files, decompressed, digest-checked and unpacked with no castore code.
 ``Store.get`` and a recorder's ``get_or_record_sync`` (what a test calls) are timed; the
 report gives medians and the spread of the per-round ratios.
 
-For lookups alone, on a store already recorded and packed (``--lookups-only PATH``)::
+For lookups alone, on stores already recorded and packed (``--lookups-only PATH…``);
+with several, they are timed in the same shuffled rounds and each later store is compared
+with the first (is 100x slower than 10x?)::
 
-    uv run python -m bench.packs --lookups-only /tmp/castore-packs-100x-…/store
+    uv run python -m bench.packs --lookups-only /tmp/castore-packs-10x-…/store \
+        /tmp/castore-packs-100x-…/store
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +73,23 @@ def folder_bytes(folder: Path, suffix: str = "") -> tuple[int, int]:
     return len(files), sum(path.stat().st_size for path in files)
 
 
-def lookups(store: Store, rounds: int, samples: int) -> dict[str, Any]:
+@dataclass
+class LookupRounds:
+    """One store's timed lookups, ready to run: each round function times every pick once
+    and returns the seconds per lookup."""
+
+    lookups: int
+    rounds: dict[str, Callable[[], float]]
+    descriptors: list[int]
+
+    def close(self) -> None:
+        for descriptor in self.descriptors:
+            os.close(descriptor)
+
+
+def lookup_rounds(store: Store, samples: int) -> LookupRounds:
+    """The raw floor, ``Store.get`` and a recorder over the same random picks of ``store``,
+    warmed up (indexes loaded, packs opened) as in a test session after its first lookups."""
     core = internals(store)
     packs = core.packs
     assert packs is not None
@@ -122,35 +143,77 @@ def lookups(store: Store, rounds: int, samples: int) -> dict[str, Any]:
             msgpack.unpackb(packed, strict_map_key=False)
         return (time.perf_counter() - started) / len(located)
 
-    rounds_of = {"floor": floor_round, "castore": castore_round, "recorder": recorder_round}
-    times: dict[str, list[float]] = {name: [] for name in rounds_of}
-    order = list(rounds_of)
-    for _ in range(rounds):  # interleaved, each round in a new order so none always leads
-        rng.shuffle(order)
-        for name in order:
-            times[name].append(rounds_of[name]())
-    for descriptor in descriptors.values():
-        os.close(descriptor)
+    rounds = {"floor": floor_round, "castore": castore_round, "recorder": recorder_round}
+    return LookupRounds(len(picks), rounds, list(descriptors.values()))
 
-    def against_floor(name: str) -> dict[str, Any]:
-        ratios = [mine / floor for mine, floor in zip(times[name], times["floor"], strict=True)]
-        return {
-            "us": round(statistics.median(times[name]) * 1e6, 2),
-            "ratio": round(statistics.median(ratios), 3),
-            "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
-        }
 
-    store_get, recorder = against_floor("castore"), against_floor("recorder")
+def _ratios(mine: list[float], theirs: list[float]) -> dict[str, Any]:
+    """The median and spread of round-by-round ratios: each pair ran seconds apart."""
+    ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
     return {
-        "lookups": len(picks),
-        "castore_us": store_get["us"],
-        "floor_us": round(statistics.median(times["floor"]) * 1e6, 2),
-        "ratio": store_get["ratio"],
-        "ratio_spread": store_get["ratio_spread"],
-        "recorder_us": recorder["us"],
-        "recorder_ratio": recorder["ratio"],
-        "recorder_ratio_spread": recorder["ratio_spread"],
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
     }
+
+
+def compare_lookups(stores: dict[str, Store], rounds: int, samples: int) -> dict[str, Any]:
+    """Lookups of several stores (1x, 10x, 100x) timed in the same rounds, each round in a
+        new shuffled order of every store's floor, ``Store.get`` and recorder, so a drift of
+        the machine hits them all alike. With more than one store, ``against_first`` gives each
+        later store's per-round ratios to the first's (``castore_over_floor``: castore's time over
+    its floor, against the same for the first store): the issue's "no slower at 100x"."""
+    prepared = {label: lookup_rounds(store, samples) for label, store in stores.items()}
+    jobs = [(label, name) for label, ready in prepared.items() for name in ready.rounds]
+    times: dict[tuple[str, str], list[float]] = {job: [] for job in jobs}
+    rng = random.Random(7)
+    for _ in range(rounds):
+        rng.shuffle(jobs)
+        for label, name in jobs:
+            times[label, name].append(prepared[label].rounds[name]())
+    for ready in prepared.values():
+        ready.close()
+    results: dict[str, Any] = {}
+    for label, ready in prepared.items():
+        store_get = _ratios(times[label, "castore"], times[label, "floor"])
+        recorder = _ratios(times[label, "recorder"], times[label, "floor"])
+        results[label] = {
+            "lookups": ready.lookups,
+            "castore_us": _us(times[label, "castore"]),
+            "floor_us": _us(times[label, "floor"]),
+            "ratio": store_get["ratio"],
+            "ratio_spread": store_get["ratio_spread"],
+            "recorder_us": _us(times[label, "recorder"]),
+            "recorder_ratio": recorder["ratio"],
+            "recorder_ratio_spread": recorder["ratio_spread"],
+        }
+    first, *later = prepared
+    for label in later:
+        against = {
+            name: _ratios(times[label, name], times[first, name])
+            for name in ("floor", "castore", "recorder")
+        }
+        # The picks differ between stores (other values, other sizes), so the floor moves
+        # too; castore's own share is its time over the floor's, compared round by round.
+        for name in ("castore", "recorder"):
+            against[f"{name}_over_floor"] = _ratios(
+                _over(times[label, name], times[label, "floor"]),
+                _over(times[first, name], times[first, "floor"]),
+            )
+        results[label]["against_first"] = against
+    return results
+
+
+def _over(mine: list[float], floor: list[float]) -> list[float]:
+    return [a / b for a, b in zip(mine, floor, strict=True)]
+
+
+def lookups(store: Store, rounds: int, samples: int) -> dict[str, Any]:
+    """One store's lookups against its raw floor (see :func:`compare_lookups`)."""
+    return dict(compare_lookups({"store": store}, rounds, samples)["store"])
+
+
+def _us(seconds: list[float]) -> float:
+    return round(statistics.median(seconds) * 1e6, 2)
 
 
 def _never() -> Any:
@@ -376,11 +439,16 @@ def main() -> None:
         "--no-floor", dest="floor", action="store_false", help="skip the compression floor"
     )
     parser.add_argument(
-        "--lookups-only", type=Path, help="time lookups of this packed store and stop"
+        "--lookups-only",
+        type=Path,
+        nargs="+",
+        metavar="STORE",
+        help="time lookups of these packed stores (in the same rounds) and stop",
     )
     args = parser.parse_args()
     if args.lookups_only:
-        print(json.dumps(lookups(Store(args.lookups_only), args.rounds, args.samples)))
+        stores = {str(path): Store(path) for path in args.lookups_only}
+        print(json.dumps(compare_lookups(stores, args.rounds, args.samples), indent=2))
         return
     cassettes = corpus.load()
     results = [run_scale(cassettes, int(factor), args) for factor in args.scales.split(",")]
