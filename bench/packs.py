@@ -423,6 +423,16 @@ def run_scale(
     return result
 
 
+def _require_git_lfs() -> None:
+    """Stop before the long build, not after it, when the clone figures cannot be had."""
+    found = subprocess.run(["git", "lfs", "version"], capture_output=True, check=False)
+    if found.returncode != 0:
+        sys.exit(
+            "bench.packs: git-lfs is not installed, and the clone figures need it: install "
+            "it (Debian: apt-get install git-lfs, as .ci/run does) or pass --no-git"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,10")
@@ -447,6 +457,8 @@ def main() -> None:
         stores = {str(path): Store(path) for path in args.lookups_only}
         print(json.dumps(compare_lookups(stores, args.rounds, args.samples), indent=2))
         return
+    if args.git:
+        _require_git_lfs()
     cassettes = corpus.load()
     results = [run_scale(cassettes, int(factor), args) for factor in args.scales.split(",")]
     # Every scale's lookups in the same rounds, so "no slower at 100x than at 10x" compares
