@@ -146,7 +146,48 @@ def lookup_rounds(store: Store, samples: int) -> LookupRounds:
         return (time.perf_counter() - started) / len(located)
 
     rounds = {"floor": floor_round, "castore": castore_round, "recorder": recorder_round}
+    rounds.update(_floor_parts(located, decompressor))
     return LookupRounds(len(picks), rounds, list(descriptors.values()))
+
+
+#: The raw floor's four steps, timed one by one: what bounds any reader that checks digests.
+FLOOR_PARTS = ("pread", "decompress", "blake3", "unpack")
+
+
+def _floor_parts(
+    located: list[tuple[int, int, int, str]], decompressor: zstandard.ZstdDecompressor
+) -> dict[str, Callable[[], float]]:
+    frames = [os.pread(descriptor, length, offset) for descriptor, offset, length, _ in located]
+    values = [decompressor.decompress(frame) for frame in frames]
+    digests = [blob for *_, blob in located]
+
+    def timed(step: Callable[[], object]) -> Callable[[], float]:
+        def run() -> float:
+            started = time.perf_counter()
+            step()
+            return (time.perf_counter() - started) / len(located)
+
+        return run
+
+    def pread() -> None:
+        for descriptor, offset, length, _ in located:
+            os.pread(descriptor, length, offset)
+
+    def decompress() -> None:
+        for frame in frames:
+            decompressor.decompress(frame)
+
+    def check() -> None:
+        for packed, blob in zip(values, digests, strict=True):
+            if blake3.blake3(packed).hexdigest() != blob:
+                raise AssertionError(blob)
+
+    def unpack() -> None:
+        for packed in values:
+            msgpack.unpackb(packed, strict_map_key=False)
+
+    steps = (pread, decompress, check, unpack)
+    return {f"floor {name}": timed(step) for name, step in zip(FLOOR_PARTS, steps, strict=True)}
 
 
 def _ratios(mine: list[float], theirs: list[float]) -> dict[str, Any]:
@@ -182,6 +223,7 @@ def compare_lookups(stores: dict[str, Store], rounds: int, samples: int) -> dict
             "lookups": ready.lookups,
             "castore_us": _us(times[label, "castore"]),
             "floor_us": _us(times[label, "floor"]),
+            "floor_parts_us": {name: _us(times[label, f"floor {name}"]) for name in FLOOR_PARTS},
             "ratio": store_get["ratio"],
             "ratio_spread": store_get["ratio_spread"],
             "recorder_us": _us(times[label, "recorder"]),
