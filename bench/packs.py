@@ -24,6 +24,8 @@ with the first (is 100x slower than 10x?)::
 from __future__ import annotations
 
 import argparse
+import base64
+import functools
 import json
 import os
 import random
@@ -45,6 +47,7 @@ import zstandard
 from bench import corpus
 from bench.measure import compression_floor, unique_values
 from castore import Recorder, Store
+from castore._storage.names import stored_key
 from castore._storage.store import internals
 
 
@@ -82,11 +85,20 @@ class LookupRounds:
 
     lookups: int
     rounds: dict[str, Callable[[], float]]
-    descriptors: list[int]
+    closers: list[Callable[[], None]]
 
     def close(self) -> None:
-        for descriptor in self.descriptors:
-            os.close(descriptor)
+        for close in self.closers:
+            close()
+
+
+def pick_lookups(store: Store, samples: int) -> list[tuple[str, str]]:
+    """The (namespace, stored key) pairs timed: a seeded sample over the whole store."""
+    rng = random.Random(5)
+    pairs = [
+        (namespace, key) for namespace in store.namespaces() for key in store.entries(namespace)
+    ]
+    return rng.sample(pairs, min(samples, len(pairs)))
 
 
 def lookup_rounds(store: Store, samples: int) -> LookupRounds:
@@ -95,11 +107,7 @@ def lookup_rounds(store: Store, samples: int) -> LookupRounds:
     core = internals(store)
     packs = core.packs
     assert packs is not None
-    rng = random.Random(5)
-    pairs = [
-        (namespace, key) for namespace in store.namespaces() for key in store.entries(namespace)
-    ]
-    picks = rng.sample(pairs, min(samples, len(pairs)))
+    picks = pick_lookups(store, samples)
     for namespace, key in picks:  # warm: indexes loaded, packs opened
         store.get(namespace, key)
     indexes = packs.indexes()
@@ -147,7 +155,80 @@ def lookup_rounds(store: Store, samples: int) -> LookupRounds:
 
     rounds = {"floor": floor_round, "castore": castore_round, "recorder": recorder_round}
     rounds.update(_floor_parts(located, decompressor))
-    return LookupRounds(len(picks), rounds, list(descriptors.values()))
+    closers: list[Callable[[], None]] = [
+        functools.partial(os.close, descriptor) for descriptor in descriptors.values()
+    ]
+    vcr_lookups = store.root.parent / VCR_LOOKUPS
+    if (vcr_lookups / "picks.json").is_file():
+        rounds["vcr"], close_client = _vcr_round(vcr_lookups)
+        closers.append(close_client)
+    return LookupRounds(len(picks), rounds, closers)
+
+
+#: Where a scale's work folder keeps the VCR.py cassettes of the first lookup picks, and
+#: how many picks vcrpy replays (each opens its cassette: 5 ms a pick, untimed).
+VCR_LOOKUPS = "vcr-lookups"
+VCR_PICKS = 200
+
+
+def write_vcr_lookups(scaled: list[corpus.Cassette], store: Store, samples: int) -> None:
+    """The cassettes of the first :data:`VCR_PICKS` lookup picks as VCR.py's YAML, beside
+    the store, with the request each pick makes: vcrpy's warm lookup is then timed on the
+    same recordings as castore's, in the same rounds."""
+    from bench.suites import _body_bytes, vcr_document  # noqa: PLC0415
+
+    folder = store.root.parent / VCR_LOOKUPS
+    folder.mkdir(exist_ok=True)
+    requests = []
+    for namespace, key in pick_lookups(store, samples)[:VCR_PICKS]:
+        number = int(namespace.rsplit("_", 1)[1])
+        cassette = scaled[number]
+        path = folder / f"test_{number:05d}.yaml"
+        if not path.exists():
+            path.write_text(vcr_document(cassette))
+        item = next(item for item in cassette.interactions if stored_key(item.key) == key)
+        body = _body_bytes(item.request)
+        requests.append(
+            {
+                "cassette": path.name,
+                "method": item.request["method"],
+                "uri": item.request["uri"],
+                "body": None if body is None else base64.b64encode(body).decode(),
+            }
+        )
+    (folder / "picks.json").write_text(json.dumps(requests))
+
+
+def _vcr_round(folder: Path) -> tuple[Callable[[], float], Callable[[], None]]:
+    """vcrpy's warm lookup, as the main benchmark times it: each pick's cassette is opened
+    and asked once (untimed), then asked three times more (timed) through httpx."""
+    import httpx  # noqa: PLC0415 - bench-only dependencies
+    import vcr  # noqa: PLC0415
+
+    picks = json.loads((folder / "picks.json").read_text())
+    requests = [
+        (
+            str(folder / pick["cassette"]),
+            pick["method"],
+            pick["uri"],
+            None if pick["body"] is None else base64.b64decode(pick["body"]),
+        )
+        for pick in picks
+    ]
+    client = httpx.Client()
+
+    def vcr_round() -> float:
+        total = 0.0
+        for path, method, uri, body in requests:
+            with vcr.use_cassette(path, record_mode="none", allow_playback_repeats=True):
+                client.request(method, uri, content=body)
+                started = time.perf_counter()
+                for _ in range(3):
+                    client.request(method, uri, content=body)
+                total += time.perf_counter() - started
+        return total / (3 * len(requests))
+
+    return vcr_round, client.close
 
 
 #: The raw floor's four steps, timed one by one: what bounds any reader that checks digests.
@@ -230,6 +311,12 @@ def compare_lookups(stores: dict[str, Store], rounds: int, samples: int) -> dict
             "recorder_ratio": recorder["ratio"],
             "recorder_ratio_spread": recorder["ratio_spread"],
         }
+        if "vcr" in ready.rounds:  # how many times faster than vcrpy: the >= 30x target
+            results[label]["vcr_warm_us"] = _us(times[label, "vcr"])
+            results[label]["vcr_over_recorder"] = _ratios(
+                times[label, "vcr"], times[label, "recorder"]
+            )
+            results[label]["vcr_over_floor"] = _ratios(times[label, "vcr"], times[label, "floor"])
     first, *later = prepared
     for label in later:
         against = {
@@ -413,6 +500,7 @@ def run_scale(
     started = time.perf_counter()
     store = record(scaled, root)
     recorded = time.perf_counter() - started
+    write_vcr_lookups(scaled, store, args.samples)
     loose_count, loose_bytes = folder_bytes(root / "blobs", ".zst")
     values = unique_values(store)
     floor = compression_floor(values, cover=(2048, 8)) if args.floor else {"bytes": 0}
