@@ -4,6 +4,7 @@ bodies in the castore store (``castore_vcr = true``), beside stock YAML cassette
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -93,9 +94,13 @@ def test_cassettes_keep_bodies_in_the_store_and_replay_beside_yaml_ones(
     assert recorded == 6
 
     cassettes = project.path / "cassettes"
-    old = (cassettes / "test_old" / "test_old_one.yaml").read_text()
+    old_path = cassettes / "test_old" / "test_old_one.yaml"
+    old = old_path.read_text()
     assert old.startswith("interactions:")  # stock VCR.py YAML, left as it was
-    new = json.loads((cassettes / "test_new" / "test_new_twice.yaml").read_text())
+    new_path = cassettes / "test_new" / "test_new_twice.yaml"
+    new = json.loads(new_path.read_text())
+    # Created as VCR.py creates its own cassettes (the umask's mode), not owner-only.
+    assert stat.S_IMODE(new_path.stat().st_mode) == stat.S_IMODE(old_path.stat().st_mode)
     assert new["castore_cassette"] == 1
     assert new["namespace"] == "vcr/cassettes/test_new/test_new_twice"
     assert [item["body"] for item in new["interactions"]] == [
