@@ -240,8 +240,7 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
     seeds: loads the whole JSON file). Opening a castore store (castore.json and the zstd
     dictionary, once per session) is reported on its own as "open".
     """
-    import httpx  # noqa: PLC0415 - bench-only dependencies
-    import vcr  # noqa: PLC0415
+    import httpx  # noqa: PLC0415 - a bench-only dependency
 
     rng = random.Random(seed)
     picks = [
@@ -347,14 +346,9 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
             request = item.request
             body = request.get("body")
             content = body.encode() if isinstance(body, str) else body
-            started = time.perf_counter()
-            with vcr.use_cassette(str(path), record_mode="none", allow_playback_repeats=True):
-                client.request(request["method"], request["uri"], content=content)
-                cold += time.perf_counter() - started
-                started = time.perf_counter()
-                for _ in range(3):
-                    client.request(request["method"], request["uri"], content=content)
-                warm += (time.perf_counter() - started) / 3
+            first, later = vcr_lookup(client, str(path), request["method"], request["uri"], content)
+            cold += first
+            warm += later
         return cold / len(picks), warm / len(picks)
 
     results: dict[str, dict[str, list[float]]] = {}
@@ -378,6 +372,24 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
         approach: {kind: summary(values) for kind, values in kinds.items()}
         for approach, kinds in results.items()
     }
+
+
+def vcr_lookup(
+    client: Any, cassette: str, method: str, uri: str, content: bytes | None
+) -> tuple[float, float]:
+    """vcrpy answering one request from ``cassette`` through an httpx ``client``: the
+    seconds of the first answer (the cassette's load included) and of a later one (the
+    mean of three), what the benchmarks call vcrpy's cold and warm lookup."""
+    import vcr  # noqa: PLC0415 - a bench-only dependency
+
+    started = time.perf_counter()
+    with vcr.use_cassette(cassette, record_mode="none", allow_playback_repeats=True):
+        client.request(method, uri, content=content)
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(3):
+            client.request(method, uri, content=content)
+        return cold, (time.perf_counter() - started) / 3
 
 
 # --- zstd --------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ import msgpack
 import zstandard
 
 from bench import corpus
-from bench.measure import compression_floor, unique_values
+from bench.measure import compression_floor, unique_values, vcr_lookup
 from castore import Recorder, Store
 from castore._storage.names import stored_key
 from castore._storage.store import internals
@@ -200,10 +200,8 @@ def write_vcr_lookups(scaled: list[corpus.Cassette], store: Store, samples: int)
 
 
 def _vcr_round(folder: Path) -> tuple[Callable[[], float], Callable[[], None]]:
-    """vcrpy's warm lookup, as the main benchmark times it: each pick's cassette is opened
-    and asked once (untimed), then asked three times more (timed) through httpx."""
-    import httpx  # noqa: PLC0415 - bench-only dependencies
-    import vcr  # noqa: PLC0415
+    """vcrpy's warm lookup, timed as the main benchmark times it (:func:`vcr_lookup`)."""
+    import httpx  # noqa: PLC0415 - a bench-only dependency
 
     picks = json.loads((folder / "picks.json").read_text())
     requests = [
@@ -218,15 +216,8 @@ def _vcr_round(folder: Path) -> tuple[Callable[[], float], Callable[[], None]]:
     client = httpx.Client()
 
     def vcr_round() -> float:
-        total = 0.0
-        for path, method, uri, body in requests:
-            with vcr.use_cassette(path, record_mode="none", allow_playback_repeats=True):
-                client.request(method, uri, content=body)
-                started = time.perf_counter()
-                for _ in range(3):
-                    client.request(method, uri, content=body)
-                total += time.perf_counter() - started
-        return total / (3 * len(requests))
+        warm = [vcr_lookup(client, *request)[1] for request in requests]
+        return sum(warm) / len(warm)
 
     return vcr_round, client.close
 
@@ -273,7 +264,7 @@ def _floor_parts(
 
 def _ratios(mine: list[float], theirs: list[float]) -> dict[str, Any]:
     """The median and spread of round-by-round ratios: each pair ran seconds apart."""
-    ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
+    ratios = _over(mine, theirs)
     return {
         "ratio": round(statistics.median(ratios), 3),
         "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
@@ -282,10 +273,11 @@ def _ratios(mine: list[float], theirs: list[float]) -> dict[str, Any]:
 
 def compare_lookups(stores: dict[str, Store], rounds: int, samples: int) -> dict[str, Any]:
     """Lookups of several stores (1x, 10x, 100x) timed in the same rounds, each round in a
-        new shuffled order of every store's floor, ``Store.get`` and recorder, so a drift of
-        the machine hits them all alike. With more than one store, ``against_first`` gives each
-        later store's per-round ratios to the first's (``castore_over_floor``: castore's time over
-    its floor, against the same for the first store): the issue's "no slower at 100x"."""
+    new shuffled order of every store's floor, ``Store.get`` and recorder, so a drift of the
+    machine hits them all alike. With more than one store, ``against_first`` gives each
+    later store's per-round ratios to the first's (``castore_over_floor``: castore's time
+    over its floor, against the same for the first store): the issue's "no slower at 100x".
+    """
     prepared = {label: lookup_rounds(store, samples) for label, store in stores.items()}
     jobs = [(label, name) for label, ready in prepared.items() for name in ready.rounds]
     times: dict[tuple[str, str], list[float]] = {job: [] for job in jobs}
@@ -334,8 +326,9 @@ def compare_lookups(stores: dict[str, Store], rounds: int, samples: int) -> dict
     return results
 
 
-def _over(mine: list[float], floor: list[float]) -> list[float]:
-    return [a / b for a, b in zip(mine, floor, strict=True)]
+def _over(mine: list[float], theirs: list[float]) -> list[float]:
+    """Round-by-round ratios of two series timed in the same rounds."""
+    return [a / b for a, b in zip(mine, theirs, strict=True)]
 
 
 def _us(seconds: list[float]) -> float:
