@@ -35,9 +35,12 @@ import zstandard
 class LLMServer:
     """A threaded HTTP server on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, gap: float = 0.0) -> None:
         self.delay = delay
         """Seconds each answer waits, as a real model would (the issue asks 0.5-1 s)."""
+        self.gap = gap
+        """Seconds between the chunks of a stream: the client then reads one per read, so
+        a live run's chunk boundaries are the server's, as with a real model."""
         self.requests = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -75,8 +78,9 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             request_id = server.next_request_id()
-            if server.delay:
-                time.sleep(server.delay)
+            delay = float(self.headers.get("x-test-delay") or server.delay)
+            if delay:
+                time.sleep(delay)
             encoding = self.path[1:].split("?")[0]
             if encoding in ENCODERS:
                 self._send_encoded(body, request_id, encoding)
@@ -278,6 +282,8 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             self._chunk(b"")
 
         def _chunk(self, data: bytes) -> None:
+            if server.gap and data:
+                time.sleep(server.gap)
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 

@@ -60,6 +60,8 @@ class NetworkGuard:
         self._lock = threading.Lock()
         #: Addresses that allowed names resolved to: a connection to one is allowed.
         self._learnt: set[str] = set()
+        #: The name each address was last looked up by: reports name hosts as tests do.
+        self._names: dict[str, str] = {}
         self._originals: dict[tuple[Any, str], Any] = {}
 
     # --- decisions ---------------------------------------------------------------------
@@ -73,19 +75,21 @@ class NetworkGuard:
 
     def check_connect(self, host: str, port: int | None) -> None:
         """A connection to ``host:port``: refuse it (replay) or count it (recording)."""
+        __tracebackhide__ = True
         if self.allows(host, port):
             return
         policy = self.policy
         if policy.blocking:
             self._refuse(host, port)
         if not inside_live_call():
-            target = _target(host, port)
+            target = _target(self._names.get(host, host), port)
             with self._lock:
                 self.unrecorded[target] = self.unrecorded.get(target, 0) + 1
 
     def check_lookup(self, host: Any, port: Any) -> None:
         """A name lookup: refused for a host a replaying test may not reach, before any
         DNS query leaves the machine."""
+        __tracebackhide__ = True
         if not host or not self.policy.blocking:
             return
         name = _text(host)
@@ -96,13 +100,19 @@ class NetworkGuard:
             return
         self._refuse(name, port if isinstance(port, int) else None)
 
-    def learn(self, results: Any) -> None:
-        """Remember what an allowed name resolved to (getaddrinfo's results)."""
+    def learn(self, name: str, results: Any, *, allowed: bool) -> None:
+        """Remember what ``name`` resolved to (getaddrinfo's results): its addresses are
+        allowed if it is, and reported by its name."""
         with self._lock:
             for entry in results:
-                self._learnt.add(str(entry[4][0]).split("%", 1)[0])
+                address = str(entry[4][0]).split("%", 1)[0]
+                if allowed:
+                    self._learnt.add(address)
+                if len(self._names) < _MAX_NAMES:
+                    self._names[address] = name
 
     def _refuse(self, host: str, port: int | None) -> None:
+        __tracebackhide__ = True
         policy = self.policy
         target = _target(host, port)
         with self._lock:
@@ -121,14 +131,17 @@ class NetworkGuard:
         )
 
         def guarded_connect(sock: Any, address: Any) -> Any:
+            __tracebackhide__ = True
             guard._check_address(sock, address)
             return connect(sock, address)
 
         def guarded_connect_ex(sock: Any, address: Any) -> Any:
+            __tracebackhide__ = True
             guard._check_address(sock, address)
             return connect_ex(sock, address)
 
         def guarded_sendto(sock: Any, data: Any, *rest: Any) -> Any:
+            __tracebackhide__ = True
             if rest:
                 guard._check_address(sock, rest[-1])
             return sendto(sock, data, *rest)
@@ -139,17 +152,21 @@ class NetworkGuard:
         }
 
         def guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             guard.check_lookup(host, port)
             results = lookups["getaddrinfo"](host, port, *args, **kwargs)
-            if host and guard.policy.allowed.matches(_text(host), any_port=True):
-                guard.learn(results)
+            if host and as_address(_text(host)) is None:
+                allowed = guard.policy.allowed.matches(_text(host), any_port=True)
+                guard.learn(_text(host), results, allowed=allowed)
             return results
 
         def guarded_gethostbyname(host: Any) -> Any:
+            __tracebackhide__ = True
             guard.check_lookup(host, None)
             return lookups["gethostbyname"](host)
 
         def guarded_gethostbyname_ex(host: Any) -> Any:
+            __tracebackhide__ = True
             guard.check_lookup(host, None)
             return lookups["gethostbyname_ex"](host)
 
@@ -174,6 +191,7 @@ class NetworkGuard:
         self._originals.clear()
 
     def _check_address(self, sock: Any, address: Any) -> None:
+        __tracebackhide__ = True
         if sock.family not in _INET or not isinstance(address, tuple) or len(address) < 2:
             return
         host, port = address[0], address[1]
@@ -181,6 +199,8 @@ class NetworkGuard:
 
 
 _ABSENT: Final = object()
+#: Addresses whose names the guard remembers for its report (a bound on its memory).
+_MAX_NAMES: Final = 10_000
 
 
 def _text(host: Any) -> str:
