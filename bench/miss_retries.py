@@ -49,9 +49,9 @@ def offline(port: int) -> float:
 def castore_miss(root: Path, port: int) -> float:
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k")
     started = time.perf_counter()
-    with HttpRecorder(Recorder(root, "bench/miss", mode="none")).active():
-        with contextlib.suppress(RetriedMissError):
-            client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+    http = HttpRecorder(Recorder(root, "bench/miss", mode="none"))
+    with http.active(), contextlib.suppress(RetriedMissError):
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
     return time.perf_counter() - started
 
 
@@ -76,9 +76,9 @@ def boto_offline(port: int) -> float:
 def boto_castore_miss(root: Path, port: int) -> float:
     client = bedrock(port)
     started = time.perf_counter()
-    with HttpRecorder(Recorder(root, "bench/miss", mode="none")).active():
-        with contextlib.suppress(RetriedMissError):
-            client.converse(modelId="m", messages=[{"role": "user", "content": [{"text": "x"}]}])  # type: ignore[attr-defined]
+    http = HttpRecorder(Recorder(root, "bench/miss", mode="none"))
+    with http.active(), contextlib.suppress(RetriedMissError):
+        client.converse(modelId="m", messages=[{"role": "user", "content": [{"text": "x"}]}])  # type: ignore[attr-defined]
     return time.perf_counter() - started
 
 
