@@ -22,6 +22,7 @@ from castore._pytest.marker_fixtures import request_fixture_for_marker
 from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
+from castore._pytest.vcr_usage import CassetteUsage
 from castore._recording.modes import Mode
 from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
 from castore._storage.layout import DEFAULT_ROOT
@@ -113,6 +114,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session = CastoreSession(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "castore-session")
+    if config.getini("castore_vcr"):
+        config.pluginmanager.register(CassetteUsage(session.usage), "castore-vcr-usage")
     if config.getini("castore_network_guard"):
         guard = GuardPlugin(session, allowed_hosts(config.getini("castore_allow_hosts")))
         config.pluginmanager.register(guard, "castore-network-guard")
@@ -273,8 +276,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     """pytest-recording's hook: with ``castore_vcr = true``, cassettes keep their response
-    bodies in the session's store (``castore.integrations.vcr``); no conftest change."""
-    if config.getini("castore_vcr"):
-        from castore.integrations.vcr import use_castore  # noqa: PLC0415 - only with VCR.py
+    bodies in the session's store, and castore's rules hold (``castore.integrations.vcr``):
+    its mode is VCR.py's record mode unless ``--record-mode`` is given, and the secrets
+    ``castore_http`` keeps out of the store stay out of cassettes. No conftest change."""
+    if not config.getini("castore_vcr"):
+        return
+    # Imported here: only sessions that use VCR.py pay for it.
+    from castore.integrations.vcr import apply_castore_rules, use_castore  # noqa: PLC0415
 
-        use_castore(vcr, config.stash[SESSION_KEY].store, config.rootpath)
+    session = config.stash[SESSION_KEY]
+    use_castore(vcr, session.store, config.rootpath)
+    explicit = config.getoption("--record-mode", None) is not None
+    apply_castore_rules(vcr, None if explicit else session.mode_for(None).value)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.llm_server import LLMServer, suite_project
 
-SUITE = '''
+SUITE = """
 import os
 import socket
 
@@ -48,7 +48,7 @@ def test_2_replays_offline():
     # Its own fetch, ignored by castore, refused by the guard: litellm keeps its copy.
     prices = litellm.get_model_cost_map(url=litellm.model_cost_map_url, max_attempts=1)
     assert "gpt-4o-mini" in prices
-'''
+"""
 
 INI = """[pytest]
 asyncio_default_fixture_loop_scope = function

@@ -40,6 +40,8 @@ def report_lines(
     """``ci_overrides_ini``: CI is set and the ini file names a mode, which CI ignores."""
     if not (
         usage.used
+        or usage.hits
+        or usage.recorded
         or judged
         or usage.fetched
         or usage.fetch_problems
