@@ -14,6 +14,7 @@ import grpc
 import grpc.aio
 import pytest
 import zstandard
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from castore import Recorder
 from castore.errors import MissingRecordingError
@@ -153,6 +154,65 @@ def test_a_missing_grpc_recording_is_grpcs_unavailable_and_castores_miss(
     assert isinstance(aio_error, grpc.aio.AioRpcError)
     assert aio_error.code() is grpc.StatusCode.UNAVAILABLE
     assert "no recording for key 'GRPC 127.0.0.1" in str(aio_error)
+
+
+def _protobuf_request_class() -> Any:
+    """A protobuf message class built from a hand-made descriptor (no generated code):
+    ``test.Request {string prompt = 1; map<string, string> tags = 2;}``."""
+
+    proto = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="castore_test.proto", package="test")
+    message = file.message_type.add(name="Request")
+    message.field.add(name="prompt", number=1, type=proto.TYPE_STRING, label=proto.LABEL_OPTIONAL)
+    entry = message.nested_type.add(name="TagsEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=proto.TYPE_STRING, label=proto.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=proto.TYPE_STRING, label=proto.LABEL_OPTIONAL)
+    message.field.add(
+        name="tags",
+        number=2,
+        type=proto.TYPE_MESSAGE,
+        type_name=".test.Request.TagsEntry",
+        label=proto.LABEL_REPEATED,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("test.Request"))
+
+
+def test_a_protobuf_request_is_keyed_by_value_and_a_miss_names_the_field(
+    tmp_path: Path,
+) -> None:
+    """Protobuf does not promise one encoding per message (field order, map order): the
+    key reads the message by value, so another encoding of it replays the recording. A
+    changed field misses, and the nearest recording's hint names that field."""
+    request_class = _protobuf_request_class()
+    request = request_class(prompt="hi", tags={"a": "1", "b": "2"})
+
+    def fields_reversed(message: Any) -> bytes:
+        """Another valid encoding of ``message``: its tags first, then its prompt."""
+        tags = request_class(tags=message.tags).SerializeToString()
+        return tags + request_class(prompt=message.prompt).SerializeToString()  # type: ignore[no-any-return]
+
+    assert fields_reversed(request) != request.SerializeToString()
+    assert request_class.FromString(fields_reversed(request)) == request
+    server = ChatServer().start()
+
+    def complete(request: Any, serializer: Any = request_class.SerializeToString) -> bytes:
+        channel = grpc.insecure_channel(server.target)
+        method = channel.unary_unary(_method("Complete"), request_serializer=serializer)
+        return method(request)  # type: ignore[no-any-return]
+
+    try:
+        with HttpRecorder(Recorder(tmp_path, "grpc", mode="all")).active():
+            live = complete(request)
+    finally:
+        server.stop()
+    with HttpRecorder(Recorder(tmp_path, "grpc", mode="none")).active():
+        assert complete(request, fields_reversed) == live
+        with pytest.raises(MissingRecordingError) as missed:
+            complete(request_class(prompt="hullo", tags={"a": "1", "b": "2"}))
+    assert '(body.prompt: "hi" → "hullo")' in str(missed.value)
 
 
 @pytest.mark.parametrize(
