@@ -229,3 +229,75 @@ def test_a_protobuf_request_is_keyed_by_value_and_a_miss_names_the_field(
 )
 def test_a_channel_target_names_the_host_of_the_key(target: str, expected: str) -> None:
     assert authority(target) == expected
+
+
+SESSION_SUITE = """
+import os
+
+import grpc
+import pytest
+
+pytestmark = pytest.mark.castore_http
+TARGET = os.environ["GRPC_TARGET"]
+RECORDING = os.environ.get("RECORD_FIXTURES") == "true"
+
+
+def test_unary_and_an_error_answer():
+    channel = grpc.insecure_channel(TARGET)
+    assert channel.unary_unary("/test.Chat/Complete")(b"q").startswith(b"answer:q|id-")
+    with pytest.raises(grpc.RpcError) as refused:
+        channel.unary_unary("/test.Chat/Refuse")(b"m")
+    assert refused.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_aio_stream():
+    async with grpc.aio.insecure_channel(TARGET) as channel:
+        stream = channel.unary_stream("/test.Chat/Stream")(b"s")
+        assert [m.split(b"|")[0] async for m in stream] == [b"s-0", b"s-1", b"s-2"]
+
+
+def test_a_swallowed_miss_still_fails():
+    prompt = b"recorded" if RECORDING else b"changed since"
+    try:
+        grpc.insecure_channel(TARGET).unary_unary("/test.Chat/Complete")(prompt)
+    except grpc.RpcError:
+        pass  # an SDK's fallback, or a test's except Exception
+"""
+
+
+def test_the_castore_http_marker_records_grpc_in_a_real_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the marker, in real pytest sessions: recorded with the server up (its error
+    answer named in the report), replayed in CI with it stopped; a miss the test
+    swallows fails the test with castore's message."""
+    pytester.makepyfile(test_rpc=SESSION_SUITE)
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "castore_root = recordings\n"
+    )
+    server = ChatServer().start()
+    monkeypatch.setenv("GRPC_TARGET", server.target)
+    monkeypatch.delenv("CI", raising=False)
+    with monkeypatch.context() as recording:
+        recording.setenv("RECORD_FIXTURES", "true")
+        try:
+            recorded = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        finally:
+            server.stop()
+    recorded.assert_outcomes(passed=3)
+    recorded.stdout.fnmatch_lines(
+        ["recorded 1 error answer*", f"  NOT_FOUND GRPC 127.0.0.1/{SERVICE}/Refuse"]
+    )
+    calls = server.calls
+
+    monkeypatch.setenv("CI", "true")
+    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    replayed.assert_outcomes(passed=2, failed=1)
+    replayed.stdout.fnmatch_lines(
+        [
+            "*the code under test caught the error, so the test fails here*",
+            f"*no recording for key 'GRPC 127.0.0.1/{SERVICE}/Complete-*",
+        ]
+    )
+    assert server.calls == calls == 4
