@@ -245,10 +245,11 @@ def session_recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Re
 @pytest.fixture
 def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator[HttpRecorder]:
     """Answer every HTTP request of this test from the store (recording in a recording
-    mode), in the test module's namespace: httpx, httpx2, aiohttp, requests, urllib3 and
-    botocore (boto3). The ``castore_http`` marker's options apply: ``match_on``,
-    ``match_headers``, ``drop_headers``, ``drop_query``, ``key``, ``pace``,
-    ``redact_body`` and ``ignore_hosts`` (added to the ini's ``castore_ignore_hosts``).
+    mode), in the test module's namespace: httpx, httpx2, aiohttp, requests, urllib3,
+    botocore (boto3) and grpcio's unary and server-streaming calls. The ``castore_http``
+    marker's options apply: ``match_on``, ``match_headers``, ``drop_headers``,
+    ``drop_query``, ``key``, ``pace``, ``redact_body`` and ``ignore_hosts`` (added to the
+    ini's ``castore_ignore_hosts``).
     The marker alone, on a test, a class or a module (``pytestmark``), turns it on."""
     marker = request.node.get_closest_marker("castore_http")
     options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}

@@ -1,7 +1,8 @@
 """Record and replay HTTP at the client: every request, whatever the client, no wrapping.
 
 While an :class:`HttpRecorder` is active (the ``castore_http`` fixture or marker), every
-request made through httpx, httpx2, aiohttp, requests, urllib3 or botocore (boto3) is
+request made through httpx, httpx2, aiohttp, requests, urllib3 or botocore (boto3), and
+every unary or server-streaming grpcio call (``rpc``: status, metadata, messages), is
 answered from a castore :class:`~castore.Recorder`, with its modes, ``RECORD_FIXTURES``,
 CI behaviour and session report:
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from castore.integrations.http.recorder import HttpRecorder
 
 #: The adapter modules under ``castore.integrations.http.clients``, in patching order.
-ADAPTERS: Final = ("httpx", "aiohttp", "urllib3")
+ADAPTERS: Final = ("httpx", "aiohttp", "urllib3", "grpc")
 
 _lock = threading.Lock()
 _active: list[HttpRecorder] = []

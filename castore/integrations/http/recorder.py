@@ -121,39 +121,62 @@ class HttpRecorder:
         """The recorded answer to ``request``; in a recording mode ``live`` sends it (and
         reads the whole answer, chunk by chunk) when there is none."""
         __tracebackhide__ = True
-        numbered = self._numbered(request)
-
-        def record() -> dict[str, Any]:
-            with live_call():
-                answer = live()
-            return self._stored(request, answer)
-
-        try:
-            value = self.recorder.get_or_record_sync(
-                numbered.key, record, metadata=numbered.metadata
-            )
-        except Exception as error:
-            self._unanswered(numbered, error)
-            raise
-        return HttpAnswer.from_value(value)
+        return HttpAnswer.from_value(self.recorded(request, lambda: self._stored(request, live())))
 
     async def answer_async(self, request: HttpRequest, live: LiveAsync) -> HttpAnswer:
         __tracebackhide__ = True
-        numbered = self._numbered(request)
 
         async def record() -> dict[str, Any]:
+            return self._stored(request, await live())
+
+        return HttpAnswer.from_value(await self.recorded_async(request, record))
+
+    def recorded(
+        self, request: HttpRequest, record: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The stored value that answers ``request``; in a recording mode ``record`` makes
+        it (a real call: nested clients pass through). :meth:`answer` stores an
+        :class:`HttpAnswer`; adapters whose answers are not HTTP (gRPC calls, websocket
+        conversations) store their own value under the same keys, modes and report."""
+        __tracebackhide__ = True
+        numbered = self._numbered(request)
+
+        def live() -> dict[str, Any]:
             with live_call():
-                answer = await live()
-            return self._stored(request, answer)
+                return record()
+
+        try:
+            value = self.recorder.get_or_record_sync(numbered.key, live, metadata=numbered.metadata)
+        except Exception as error:
+            self._unanswered(numbered, error)
+            raise
+        return value  # type: ignore[no-any-return]
+
+    async def recorded_async(
+        self, request: HttpRequest, record: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """The async twin of :meth:`recorded`."""
+        __tracebackhide__ = True
+        numbered = self._numbered(request)
+
+        async def live() -> dict[str, Any]:
+            with live_call():
+                return await record()
 
         try:
             value = await self.recorder.get_or_record(
-                numbered.key, record, metadata=numbered.metadata
+                numbered.key, live, metadata=numbered.metadata
             )
         except Exception as error:
             self._unanswered(numbered, error)
             raise
-        return HttpAnswer.from_value(value)
+        return value  # type: ignore[no-any-return]
+
+    def note_error_answer(self, status: str, request: HttpRequest) -> None:
+        """An error answer recorded (an HTTP 4xx or 5xx, a gRPC status other than OK),
+        for the session report: ``"404 POST host/path"``."""
+        with self._errors_lock:
+            self.error_answers.append(f"{status} {request.method} {request.where}")
 
     def _numbered(self, request: HttpRequest) -> NumberedKey:
         """The request's key; a retry of a request that already missed in this test
@@ -188,8 +211,7 @@ class HttpRecorder:
         if self.redact_body is not None:
             answer.chunks = [self.redact_body(chunk) for chunk in answer.chunks]
         if answer.status >= 400:
-            with self._errors_lock:
-                self.error_answers.append(f"{answer.status} {request.method} {request.where}")
+            self.note_error_answer(str(answer.status), request)
         return answer.to_value()
 
 
