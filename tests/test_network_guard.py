@@ -13,6 +13,11 @@ import socket
 import threading
 from collections.abc import Iterator
 
+# The inner sessions run in this process: httpx (and httpcore beneath it) must be imported
+# before them, or an inner session's fresh httpcore raises errors the outer httpx does not
+# map (pytester forgets the modules a run imported).
+import httpcore  # noqa: F401
+import httpx  # noqa: F401
 import pytest
 
 GUARDED = """
@@ -169,13 +174,13 @@ def test_never_runs():
 def test_an_import_that_connects_at_collection_is_refused(
     pytester: pytest.Pytester, listener: Listener
 ) -> None:
-    pytester.makepyfile(test_import=COLLECTION)
+    pytester.makepyfile(test_fetch_at_import=COLLECTION)
     pytester.makeini("\n".join([*INI, "castore_allow_hosts = 10.0.0.0/8"]))
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     assert listener.accepted == 0
     result.stdout.fnmatch_lines(
-        ["*refused a connection to 127.0.0.1:* (collecting test_import.py)*"]
+        ["*refused a connection to 127.0.0.1:* (collecting test_fetch_at_import.py)*"]
     )
 
 

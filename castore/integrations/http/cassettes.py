@@ -154,7 +154,7 @@ def _decoded(raw: bytes, encoding: str, cassette: Path) -> bytes:
             import zstandard  # noqa: PLC0415
 
             return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(raw))
-    except Exception as error:  # noqa: BLE001 - any decoder's failure, named by file
+    except Exception as error:
         raise ImportFormatError(
             f"{cassette}: a {encoding} body does not decode ({error}); was it recorded with "
             "decode_compressed_response?"

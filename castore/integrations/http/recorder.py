@@ -25,6 +25,7 @@ from castore.integrations.http.keys import (
     RequestKeys,
 )
 from castore.integrations.http.patching import activated, live_call
+from castore.integrations.http.patching import active as _active
 
 #: Response headers never stored: they set cookies or carry credentials and org ids.
 DEFAULT_DROP_HEADERS: Final = frozenset(
@@ -213,6 +214,14 @@ class HttpRecorder:
         if answer.status >= 400:
             self.note_error_answer(str(answer.status), request)
         return answer.to_value()
+
+
+def active_recorder() -> HttpRecorder | None:
+    """The recorder that answers this request: the active one, unless the request is part
+    of another client's real call (then it goes straight through, and the outer client
+    records it)."""
+    found = _active()
+    return found if isinstance(found, HttpRecorder) else None
 
 
 class Stopwatch:
