@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -36,17 +37,24 @@ class CommandResult:
     stderr: str
 
 
-def cli(*args: str, cwd: Path | None = None, stdin: str | None = None) -> CommandResult:
+def cli(
+    *args: str, cwd: Path | None = None, stdin: str | None = None, check: bool = False
+) -> CommandResult:
     """Run ``castore ARGS`` in this process through click's CliRunner: the same parsing,
     output and exit codes as the installed command, in milliseconds rather than the
     second a fresh interpreter takes. ``CASTORE_ROOT`` is unset, as in a clean shell.
     An exception castore let through (a bug: the command turns every failure into a
-    message) is raised here, with its traceback."""
+    message) is raised here, with its traceback. ``check`` fails the test on a non-zero
+    exit, showing the output."""
     runner = CliRunner()
     with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
         result = runner.invoke(main, list(args), input=stdin, env={"CASTORE_ROOT": None})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
+    if check and result.exit_code != 0:
+        pytest.fail(
+            f"castore {' '.join(args)} exited {result.exit_code}:\n{result.stdout}\n{result.stderr}"
+        )
     return CommandResult(result.exit_code, result.stdout, result.stderr)
 
 
@@ -124,3 +132,102 @@ def start_python() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+# --- real git and git-lfs -------------------------------------------------------------
+
+needs_lfs = pytest.mark.skipif(
+    shutil.which("git-lfs") is None,
+    reason="git-lfs is not installed (.ci/run installs Debian's git-lfs package)",
+)
+
+
+def run(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a program; ``check`` fails the test on a non-zero exit, showing its output."""
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def git(
+    repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run("git", *args, cwd=repo, check=check, env=env)
+
+
+def run_pytest(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A real pytest session in ``repo``, as a user runs it there."""
+    return run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        cwd=repo,
+        check=False,
+        env=env,
+    )
+
+
+#: What a test's own git must not inherit from the shell that runs the suite.
+GIT_UNSET = ("CI", "RECORD_FIXTURES", "CASTORE_ROOT", "GIT_LFS_SKIP_SMUDGE")
+
+
+@pytest.fixture(scope="session")
+def git_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HOME of the tests' own, made once: a git identity, ``main`` as the first branch,
+    and git-lfs's filters (``git lfs install --skip-repo``) where git-lfs is installed.
+    `git lfs install` and user settings never touch the real HOME."""
+    home = tmp_path_factory.mktemp("git-home")
+    environment = {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    for name, value in (
+        ("user.email", "tests@castore.invalid"),
+        ("user.name", "castore tests"),
+        ("init.defaultBranch", "main"),
+    ):
+        git(home, "config", "--global", name, value, env=environment)
+    if shutil.which("git-lfs") is not None:
+        git(home, "lfs", "install", "--skip-repo", env=environment)
+    return home
+
+
+def use_git_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in GIT_UNSET:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def isolated_git(git_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test with :func:`git_home` as HOME (``usefixtures("isolated_git")``)."""
+    use_git_home(git_home, monkeypatch)
+
+
+def make_repo(path: Path) -> Path:
+    """A git repository whose pytest.ini puts the store in recordings/."""
+    path.mkdir()
+    git(path, "init", "-q")
+    (path / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
+    return path
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)

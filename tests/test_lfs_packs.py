@@ -4,21 +4,17 @@ without LFS content, and lazy fetch of only what the selected tests need."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_git import castore, commit_all, git, isolated_git, pytest_in  # noqa: F401
+from conftest import cli, commit_all, git, needs_lfs, run_pytest
 
 from bench.lfs_server import giftless, stored_objects
 from castore import Store
 from castore._storage.store import internals
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("git-lfs") is None,
-    reason="git-lfs is not installed (.ci/run installs Debian's git-lfs package)",
-)
+pytestmark = [needs_lfs, pytest.mark.usefixtures("isolated_git")]
 
 MODULES = 6
 KEYS = 40
@@ -42,7 +38,6 @@ def answer(module: int, key: int) -> dict[str, object]:
 @pytest.fixture
 def published(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
     """A repository whose packed store is pushed to a bare remote (git) and giftless (LFS)."""
-    git(tmp_path, "lfs", "install", "--skip-repo")
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
@@ -53,8 +48,8 @@ def published(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
         (repo / "tests" / f"test_m{module}.py").write_text(MODULE.format(keys=KEYS, module=module))
         for key in range(KEYS):
             store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
-    castore(repo, "pack", "--target-size", "8KiB")
-    castore(repo, "git", "setup")
+    cli("pack", "--target-size", "8KiB", cwd=repo, check=True)
+    cli("git", "setup", cwd=repo, check=True)
     objects = tmp_path / "lfs-server"
     with giftless(objects) as url:
         # Committed, so that a fresh clone finds the LFS server with no set-up step.
@@ -107,7 +102,7 @@ def test_a_run_of_one_module_fetches_only_its_packs_and_passes(
     all_packs = {path.stem for path in (root / "packs").glob("*.pack")}
     assert needed < all_packs
 
-    run = pytest_in(clone, "tests/test_m4.py")
+    run = run_pytest(clone, "tests/test_m4.py")
     assert run.returncode == 0, run.stdout + run.stderr
     found = re.search(r"fetched (\d+) objects \(([0-9.]+) MB\) from LFS in [0-9.]+ s", run.stdout)
     assert found, run.stdout
@@ -139,7 +134,7 @@ def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
     root = clone / "recordings"
     needed = packs_needed(root, ["tests/test_m2"])
 
-    run = pytest_in(clone, "tests/test_runtime.py")
+    run = run_pytest(clone, "tests/test_runtime.py")
     assert run.returncode == 0, run.stdout + run.stderr
     # The dictionary at collection, then test_m2's packs in one fetch when the recorder
     # is made: the report adds them up on one line.
@@ -158,7 +153,7 @@ def test_xdist_workers_fetch_each_object_once(
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", remote, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
     needed = packs_needed(clone / "recordings", [f"tests/test_m{n}" for n in range(MODULES)])
-    run = pytest_in(clone, "-n", "2")
+    run = run_pytest(clone, "-n", "2")
     assert run.returncode == 0, run.stdout + run.stderr
     counts = [int(n) for n in re.findall(r"fetched (\d+) objects", run.stdout)]
     assert counts == [len(needed) + 1], run.stdout
@@ -175,7 +170,7 @@ def test_a_full_clone_with_lfs_replays_the_whole_suite(
         pack.read_bytes().startswith(b"version https://git-lfs")
         for pack in (clone / "recordings" / "packs").glob("*.pack")
     )
-    run = pytest_in(clone)
+    run = run_pytest(clone)
     assert run.returncode == 0, run.stdout
     assert "from LFS" not in run.stdout
     assert f"{MODULES * KEYS} replayed" in run.stdout
@@ -193,7 +188,7 @@ def test_a_clone_that_excludes_packs_by_lfs_fetchexclude_fetches_them_lazily(
         for pack in root.glob("packs/*.pack")
     )
     needed = packs_needed(root, ["tests/test_m1", "tests/test_m2"])
-    run = pytest_in(clone, "tests/test_m1.py", "tests/test_m2.py")
+    run = run_pytest(clone, "tests/test_m1.py", "tests/test_m2.py")
     assert run.returncode == 0, run.stdout + run.stderr
     found = re.search(r"fetched (\d+) objects", run.stdout)
     assert found, run.stdout
