@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import castore, cli
 
-from castore import Entry, Store
+from castore import Entry, Store, request_key
 from castore._storage.store import internals
 
 RESPONSE = {"choices": [{"message": {"content": "def find_index(xs, x): ..."}}], "n": 1}
@@ -95,15 +95,53 @@ def test_the_root_defaults_to_castore_root_in_the_pytest_configuration(
     result = cli("ls", cwd=project / "tests" / "deep")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "tests/test_a", "3", "tests/test_b"]
+    assert [line.split()[-1] for line in result.stdout.splitlines()[1:3]] == [
+        "tests/test_a",
+        "tests/test_b",
+    ]
 
 
-def test_ls_lists_the_entries_of_a_namespace(filled: Store) -> None:
+def test_ls_lists_the_entries_of_a_namespace_under_column_headers(filled: Store) -> None:
     result = cli("--root", str(filled.root), "ls", "tests/test_b")
     assert result.returncode == 0
-    assert [line.split()[3] for line in result.stdout.splitlines()] == ["big", "shared-2", "typed"]
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["recorded", "at", "(UTC)", "size", "key", "about"]
+    key_column = header.index("key")
+    assert [row[key_column:].split()[0] for row in rows] == ["big", "shared-2", "typed"]
+    assert rows[1][key_column:].split()[1:] == ["40.0", "s"]
     listed = json.loads(cli("--root", str(filled.root), "ls", "tests/test_b", "--json").stdout)
     assert listed["shared-2"]["duration"] == 40.0
+
+
+def test_ls_has_column_headers_and_names_the_largest_entries_by_namespace_and_key(
+    filled: Store,
+) -> None:
+    """Issue 27, item 7: `castore ls` printed bare numbers, and the largest entries only
+    as blob hashes. Each namespace shows its entries and size under a header; the largest
+    entries name their namespace and key, and say what a hashed key asked."""
+    hashed = request_key(model="gpt-4o", messages=[{"role": "user", "content": "Summarise"}])
+    filled.put("tests/test_h", hashed, {"text": "y" * 3000}, metadata={"prompt": "Summarise"})
+
+    result = cli("--root", str(filled.root), "ls", "--top", "2")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["entries", "size", "namespace"]
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "3", "1"]
+    assert lines[2].endswith("  tests/test_b") and "5.0 KiB" in lines[2]
+    largest = lines[lines.index("largest entries:") + 1 :]
+    assert largest[0].split() == ["size", "namespace", "key", "about"]
+    assert largest[1].split() == ["4.9", "KiB", "tests/test_b", "big", "prompt=long"]
+    assert largest[2].split()[2:] == ["tests/test_h", hashed, "prompt=Summarise"]
+    assert len(largest) == 3  # --top 2
+    listed = json.loads(cli("--root", str(filled.root), "ls", "--json").stdout)
+    shared = filled.entries("tests/test_a")["shared-1"].size
+    assert listed["namespaces"][0] == {"namespace": "tests/test_a", "entries": 1, "bytes": shared}
+    assert [(item["namespace"], item["key"]) for item in listed["largest"][:2]] == [
+        ("tests/test_b", "big"),
+        ("tests/test_h", hashed),
+    ]
+    assert listed["largest"][1]["metadata"] == {"prompt": "Summarise"}
 
 
 def test_show_prints_the_value_as_json_with_bytes_and_datetimes_faithful(filled: Store) -> None:
@@ -371,7 +409,7 @@ def test_every_command_that_reports_prints_the_same_facts_as_json(
     assert cli(*root, "export", "tests/test_a", "-o", str(exported)).returncode == 0
     reports = {
         "stats": (["stats"], lambda data: f"entries        {data['entries']}"),
-        "ls": (["ls"], lambda data: f"{data[1]['entries']:>6}  {data[1]['namespace']}"),
+        "ls": (["ls"], lambda data: f"  {data['namespaces'][1]['namespace']}"),
         "ls NS": (["ls", "tests/test_b"], lambda data: sorted(data)[0]),
         "verify": (["verify"], lambda data: f"checked {data['blobs_checked']} of"),
         "gc": (["gc", "--dry-run"], lambda data: f"{len(data['blobs'])} unreferenced blob(s)"),

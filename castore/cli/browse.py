@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from castore.cli.app import (
     namespace_argument,
     progress,
 )
-from castore.cli.reports import Report, emit, emit_json, human
+from castore.cli.reports import Report, emit, emit_json, human, table
 from castore.errors import LfsPointerError
 
 
@@ -76,23 +77,87 @@ def stats(settings: Settings, as_json: bool, top: int) -> None:
     emit(StatsReport(settings.root, result), as_json=as_json)
 
 
+@dataclass(frozen=True)
+class ListedEntry:
+    """An entry as listings show it: where it is, and what says what it holds."""
+
+    namespace: str
+    key: str
+    entry: Entry
+
+    def to_json(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "key": self.key, **self.entry.to_json()}
+
+
 @dataclass
 class NamespaceList(Report):
-    """``castore ls``: every namespace with its number of entries."""
+    """``castore ls``: every namespace with its entries and their size, then the largest
+    entries by namespace and key, with the metadata that says what a hashed key asked."""
 
-    counts: dict[str, int]
+    namespaces: dict[str, Mapping[str, Entry]]
+    top: int
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [{"namespace": ns, "entries": count} for ns, count in self.counts.items()]
+    @property
+    def largest(self) -> list[ListedEntry]:
+        every = (
+            ListedEntry(namespace, key, entry)
+            for namespace, entries in self.namespaces.items()
+            for key, entry in entries.items()
+        )
+        return heapq.nsmallest(
+            self.top, every, key=lambda item: (-item.entry.size, item.namespace, item.key)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "namespaces": [
+                {"namespace": namespace, "entries": len(entries), "bytes": _total(entries)}
+                for namespace, entries in self.namespaces.items()
+            ],
+            "largest": [item.to_json() for item in self.largest],
+        }
 
     def text_lines(self) -> Iterator[str]:
-        for namespace, count in self.counts.items():
-            yield f"{count:>6}  {namespace}"
+        if not self.namespaces:
+            yield "no namespaces yet: nothing has been recorded in this store"
+            return
+        rows = [
+            (f"{len(entries):,}", human(_total(entries)), namespace)
+            for namespace, entries in self.namespaces.items()
+        ]
+        yield from table(("entries", "size", "namespace"), rows, "rrl")
+        largest = self.largest
+        if not largest:
+            return
+        yield ""
+        yield "largest entries:"
+        yield from table(
+            ("size", "namespace", "key", "about"),
+            [
+                (human(item.entry.size), item.namespace, item.key, _about(item.entry))
+                for item in largest
+            ],
+            "rlll",
+        )
+
+
+def _total(entries: Mapping[str, Entry]) -> int:
+    return sum(entry.size for entry in entries.values())
+
+
+def _about(entry: Entry) -> str:
+    """What an entry's key may not say: call duration, stream, schema, metadata."""
+    parts = [f"{entry.duration:.1f} s" if entry.duration is not None else ""]
+    parts += [f"stream={entry.stream}" if entry.stream else ""]
+    parts += [f"schema={entry.schema}" if entry.schema is not None else ""]
+    # A hashed key (request_key) says nothing: its metadata says what was asked.
+    parts += [metadata_summary(entry.metadata)] if entry.metadata else []
+    return "  ".join(part for part in parts if part)
 
 
 @dataclass
 class EntryList(Report):
-    """``castore ls NAMESPACE``: its entries, each with what says what it holds."""
+    """``castore ls NAMESPACE``: its entries in key order, each with what it holds."""
 
     namespace: str
     entries: Mapping[str, Entry]
@@ -101,14 +166,11 @@ class EntryList(Report):
         return {key: entry.to_json() for key, entry in sorted(self.entries.items())}
 
     def text_lines(self) -> Iterator[str]:
-        for key, entry in sorted(self.entries.items()):
-            extras = [f"{entry.duration:.1f} s" if entry.duration is not None else ""]
-            extras += [f"stream={entry.stream}" if entry.stream else ""]
-            extras += [f"schema={entry.schema}" if entry.schema is not None else ""]
-            # A hashed key (request_key) says nothing: its metadata says what was asked.
-            extras += [metadata_summary(entry.metadata)] if entry.metadata else []
-            detail = "  ".join(part for part in extras if part)
-            yield f"{format_time(entry.recorded_at)[:19]}  {human(entry.size):>10}  {key}  {detail}"
+        rows = [
+            (format_time(entry.recorded_at)[:19], human(entry.size), key, _about(entry))
+            for key, entry in sorted(self.entries.items())
+        ]
+        yield from table(("recorded at (UTC)", "size", "key", "about"), rows, "lrll")
 
 
 def metadata_summary(metadata: Mapping[str, Any], width: int = 80) -> str:
@@ -123,14 +185,20 @@ def metadata_summary(metadata: Mapping[str, Any], width: int = 80) -> str:
 
 @main.command(name="ls")
 @click.argument("namespace", required=False, callback=namespace_argument)
+@click.option(
+    "--top",
+    default=5,
+    show_default=True,
+    help="Without NAMESPACE: how many of the largest entries to list.",
+)
 @json_option
 @click.pass_obj
-def list_entries(settings: Settings, namespace: str | None, as_json: bool) -> None:
-    """List namespaces, or the entries of NAMESPACE."""
+def list_entries(settings: Settings, namespace: str | None, top: int, as_json: bool) -> None:
+    """List namespaces and the largest entries, or the entries of NAMESPACE."""
     store = settings.store()
     if namespace is None:
-        counts = {ns: len(store.entries(ns)) for ns in store.namespaces()}
-        emit(NamespaceList(counts), as_json=as_json)
+        namespaces = {ns: store.entries(ns) for ns in store.namespaces()}
+        emit(NamespaceList(namespaces, top), as_json=as_json)
         return
     existing_namespace(store, namespace)
     emit(EntryList(namespace, store.entries(namespace)), as_json=as_json)
