@@ -213,11 +213,15 @@ def test_verify_reports_every_injected_fault_on_its_own_line_and_exits_1(filled:
 
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    by_kind = {line.split()[0]: line for line in lines[:-1]}
+    # The pointer's advice: three lines after the fault lines, the command on its own.
+    (advice,) = [n for n, line in enumerate(lines) if "this clone has not downloaded" in line]
+    assert lines[advice].startswith("1 file is a git-lfs pointer")
+    assert lines[advice + 1] == "    git lfs pull"  # the store is in no git repository
+    by_kind = {line.split()[0]: line for line in lines[:advice] + lines[advice + 3 : -1]}
     assert set(by_kind) == {"corrupt", "missing", "lfs-pointer", "orphan", "stray"}
     assert flipped.blob in by_kind["corrupt"] and "tests/test_b :: big" in by_kind["corrupt"]
     assert missing.blob in by_kind["missing"] and "tests/test_c :: gone" in by_kind["missing"]
-    assert pointer.blob in by_kind["lfs-pointer"] and "git lfs pull" in by_kind["lfs-pointer"]
+    assert pointer.blob in by_kind["lfs-pointer"] and "not downloaded" in by_kind["lfs-pointer"]
     assert orphan.blob in by_kind["orphan"] and "castore gc" in by_kind["orphan"]
     assert "half-written" in by_kind["stray"]
     assert lines[-1].endswith("3 fault(s); 2 for `castore gc`")

@@ -3,15 +3,18 @@ without LFS content, and lazy fetch of only what the selected tests need."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import cli, commit_all, git, needs_lfs, run_pytest
+from conftest import cli, commit_all, git, needs_lfs, run, run_pytest
 
 from bench.lfs_server import giftless, stored_objects
 from castore import Store
+from castore._storage.blobs.lfs import is_pointer_file
 from castore._storage.store import internals
 
 pytestmark = [needs_lfs, pytest.mark.usefixtures("isolated_git")]
@@ -193,3 +196,53 @@ def test_a_clone_that_excludes_packs_by_lfs_fetchexclude_fetches_them_lazily(
     found = re.search(r"fetched (\d+) objects", run.stdout)
     assert found, run.stdout
     assert int(found.group(1)) == len(needed)  # the dictionary was not excluded
+
+
+def test_verify_in_a_clone_without_lfs_content_groups_the_pointers_and_names_one_command(
+    published: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    """Issue 27, item 8: verify printed the same pack-pointer line once per blob in the
+    pack and counted each as a fault. Now each pointer file is one line and one fault,
+    and the command it prints downloads them, also past an lfs.fetchexclude."""
+    _, remote, _ = published
+    for name, clone_options, env in (
+        ("lazy", [], {"GIT_LFS_SKIP_SMUDGE": "1"}),  # packs and the dictionary are pointers
+        ("excluding", ["-c", "lfs.fetchexclude=recordings/packs/*"], None),  # packs only
+    ):
+        clone = tmp_path / name
+        git(tmp_path, "clone", "-q", *clone_options, remote, str(clone), env=env)
+        root = clone / "recordings"
+        blobs = list(Store(root).blobs())
+        held = Counter(blob.path for blob in blobs)
+        pointers = sorted(path for path in held if is_pointer_file(path))
+        assert len(pointers) == len(list(root.glob("packs/*.pack"))) + (name == "lazy")
+
+        report = cli("verify", cwd=clone)
+
+        assert report.returncode == 1, report.stdout
+        lines = report.stdout.splitlines()
+        listed = [line for line in lines if line.startswith("lfs-pointer")]
+        assert [line.split()[1].rstrip(":") for line in listed] == [str(p) for p in pointers]
+        for line, path in zip(listed, pointers, strict=True):
+            many = f" holding {held[path]} blobs" if held[path] > 1 else ""
+            assert line.endswith(f": a git-lfs pointer{many}, not downloaded"), line
+        unchecked = sum(held[path] for path in pointers)
+        assert lines[-1] == (
+            f"checked {len(blobs) - unchecked} of {len(blobs)} blobs ({unchecked} not "
+            f"downloaded from git-lfs) and {MODULES * KEYS} entries: {len(pointers)} fault(s)"
+        )
+        (command,) = [line.strip() for line in lines if line.startswith("    git lfs pull")]
+        assert command == 'git lfs pull --include="recordings/**" --exclude=""'
+        assert "castore_lfs_fetch" in report.stdout
+        as_json = json.loads(cli("verify", "--json", cwd=clone).stdout)
+        assert [fault["blobs"] for fault in as_json["faults"]] == [held[p] for p in pointers]
+        assert as_json["lfs_pull"] == command
+
+        run("bash", "-c", command, cwd=clone)
+
+        healed = cli("verify", cwd=clone)
+        assert healed.returncode == 0, healed.stdout
+        assert (
+            healed.stdout == f"checked {len(blobs)} of {len(blobs)} blobs and "
+            f"{MODULES * KEYS} entries: 0 fault(s)\n"
+        )
