@@ -263,3 +263,71 @@ def test_the_index_diff_reads_values_from_packs_too(repo: Path) -> None:
     diff = git(repo, "diff", "--", "recordings/index").stdout
     assert '"content": "answer 3"' in diff_lines(diff, "-")  # read from the pack
     assert '"content": "re-recorded answer"' in diff_lines(diff, "+")  # loose, new
+
+
+def lfs_files(repo: Path) -> list[str]:
+    return sorted(git(repo, "lfs", "ls-files", "--name-only").stdout.split())
+
+
+def is_pointer(path: Path) -> bool:
+    return path.read_bytes().startswith(b"version https://git-lfs.github.com/spec/")
+
+
+@needs_lfs
+def test_setup_after_the_store_was_committed_moves_its_blobs_and_packs_into_lfs(
+    tmp_path: Path, repo: Path
+) -> None:
+    """Issue 27, item 2: docs/migrating.md commits the store, then runs `castore git
+    setup`; the committed blobs and packs stayed plain git objects (`git lfs ls-files`
+    empty). setup re-adds them under the new attributes, and says so; --undo (and
+    --no-lfs) moves them back, except files this clone holds only as pointers."""
+    store = Store(repo / "recordings")
+    for number in range(20):
+        store.put("tests/test_x", f"k{number}", answer(f"answer {number}"))
+    cli("pack", cwd=repo, check=True)
+    store.put("tests/test_x", "loose", answer("recorded after packing"))
+    commit_all(repo, "record, in plain git")
+    blobs_and_packs = sorted(
+        path.relative_to(repo).as_posix()
+        for path in [
+            *(repo / "recordings" / "blobs").rglob("*.zst"),
+            *(repo / "recordings" / "packs").glob("*.pack"),
+        ]
+    )
+    assert len(blobs_and_packs) == 3  # the pack, its dictionary, a loose blob
+    assert lfs_files(repo) == []
+
+    setup = cli("git", "setup", cwd=repo, check=True)
+
+    assert (
+        "moved 3 committed blob and pack file(s) into git-lfs with `git add --renormalize`: "
+        "commit them, with .gitattributes"
+    ) in setup.stdout
+    commit_all(repo, "castore git setup")
+    assert lfs_files(repo) == blobs_and_packs
+    assert git(repo, "status", "--porcelain").stdout == ""
+    again = cli("git", "setup", cwd=repo, check=True)
+    assert again.stdout == "already set up; nothing changed\n"
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", remote.as_uri())
+    git(repo, "push", "-q", "origin", "main")
+    lazy = tmp_path / "lazy"
+    git(tmp_path, "clone", "-q", remote.as_uri(), str(lazy), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    assert all(is_pointer(lazy / name) for name in blobs_and_packs)  # LFS holds them
+
+    stuck = cli("git", "setup", "--undo", cwd=lazy, check=True)
+    assert "left 3 committed blob and pack file(s) in git-lfs" in stuck.stdout
+    assert "Run `git lfs pull`, then `castore git setup --undo` again" in stuck.stdout
+    assert git(lazy, "diff", "--cached", "--name-only").stdout == ""  # nothing staged
+
+    undone = cli("git", "setup", "--undo", "--json", cwd=repo, check=True)
+
+    assert json.loads(undone.stdout)["out_of_lfs"] == blobs_and_packs
+    commit_all(repo, "castore git setup --undo")
+    assert lfs_files(repo) == []
+    git(repo, "push", "-q", "origin", "main")
+    plain = tmp_path / "plain"
+    git(tmp_path, "clone", "-q", remote.as_uri(), str(plain), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    assert not any(is_pointer(plain / name) for name in blobs_and_packs)
+    assert Store(plain / "recordings").get("tests/test_x", "k7") == answer("answer 7")

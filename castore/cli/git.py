@@ -15,6 +15,7 @@ import click
 from castore._storage.layout import MAX_INDEX_BYTES
 from castore._storage.safe_files import FileRefused, read_user_file
 from castore._upkeep import git as _git
+from castore._upkeep.lfs_tracking import Renormalization, renormalize_store
 from castore.cli.app import CastoreGroup, Settings, StoreProblem, fail, json_option, main
 from castore.cli.reports import EXIT_FAULTS, Report, emit
 from castore.errors import CastoreError
@@ -29,18 +30,40 @@ def git_group() -> None:
 class SetupSummary(Report):
     report: _git.SetupReport
     undo: bool
+    renormalized: Renormalization | None
+    """The committed blobs and packs moved into (or out of) git-lfs to match."""
 
     def to_json(self) -> dict[str, Any]:
+        moved = self.renormalized or Renormalization()
         return {
             "repository": str(self.report.repository),
             "attributes": str(self.report.attributes),
             "undo": self.undo,
             "actions": self.report.actions,
+            "into_lfs": moved.into_lfs,
+            "out_of_lfs": moved.out_of_lfs,
+            "still_pointers": moved.pointers,
         }
 
     def text_lines(self) -> Iterator[str]:
         yield from self.report.actions
-        if not self.report.actions:
+        moved = self.renormalized or Renormalization()
+        for paths, where in (
+            (moved.into_lfs, "into git-lfs"),
+            (moved.out_of_lfs, "out of git-lfs"),
+        ):
+            if paths:
+                yield (
+                    f"moved {len(paths):,} committed blob and pack file(s) {where} with "
+                    "`git add --renormalize`: commit them, with .gitattributes"
+                )
+        if moved.pointers:
+            yield (
+                f"left {len(moved.pointers):,} committed blob and pack file(s) in git-lfs: "
+                "this clone holds them as pointers only. Run `git lfs pull`, then "
+                f"`castore git setup{' --undo' if self.undo else ' --no-lfs'}` again"
+            )
+        if not self.report.actions and not moved.moved and not moved.pointers:
             yield "nothing to undo" if self.undo else "already set up; nothing changed"
 
 
@@ -54,10 +77,18 @@ def git_setup(settings: Settings, lfs: bool, undo: bool, as_json: bool) -> None:
 
     Writes a castore block to .gitattributes (blobs: git-lfs unless --no-lfs, binary,
     shown as JSON by `git diff`; indexes: text, merged by castore) and sets the diff and
-    merge drivers in .git/config.
+    merge drivers in .git/config. Blobs and packs committed before (or under other
+    attributes) are re-added to match, with `git add --renormalize`, ready to commit.
     """
-    report = _git.undo(settings.root) if undo else _git.setup(settings.root, lfs=lfs)
-    emit(SetupSummary(report, undo), as_json=as_json)
+    root = settings.root
+    report = _git.undo(root) if undo else _git.setup(root, lfs=lfs)
+    try:
+        repo, store_path = _git.store_location(root)
+    except CastoreError:  # a store outside the repository: nothing of it is committed
+        renormalized = None
+    else:
+        renormalized = renormalize_store(repo, store_path)
+    emit(SetupSummary(report, undo, renormalized), as_json=as_json)
 
 
 @git_group.command(name="show-index", hidden=True)
