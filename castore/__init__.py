@@ -3,6 +3,9 @@
 The public API is what this module exports (docs/api.md); ``castore._*`` is private.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _installed_version
+
 from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder, RecordingListener
 from castore._recording.redact import redactor
@@ -11,6 +14,12 @@ from castore._storage.index import Entry
 from castore._storage.names import stored_key
 from castore._storage.namespace import Namespace
 from castore._storage.store import Store
+
+try:
+    #: The installed distribution's version: pyproject.toml is its only source.
+    __version__ = _installed_version("castore")
+except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Entry",

@@ -7,11 +7,14 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import castore, cli
+from conftest import REPO_ROOT, castore, cli
 
+import castore as castore_package
 from castore import Entry, Store, request_key
 from castore._storage.store import internals
 
@@ -430,3 +433,10 @@ def test_every_command_that_reports_prints_the_same_facts_as_json(
         text = cli(*root, *arguments)
         assert text.returncode == 0, (name, text.stderr)
         assert fact(data) in text.stdout, (name, fact(data), text.stdout)
+
+
+def test_the_version_comes_from_the_package_metadata_of_pyproject() -> None:
+    """Issue 27, item 9: castore had no version. pyproject.toml is its one source."""
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert castore_package.__version__ == declared == metadata.version("castore")
+    assert cli("--version").stdout == f"castore, version {declared}\n"
