@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,32 @@ from castore import Store
 from castore.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCS = REPO_ROOT / "docs"
+
+#: A fenced code block at the start of a line: ```lang title="path"\n…\n``` (or more
+#: backticks, for a block that shows fences itself).
+FENCE = re.compile(
+    r"^(`{3,})(\w*)(?: title=\"([^\"]+)\")?\n(.*?)^\1$", re.MULTILINE | re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced code block of a docs page."""
+
+    lang: str
+    title: str | None
+    body: str
+
+    @property
+    def first_line(self) -> str:
+        return next((line.strip() for line in self.body.splitlines() if line.strip()), "")
+
+
+def markdown_blocks(text: str) -> list[Block]:
+    """The fenced code blocks of Markdown text, in order (indented ones, inside list
+    items, are left out: docs pages use them for example output)."""
+    return [Block(m[2], m[3], m[4]) for m in FENCE.finditer(text)]
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import DOCS, REPO_ROOT, markdown_blocks
 
 import castore
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-QUICKSTART = REPO_ROOT / "docs" / "quickstart.md"
-FENCE = re.compile(r"^```(\w*)(?: title=\"([^\"]+)\")?\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+QUICKSTART = DOCS / "quickstart.md"
 
 
 def _blocks() -> list[tuple[str, str | None, str]]:
-    return [(m[1], m[2], m[3]) for m in FENCE.finditer(QUICKSTART.read_text())]
+    return _blocks_of(QUICKSTART.read_text())
 
 
 def _commands_after(heading: str, *, every_block: bool = False) -> list[str]:
@@ -47,7 +46,7 @@ def _commands_after(heading: str, *, every_block: bool = False) -> list[str]:
 
 
 def _blocks_of(text: str) -> list[tuple[str, str | None, str]]:
-    return [(m[1], m[2], m[3]) for m in FENCE.finditer(text)]
+    return [(block.lang, block.title, block.body) for block in markdown_blocks(text)]
 
 
 def _environment(home: Path) -> dict[str, str]:
