@@ -30,9 +30,7 @@ DOCS = REPO_ROOT / "docs"
 
 #: A fenced code block at the start of a line: ```lang title="path"\n…\n``` (or more
 #: backticks, for a block that shows fences itself).
-FENCE = re.compile(
-    r"^(`{3,})(\w*)(?: title=\"([^\"]+)\")?\n(.*?)^\1$", re.MULTILINE | re.DOTALL
-)
+FENCE = re.compile(r"^(`{3,})(\w*)(?: title=\"([^\"]+)\")?\n(.*?)^\1$", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -159,6 +157,26 @@ def start_python() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+# --- real-SDK suites against the loopback LLM server ----------------------------------
+
+
+@pytest.fixture
+def suite(
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Path:
+    """The requesting test module's suite (its ``SUITE`` source, run as ``SUITE_MODULE``.py)
+    as a pytester project (tests/llm_server.py's ``suite_project``); the folder returned
+    is where the live run keeps what it saw, for the replay to compare."""
+    from tests.llm_server import suite_project  # noqa: PLC0415 - only these suites need it
+
+    live = tmp_path / "live"
+    suite_project(pytester, monkeypatch, live, request.module.SUITE_MODULE, request.module.SUITE)
+    return live
 
 
 # --- real git and git-lfs -------------------------------------------------------------

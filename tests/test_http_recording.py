@@ -9,17 +9,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.llm_server import LLMServer, suite_project
+from tests.llm_server import LLMServer
 
+#: The suite conftest.py's ``suite`` fixture runs: http_suite.py, as test_http.py.
 SUITE = (Path(__file__).parent / "http_suite.py").read_text()
+SUITE_MODULE = "test_http"
 TESTS = 11
 SECRETS = ("sk-proj-0123456789abcdefTHISISSECRET", "sk-ant-api03-SECRETSECRETSECRET")
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    suite_project(pytester, monkeypatch, tmp_path / "live", "test_http", SUITE)
-    return tmp_path / "live"
 
 
 def test_sdk_calls_record_then_replay_without_wrapping(
