@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import cli, commit_all, git, needs_lfs, run, run_pytest
+from conftest import cli, commit_all, git, needs_lfs, run, run_pytest, use_git_home
 
 from bench.lfs_server import giftless, stored_objects
 from castore import Store
@@ -38,31 +38,40 @@ def answer(module: int, key: int) -> dict[str, object]:
     return {"module": module, "key": key, "text": text}
 
 
-@pytest.fixture
-def published(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
-    """A repository whose packed store is pushed to a bare remote (git) and giftless (LFS)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
-    (repo / "tests").mkdir()
-    store = Store(repo / "recordings")
-    for module in range(MODULES):
-        (repo / "tests" / f"test_m{module}.py").write_text(MODULE.format(keys=KEYS, module=module))
-        for key in range(KEYS):
-            store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
-    cli("pack", "--target-size", "8KiB", cwd=repo, check=True)
-    cli("git", "setup", cwd=repo, check=True)
-    objects = tmp_path / "lfs-server"
-    with giftless(objects) as url:
-        # Committed, so that a fresh clone finds the LFS server with no set-up step.
-        (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
-        commit_all(repo, "packed recordings")
-        remote = tmp_path / "remote.git"
-        git(tmp_path, "init", "-q", "--bare", str(remote))
-        git(repo, "remote", "add", "origin", remote.as_uri())
-        git(repo, "push", "-q", "origin", "main")
-        yield repo, remote.as_uri(), objects
+@pytest.fixture(scope="module")
+def published(
+    tmp_path_factory: pytest.TempPathFactory, git_home: Path
+) -> Iterator[tuple[Path, str, Path]]:
+    """A repository whose packed store is pushed to a bare remote (git) and giftless (LFS).
+
+    Made once per module (per xdist worker), as building it takes seconds: the tests only
+    read it and clone it into their own folders."""
+    tmp_path = tmp_path_factory.mktemp("published")
+    with pytest.MonkeyPatch.context() as patch:
+        use_git_home(git_home, patch)
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        git(repo, "init", "-q")
+        (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
+        (repo / "tests").mkdir()
+        store = Store(repo / "recordings")
+        for module in range(MODULES):
+            test_file = repo / "tests" / f"test_m{module}.py"
+            test_file.write_text(MODULE.format(keys=KEYS, module=module))
+            for key in range(KEYS):
+                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+        cli("pack", "--target-size", "8KiB", cwd=repo, check=True)
+        cli("git", "setup", cwd=repo, check=True)
+        objects = tmp_path / "lfs-server"
+        with giftless(objects) as url:
+            # Committed, so that a fresh clone finds the LFS server with no set-up step.
+            (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
+            commit_all(repo, "packed recordings")
+            remote = tmp_path / "remote.git"
+            git(tmp_path, "init", "-q", "--bare", str(remote))
+            git(repo, "remote", "add", "origin", remote.as_uri())
+            git(repo, "push", "-q", "origin", "main")
+            yield repo, remote.as_uri(), objects
 
 
 def packs_needed(store_root: Path, namespaces: list[str]) -> set[str]:
