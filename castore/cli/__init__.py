@@ -3,7 +3,8 @@
 One module per group of commands, each registering on :data:`castore.cli.app.main`:
 
 * ``browse``: ``stats``, ``ls``, ``show``, ``cat``, looking without changing anything;
-* ``health``: ``verify``, ``gc``, ``prune``, ``delete``, ``pack``, ``train-dictionary``;
+* ``verify``: ``castore verify``;
+* ``health``: ``gc``, ``prune``, ``delete``, ``pack``, ``train-dictionary``;
 * ``transfer``: ``import`` and ``export``;
 * ``diff``: ``castore diff``;
 * ``git``: ``castore git setup`` and the drivers git runs.
@@ -16,9 +17,9 @@ Exit codes: 0 success; 1 faults found (``verify``), changes (``diff``), a merge 
 or written (a castore error: the message says what and where).
 """
 
-from castore.cli import browse, diff, git, health, transfer
+from castore.cli import browse, diff, git, health, transfer, verify
 from castore.cli.app import accept_root_everywhere, main
 
 accept_root_everywhere(main)
 
-__all__ = ["browse", "diff", "git", "health", "main", "transfer"]
+__all__ = ["browse", "diff", "git", "health", "main", "transfer", "verify"]
