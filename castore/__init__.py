@@ -12,6 +12,7 @@ import typing
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _installed_version
 
+from castore._recording.hosts import HostList
 from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder, RecordingListener
 from castore._recording.redact import redactor
@@ -34,6 +35,7 @@ except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, no
 __all__ = [
     "BlobFile",
     "Entry",
+    "HostList",
     "KeyLock",
     "Miss",
     "Mode",

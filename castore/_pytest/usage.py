@@ -31,6 +31,12 @@ class Usage:
     fetched: list[tuple[int, int, float]] = field(default_factory=list)
     """(objects, bytes, seconds) of each lazy LFS fetch this process made."""
     fetch_problems: list[str] = field(default_factory=list)
+    unrecorded_hosts: dict[str, int] = field(default_factory=dict)
+    """``host:port`` -> connections a recording session made outside castore."""
+    refused: list[str] = field(default_factory=list)
+    """Connections the network guard refused: ``host:port (where)``."""
+    error_answers: list[str] = field(default_factory=list)
+    """HTTP error answers (4xx, 5xx) recorded: ``404 POST host/path``."""
 
     def note(self, namespace: str, key: str, nodeid: str | None) -> None:
         self.used.setdefault(namespace, set()).add(key)
@@ -51,6 +57,10 @@ class Usage:
         self.deselected.update(other.deselected)
         self.fetched.extend(other.fetched)
         self.fetch_problems.extend(other.fetch_problems)
+        for target, count in other.unrecorded_hosts.items():
+            self.unrecorded_hosts[target] = self.unrecorded_hosts.get(target, 0) + count
+        self.refused.extend(other.refused)
+        self.error_answers.extend(other.error_answers)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -65,6 +75,9 @@ class Usage:
                 "deselected": sorted(self.deselected),
                 "fetched": self.fetched,
                 "fetch_problems": self.fetch_problems,
+                "unrecorded_hosts": self.unrecorded_hosts,
+                "refused": self.refused,
+                "error_answers": self.error_answers,
             }
         )
 
@@ -82,4 +95,7 @@ class Usage:
             deselected=set(data["deselected"]),
             fetched=[(objects, size, seconds) for objects, size, seconds in data["fetched"]],
             fetch_problems=list(data["fetch_problems"]),
+            unrecorded_hosts=dict(data.get("unrecorded_hosts", {})),
+            refused=list(data.get("refused", [])),
+            error_answers=list(data.get("error_answers", [])),
         )
