@@ -16,19 +16,15 @@ from pathlib import Path
 import pytest
 
 from castore import Store
-from tests.llm_server import LLMServer, suite_project
+from tests.llm_server import LLMServer
 
+#: The suite conftest.py's ``suite`` fixture runs: sdk_suite.py, as test_llm.py.
 SUITE = (Path(__file__).parent / "sdk_suite.py").read_text()
-
-
-@pytest.fixture
-def sdk_suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    suite_project(pytester, monkeypatch, tmp_path / "live", "test_llm", SUITE)
-    return tmp_path / "live"
+SUITE_MODULE = "test_llm"
 
 
 def test_record_then_replay_with_the_server_stopped(
-    pytester: pytest.Pytester, sdk_suite: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = LLMServer().start()
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
@@ -39,7 +35,7 @@ def test_record_then_replay_with_the_server_stopped(
         server.stop()
     recorded.assert_outcomes(passed=9)
     assert server.requests == 9
-    assert sorted(path.stem for path in sdk_suite.iterdir()) == [
+    assert sorted(path.stem for path in suite.iterdir()) == [
         "hello",
         "message",
         "parse",
@@ -62,7 +58,7 @@ def test_record_then_replay_with_the_server_stopped(
 
 
 def test_stored_form_is_the_servers_json(
-    pytester: pytest.Pytester, sdk_suite: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An SDK model is stored as the server sent it (set fields only), with _request_id
     beside it, and a parse() result names the class of its parsed field."""

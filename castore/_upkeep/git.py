@@ -55,10 +55,16 @@ def git(repo: Path, *args: str) -> str:
     return git_bytes(repo, *args).decode("utf-8", "surrogateescape")
 
 
-def git_bytes(repo: Path, *args: str) -> bytes:
-    """As :func:`git`, the output as bytes (file contents, ``-z`` listings)."""
+def git_bytes(repo: Path, *args: str, stdin: str | None = None) -> bytes:
+    """As :func:`git`, the output as bytes (file contents, ``-z`` listings); ``stdin`` is
+    sent to git's stdin (``cat-file --batch``, ``--pathspec-from-file=-``)."""
     try:
-        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
+        result = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            input=None if stdin is None else stdin.encode("utf-8", "surrogateescape"),
+            capture_output=True,
+            check=False,
+        )
     except FileNotFoundError:
         raise GitError("git is not installed (or not on PATH)") from None
     if result.returncode != 0:
