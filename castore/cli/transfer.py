@@ -22,7 +22,12 @@ from castore.cli.app import (
 )
 from castore.cli.reports import Report, emit
 from castore.errors import ImportFormatError
-from castore.integrations.vcr import migrate_cassettes
+from castore.integrations.http.cassettes import (
+    ImportedCassette,
+    import_cassettes,
+    module_namespace,
+)
+from castore.integrations.vcr import CastorePersister, migrate_cassettes
 
 
 @dataclass
@@ -84,6 +89,42 @@ class MigrationReport(Report):
         yield f"migrated {len(self.migrated):,} of {self.found:,} cassette file(s)"
 
 
+@dataclass
+class HttpImportReport(Report):
+    """``import --vcr-cassettes --as-http``: cassettes recorded as castore_http would."""
+
+    imported: list[ImportedCassette]
+    removed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cassettes": [
+                {
+                    "path": str(item.cassette),
+                    "namespace": item.namespace,
+                    "recordings": item.recordings,
+                }
+                for item in self.imported
+            ],
+            "recordings": sum(item.recordings for item in self.imported),
+            "cassettes_removed": self.removed,
+        }
+
+    def text_lines(self) -> Iterator[str]:
+        for item in self.imported:
+            yield f"{item.cassette} -> {item.namespace}: {item.recordings} recording(s)"
+        total = sum(item.recordings for item in self.imported)
+        cassettes = len(self.imported)
+        yield f"recorded {total:,} request(s) from {cassettes:,} cassette(s) for castore_http"
+        namespaces = sorted({item.namespace for item in self.imported})
+        if namespaces:
+            shown = ", ".join(namespaces[:3]) + ("…" if len(namespaces) > 3 else "")
+            yield (
+                f"next: mark the tests of {shown} @pytest.mark.castore_http instead of "
+                "@pytest.mark.vcr" + ("" if self.removed else ", then delete the cassettes")
+            )
+
+
 @main.command(name="import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--prefix", default="", help="Prefix for the namespaces, e.g. 'vcr/'.")
@@ -92,6 +133,17 @@ class MigrationReport(Report):
     "--vcr-cassettes",
     is_flag=True,
     help="Rewrite VCR.py cassettes in place as castore cassettes (for castore_vcr = true).",
+)
+@click.option(
+    "--as-http",
+    is_flag=True,
+    help="With --vcr-cassettes: record each interaction as castore_http would, in the "
+    "namespace of the test module the cassette belongs to (leaving VCR.py behind).",
+)
+@click.option(
+    "--remove-cassettes",
+    is_flag=True,
+    help="With --as-http: delete each cassette once its interactions are recorded.",
 )
 @json_option
 @click.pass_obj
@@ -103,14 +155,27 @@ def import_command(
     dry_run: bool,
     as_json: bool,
     vcr_cassettes: bool,
+    as_http: bool,
+    remove_cassettes: bool,
 ) -> None:
     """Import recorder fixture files (JSON) and VCR.py cassettes (YAML/JSON).
 
     Directories are searched recursively; the format is detected per file. See
     docs/cli.md for the layouts accepted and how keys and namespaces are chosen. With
     --vcr-cassettes, VCR.py cassettes are instead rewritten in place as castore cassettes
-    (bodies into the store, for `castore_vcr = true`), and keep replaying under VCR.py.
+    (bodies into the store, for `castore_vcr = true`), and keep replaying under VCR.py;
+    with --as-http too, each interaction becomes a castore_http recording instead.
     """
+    if (as_http or remove_cassettes) and not vcr_cassettes:
+        raise click.UsageError("--as-http and --remove-cassettes go with --vcr-cassettes")
+    if remove_cassettes and not as_http:
+        raise click.UsageError("--remove-cassettes goes with --as-http")
+    if as_http:
+        emit(
+            _cassettes_to_http(settings, paths, remove=remove_cassettes, dry_run=dry_run),
+            as_json=as_json,
+        )
+        return
     if vcr_cassettes:
         emit(_migrate_vcr_cassettes(settings, paths, dry_run=dry_run), as_json=as_json)
         return
@@ -123,10 +188,48 @@ def import_command(
     emit(ImportSummary(report, dry_run), as_json=as_json)
 
 
-def _migrate_vcr_cassettes(
-    settings: Settings, paths: tuple[Path, ...], *, dry_run: bool
-) -> MigrationReport:
-    cassettes = sorted(
+def _cassettes_to_http(
+    settings: Settings, paths: tuple[Path, ...], *, remove: bool, dry_run: bool
+) -> HttpImportReport:
+    cassettes = _cassette_files(paths)
+    try:
+        from vcr.persisters.filesystem import FilesystemPersister  # noqa: PLC0415
+        from vcr.serializers import yamlserializer  # noqa: PLC0415
+    except ImportError:
+        raise StoreProblem("--vcr-cassettes needs VCR.py: pip install vcrpy") from None
+    store = settings.store(must_exist=False)
+    root = Path.cwd()
+    if dry_run:
+        return HttpImportReport(
+            [ImportedCassette(path, module_namespace(path, root), 0) for path in cassettes],
+            removed=False,
+        )
+    persister = CastorePersister(store, root)
+    try:
+        imported = import_cassettes(
+            cassettes,
+            store,
+            lambda path: (
+                persister.load_cassette(path, yamlserializer)[:2]
+                if _is_castore_cassette(path)
+                else FilesystemPersister.load_cassette(path, yamlserializer)
+            ),
+            namespace_of=lambda path: module_namespace(path, root),
+        )
+    except (ImportFormatError, ValueError, KeyError) as error:
+        raise StoreProblem(f"cannot import a cassette: {error}") from None
+    if remove:
+        for item in imported:
+            item.cassette.unlink(missing_ok=True)
+    return HttpImportReport(imported, removed=remove)
+
+
+def _is_castore_cassette(path: Path) -> bool:
+    return "castore_cassette" in path.read_text(encoding="utf-8")[:200]
+
+
+def _cassette_files(paths: tuple[Path, ...]) -> list[Path]:
+    return sorted(
         {
             found
             for path in paths
@@ -135,6 +238,12 @@ def _migrate_vcr_cassettes(
             )
         }
     )
+
+
+def _migrate_vcr_cassettes(
+    settings: Settings, paths: tuple[Path, ...], *, dry_run: bool
+) -> MigrationReport:
+    cassettes = _cassette_files(paths)
     if dry_run:
         return MigrationReport([], len(cassettes), dry_run=True)
     try:
