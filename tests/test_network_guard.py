@@ -209,3 +209,55 @@ def test_ignored_hosts_pass_castore_by_and_meet_the_guard(
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "recordings" / "index").exists()  # nothing recorded or asked
     assert listener.accepted == 0
+
+
+GRPC = """
+import os
+
+import grpc
+import grpc.aio
+import pytest
+
+TARGET = os.environ["GRPC_TARGET"]
+
+
+def test_a_unary_call():
+    with grpc.insecure_channel(TARGET) as channel:
+        channel.unary_unary("/test.Chat/Complete")(b"hi", timeout=5)
+
+
+def test_a_server_stream():
+    with grpc.insecure_channel(TARGET) as channel:
+        list(channel.unary_stream("/test.Chat/Stream")(b"hi", timeout=5))
+
+
+async def test_an_aio_call():
+    async with grpc.aio.insecure_channel(TARGET) as channel:
+        await channel.unary_unary("/test.Chat/Complete")(b"hi", timeout=5)
+"""
+
+
+def test_grpc_calls_meet_the_guard_though_grpcio_connects_below_socket(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """grpcio opens its connections in its C core: the guard checks each call's target."""
+    from tests.grpc_server import ChatServer  # noqa: PLC0415 - grpcio, only here
+
+    server = ChatServer(delay=0).start()
+    monkeypatch.setenv("GRPC_TARGET", server.target)
+    for name in ("RECORD_FIXTURES", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_rpc=GRPC)
+    try:
+        pytester.makeini("\n".join([*INI, "asyncio_mode = auto"]))
+        pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
+        assert server.calls == 3  # loopback is allowed by default
+        pytester.makeini("\n".join([*INI, "asyncio_mode = auto", "castore_allow_hosts = ::1"]))
+        refused = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    finally:
+        server.stop()
+    refused.assert_outcomes(failed=3)
+    assert server.calls == 3
+    refused.stdout.fnmatch_lines(
+        [f"*NetworkGuardError: castore's network guard refused a connection to {server.target}*"]
+    )
