@@ -91,6 +91,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="linelist",
     )
     parser.addini(
+        "castore_volatile",
+        "JSON paths of answer parts that change on every call, beyond castore's defaults "
+        "(e.g. headers.x-trace-id, $..trace_id): an answer that differs only there is kept "
+        "as recorded when re-recorded",
+        type="linelist",
+    )
+    parser.addini(
         "castore_diff_ignore",
         "JSON paths `castore diff` ignores, one a line (e.g. $..id, $..created)",
         type="linelist",
@@ -261,7 +268,7 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
     # pay for importing the interception and its stream classes.
     from castore.integrations.http import HttpRecorder  # noqa: PLC0415
 
-    http = HttpRecorder(recorder, **options)
+    http = HttpRecorder(recorder, test=request.node.nodeid, **options)
     try:
         with http.active():
             yield http

@@ -188,7 +188,7 @@ def test_errors_are_clear(repo: Path, tmp_path: Path) -> None:
     unknown = cli("diff", "no-such-branch", cwd=repo)
     assert unknown.returncode == 3
     assert "unknown revision 'no-such-branch'" in unknown.stderr
-    bad = cli("diff", "--ignore", "choices", cwd=repo)
+    bad = cli("diff", "--ignore", "(choices", cwd=repo)
     assert bad.returncode == 2 and "must start with '$'" in bad.stderr
     outside = tmp_path / "elsewhere"
     Store(outside).put("ns", "k", "v")

@@ -38,7 +38,7 @@ from conftest import (
 )
 
 from castore import Store
-from castore._upkeep.value_diff import parse_pattern
+from castore._recording.json_paths import parse_pattern
 from castore.cli import main
 
 #: Pages whose snippets their owners' tests check.

@@ -15,7 +15,7 @@ from castore import Store
 from tests.llm_server import LLMServer, suite_project
 
 SUITE = (Path(__file__).parent / "http_suite.py").read_text()
-TESTS = 21
+TESTS = 22
 SECRETS = (
     "sk-proj-0123456789abcdefTHISISSECRET",
     "sk-ant-api03-SECRETSECRETSECRET",

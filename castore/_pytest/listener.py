@@ -24,6 +24,9 @@ class SessionListener:
         self._root_option = root_option
         #: node id -> the messages of misses not yet judged (see ``swallowed``).
         self._misses_of: dict[str, list[str]] = {}
+        #: namespace -> keys re-recorded this session and found unchanged (kept as they
+        #: were, so their entries are older than ``fresh_since``).
+        self.confirmed: dict[str, set[str]] = {}
 
     def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
         self.usage.hits += 1
@@ -32,6 +35,9 @@ class SessionListener:
 
     def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None:
         self.usage.recorded += 1
+        self.usage.recorded_seconds += entry.duration or 0.0
+        if entry.recorded_at < self.fresh_since:  # the same answer again: kept as it was
+            self.usage.unchanged += 1
         self.usage.note(recorder.namespace, key, self.current_nodeid)
 
     def missed(self, recorder: Recorder, key: str, problem: Problem) -> None:

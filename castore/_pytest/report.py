@@ -58,8 +58,11 @@ def report_lines(
     lines.extend(usage.fetch_problems)
     if ci_overrides_ini:
         lines[0] += "; CI is set, so recording modes from ini files and markers are off"
+    recorded = f"{usage.recorded} recorded"
+    if usage.unchanged:
+        recorded += f" ({usage.unchanged} unchanged but for volatile parts, kept as they were)"
     lines.append(
-        f"{usage.hits} replayed, {usage.misses} missing or stale, {usage.recorded} recorded; "
+        f"{usage.hits} replayed, {usage.misses} missing or stale, {recorded}; "
         f"{format_duration(usage.saved_seconds)} of real calls avoided"
     )
     for namespace, key, miss, _ in usage.missing:

@@ -55,6 +55,9 @@ class CastoreSession:
         self._store: Store | None = None
         self._namespaces: dict[Path, str] = {}  # module path -> its namespace
         self._modes: dict[str | None, Mode] = {}  # marker mode -> mode for this run
+        #: ``castore_volatile``: the answer parts that change on every call, beyond the
+        #: defaults, for every recorder the session makes.
+        self._volatile_patterns: list[str] = list(config.getini("castore_volatile"))
         #: Namespaces whose LFS objects this session has fetched (or found present); None
         #: until collection decides whether lazy fetch runs at all.
         self._fetched_for: set[str] | None = None
@@ -107,6 +110,8 @@ class CastoreSession:
         else:
             settings.pop("namespace", None)
         settings.update(options)
+        if "volatile" not in settings and self._volatile_patterns:
+            settings["volatile"] = self._volatile_patterns
         for session_only in SESSION_OPTIONS:  # the marker's options for the session, not recorders
             settings.pop(session_only, None)
         mode = self.mode_for(settings.pop("mode", None))

@@ -19,6 +19,10 @@ class Usage:
     hits: int = 0
     misses: int = 0
     recorded: int = 0
+    unchanged: int = 0
+    """Of the recorded: answers the same as their recording but for volatile parts, kept."""
+    recorded_seconds: float = 0.0
+    """How long the real calls of the recorded took."""
     saved_seconds: float = 0.0
     used: dict[str, set[str]] = field(default_factory=dict)
     """namespace -> stored keys replayed or recorded."""
@@ -48,6 +52,8 @@ class Usage:
         self.hits += other.hits
         self.misses += other.misses
         self.recorded += other.recorded
+        self.unchanged += other.unchanged
+        self.recorded_seconds += other.recorded_seconds
         self.saved_seconds += other.saved_seconds
         for namespace, keys in other.used.items():
             self.used.setdefault(namespace, set()).update(keys)
@@ -68,6 +74,8 @@ class Usage:
                 "hits": self.hits,
                 "misses": self.misses,
                 "recorded": self.recorded,
+                "unchanged": self.unchanged,
+                "recorded_seconds": self.recorded_seconds,
                 "saved_seconds": self.saved_seconds,
                 "used": {ns: sorted(keys) for ns, keys in self.used.items()},
                 "tests": {ns: sorted(ids) for ns, ids in self.tests.items()},
@@ -88,6 +96,8 @@ class Usage:
             hits=data["hits"],
             misses=data["misses"],
             recorded=data["recorded"],
+            unchanged=data.get("unchanged", 0),
+            recorded_seconds=data.get("recorded_seconds", 0.0),
             saved_seconds=data["saved_seconds"],
             used={ns: set(keys) for ns, keys in data["used"].items()},
             tests={ns: set(ids) for ns, ids in data["tests"].items()},

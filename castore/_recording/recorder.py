@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -38,8 +38,10 @@ from castore._recording.request_keys import request_fingerprint
 from castore._recording.staleness import FINGERPRINT_FIELD, Miss, Problem, problem_with
 from castore._recording.streams import AsyncReplayedStream, ReplayedStream
 from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
+from castore._recording.volatile import DEFAULT as DEFAULT_VOLATILITY
+from castore._recording.volatile import Volatility
 from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
-from castore._storage.index import Entry, StreamKind, now
+from castore._storage.index import Entry, StreamKind, check_metadata, now
 from castore._storage.names import stored_key
 from castore._storage.store import Store
 from castore.errors import (
@@ -69,7 +71,9 @@ class RecordingListener(Protocol):
     """What a recorder tells the session it belongs to (the pytest plugin implements it)."""
 
     fresh_since: dt.datetime
-    """In mode ``all``, entries recorded after this moment count as already re-recorded."""
+    """In mode ``all``, entries recorded after this moment count as already re-recorded.
+    A listener may also hold ``confirmed`` (namespace -> keys): keys re-recorded in this
+    session and found unchanged, which count as re-recorded though their entry is old."""
 
     def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
 
@@ -111,6 +115,7 @@ class _StandaloneListener:
 
     def __init__(self) -> None:
         self.fresh_since = now()
+        self.confirmed: dict[str, set[str]] = {}
 
     def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
         pass
@@ -148,6 +153,7 @@ class Recorder:
         redact: Redact | None = None,
         listener: RecordingListener | None = None,
         auto_type: bool = True,
+        volatile: Volatility | Iterable[str] | bool | None = None,
     ) -> None:
         ambient = _ambient[0] if _ambient and listener is None else None
         if not isinstance(store, Store) and ambient and not Path(store).is_absolute():
@@ -170,6 +176,7 @@ class Recorder:
         self._codec = make_codec(type, serializer, deserializer, auto_type)
         self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
+        self._volatility = _volatility(volatile)
         self._listener: RecordingListener = listener or _StandaloneListener()
         self._hits = 0
         self._misses = 0
@@ -413,6 +420,12 @@ class Recorder:
     ) -> Problem | None:
         """Why ``entry`` cannot be replayed as it is, or None if it can."""
         __tracebackhide__ = True
+        if (
+            entry is not None
+            and self.mode is Mode.ALL
+            and stored in getattr(self._listener, "confirmed", {}).get(self.namespace, ())
+        ):
+            return None  # re-recorded in this session, and found unchanged
         problem = problem_with(
             entry,
             mode=self.mode,
@@ -503,12 +516,19 @@ class Recorder:
             plain = self._redact(plain)
             metadata = self._redact(dict(metadata)) if metadata else metadata
         self._check_reads_back(stored, plain, stream, codec)
+        duration: float | None = collected.duration
+        earlier = self._unchanged(stored, plain, stream)
+        if earlier is not None:
+            entry, plain = earlier
+            if entry.metadata == check_metadata(stored, metadata):
+                return self._kept(stored, entry, codec)
+            duration = entry.duration  # new metadata over the same blob: no new blob
         try:
             entry = self._namespace.put(
                 stored,
                 plain,
                 metadata=metadata,
-                duration=collected.duration,
+                duration=duration,
                 schema=self.schema_version,
                 stream=stream,
             )
@@ -520,6 +540,35 @@ class Recorder:
         self._listener.recorded(self, stored, entry)
         # Hand back what every replay will give, not the live object: same types, same
         # redactions (checked readable above, so this cannot be unfit).
+        return self._decode(stored, entry, codec)
+
+    def _unchanged(
+        self, stored: str, plain: Any, stream: StreamKind | None
+    ) -> tuple[Entry, Any] | None:
+        """The recording already held for ``stored`` and its value, when the new answer
+        differs from it only in volatile parts (``volatile``): the same answer, kept as
+        it was, so re-recording it writes no blob and changes nothing to review."""
+        if self._volatility is None:
+            return None
+        entry = self._namespace.entry(stored)
+        if entry is None or entry.stream != stream or entry.schema != self.schema_version:
+            return None
+        try:
+            earlier = self._namespace.read(entry, stored)
+        except CastoreError:
+            return None  # a damaged recording: the new one replaces it
+        if not self._volatility.same(earlier, plain):
+            return None
+        return entry, earlier
+
+    def _kept(self, stored: str, entry: Entry, codec: ValueCodec) -> Any:
+        """Re-recorded, unchanged: the store stays as it was. The session learns the key
+        is fresh (mode ``all`` re-records it once per session) and counts it."""
+        confirmed = getattr(self._listener, "confirmed", None)
+        if isinstance(confirmed, dict):
+            confirmed.setdefault(self.namespace, set()).add(stored)
+        self._recorded += 1
+        self._listener.recorded(self, stored, entry)
         return self._decode(stored, entry, codec)
 
     def _check_reads_back(
@@ -539,6 +588,18 @@ class Recorder:
             raise UnreadableRecordingError(
                 self.namespace, stored, codec.description, unfit.reason
             ) from None
+
+
+def _volatility(volatile: Volatility | Iterable[str] | bool | None) -> Volatility | None:
+    """``volatile=``: None or True, the default parts; False, none (every re-recording is
+    written); patterns, the default parts and these; a :class:`Volatility`, as it is."""
+    if volatile is None or volatile is True:
+        return DEFAULT_VOLATILITY
+    if volatile is False:
+        return None
+    if isinstance(volatile, Volatility):
+        return volatile
+    return Volatility(volatile)
 
 
 def _is_raw_response(value: Any) -> bool:

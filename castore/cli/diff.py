@@ -12,13 +12,14 @@ from typing import Any, Literal
 
 import click
 
+from castore._recording.json_paths import PatternError, parse_pattern
+from castore._recording.volatile import Volatility
 from castore._storage.store import Store
 from castore._upkeep import diff_report
 from castore._upkeep import git as _git
 from castore._upkeep.project import config_lines
 from castore._upkeep.revisions import WorkingTreeStore, revision_store
 from castore._upkeep.store_diff import StoreDiff, StoreSide, diff_stores
-from castore._upkeep.value_diff import PatternError, parse_pattern
 from castore.cli.app import Settings, json_option, main, namespace_name
 from castore.cli.reports import EXIT_FAULTS, EXIT_OK, Report, emit
 
@@ -66,6 +67,12 @@ class DiffSummary(Report):
     help="A JSON path whose changes do not count, e.g. '$..id' (repeatable; adds to the "
     "ini option castore_diff_ignore).",
 )
+@click.option(
+    "--all-parts",
+    is_flag=True,
+    help="Count changes to the parts that change on every call too (dates, request ids, "
+    "per-call ids: castore's volatile parts and the ini's castore_volatile).",
+)
 @click.option("--namespace", "-n", "namespaces", multiple=True, help="Only this namespace.")
 @click.option("--stat", is_flag=True, help="One line per namespace.")
 @json_option
@@ -80,6 +87,7 @@ def diff(
     revisions: tuple[str, ...],
     ignore: tuple[str, ...],
     namespaces: tuple[str, ...],
+    all_parts: bool,
     stat: bool,
     as_json: bool,
     markdown: bool,
@@ -89,7 +97,10 @@ def diff(
 
     With no REV, the working tree against HEAD; with one, that revision against the
     working tree; with two, REV_A against REV_B. Revisions are read from git's objects
-    (and git-lfs), so nothing is checked out. Exit code 0 when nothing changed, 1 when
+    (and git-lfs), so nothing is checked out. An answer that changed only in parts that
+    change on every call (dates, request ids, per-call ids) is unchanged, unless
+    --all-parts. A castore_http request that changed shows as one "request changed"
+    entry: the request's diff, then its answer's. Exit code 0 when nothing changed, 1 when
     something did (as `git diff --exit-code`).
     """
     if len(revisions) > 2:
@@ -99,6 +110,7 @@ def diff(
     patterns = [*config_lines("castore_diff_ignore"), *ignore]
     try:
         parsed = [parse_pattern(pattern) for pattern in dict.fromkeys(patterns)]
+        volatility = None if all_parts else Volatility(config_lines("castore_volatile"))
     except PatternError as error:
         raise click.UsageError(str(error)) from None
     root = settings.root
@@ -112,7 +124,7 @@ def diff(
         else:
             new = stack.enter_context(revision_store(repo, new_revision, store_path))
         only = [namespace_name(name) for name in namespaces] or None
-        result = diff_stores(old, new, parsed, namespaces=only)
+        result = diff_stores(old, new, parsed, namespaces=only, volatility=volatility)
     use_color = sys.stdout.isatty() if color is None else color
     form: Literal["text", "stat", "markdown"] = (
         "markdown" if markdown else "stat" if stat else "text"

@@ -42,6 +42,10 @@ class NumberedKey:
     number: int
     key: str
     metadata: dict[str, Any]
+    endpoint: tuple[str, str] = ("", "")
+    """(method, ``host/path``)."""
+    call: int = 0
+    """Its place among the test's requests to the endpoint, from 1."""
 
 
 class RequestKeys:
@@ -55,6 +59,7 @@ class RequestKeys:
         drop_query: Iterable[str],
         custom: Callable[[Any], str] | None,
         redact_body: Callable[[bytes], bytes] | None,
+        test: str | None = None,
     ) -> None:
         self.match_on = frozenset(match_on)
         unknown = self.match_on - set(MATCH_PARTS)
@@ -64,7 +69,12 @@ class RequestKeys:
         self.drop_query = frozenset(name.lower() for name in drop_query)
         self.custom = custom
         self.redact_body = redact_body
+        #: The test whose requests these are (its node id): with the order of a request
+        #: among the test's requests to one endpoint, it names the request's slot, which
+        #: ``castore diff`` follows when a changed request gets a new key.
+        self.test = test
         self._seen: dict[str, int] = {}
+        self._calls: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def query(self, request: HttpRequest) -> list[tuple[str, str]]:
@@ -102,11 +112,18 @@ class RequestKeys:
             }
             counted = {name: part for name, part in parts.items() if name in self.match_on}
             base = request_key(f"{request.method} {request.where}", exclude=(), **counted)
+        endpoint = (request.method, request.where)
         with self._lock:
             count = self._seen.get(base, 0) + 1
             self._seen[base] = count
+            call = self._calls.get(endpoint, 0) + 1
+            self._calls[endpoint] = call
         key = base if count == 1 else f"{base}#{count}"
-        return NumberedKey(base, count, key, self.metadata(request, query, body))
+        metadata = self.metadata(request, query, body)
+        if self.test is not None:
+            metadata["test"] = self.test
+            metadata["call"] = call
+        return NumberedKey(base, count, key, metadata, endpoint, call)
 
     def give_back(self, numbered: NumberedKey) -> None:
         """A request that got no answer (its real call failed, or its recording is
@@ -115,6 +132,8 @@ class RequestKeys:
         with self._lock:
             if self._seen.get(numbered.base) == numbered.number:
                 self._seen[numbered.base] = numbered.number - 1
+            if self._calls.get(numbered.endpoint) == numbered.call:
+                self._calls[numbered.endpoint] = numbered.call - 1
 
     def metadata(
         self, request: HttpRequest, query: list[tuple[str, str]], body: Any

@@ -65,6 +65,7 @@ class HttpRecorder:
         match_on: Iterable[str] = MATCH_PARTS,
         redact_body: Callable[[bytes], bytes] | None = None,
         ignore_hosts: Iterable[str] = (),
+        test: str | None = None,
     ) -> None:
         self.recorder = recorder
         self.keys = RequestKeys(
@@ -73,6 +74,7 @@ class HttpRecorder:
             drop_query=drop_query,
             custom=key,
             redact_body=redact_body,
+            test=test,
         )
         self.drop_headers = frozenset(name.lower() for name in drop_headers)
         self.pace = pace
