@@ -250,7 +250,11 @@ async def test_aiohttp_server_sent_events_read_by_line_and_by_chunk():
                 lines.append(line.decode())
         body["messages"][0]["content"] = "sse by chunk" + SUFFIX
         async with session.post(CHAT, json=body) as response:
-            chunks = [(len(data), end) async for data, end in response.content.iter_chunks()]
+            chunks = [
+                (len(data), end)
+                async for data, end in response.content.iter_chunks()
+                if data  # aiohttp may or may not mark the end of the last chunk on its own
+            ]
             request_id = response.headers["x-request-id"]
         async with session.post(CHAT, json=body) as response:
             pieces = [len(piece) async for piece in response.content.iter_any()]

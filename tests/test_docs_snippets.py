@@ -59,6 +59,7 @@ HOW: list[tuple[str, str, str]] = [
     ("diff.md", "castore diff  ", "output: a synopsis; test_diff runs every form"),
     ("diff.md", "[pytest]", "parse"),
     ("diff.md", "castore diff: HEAD~1", "output: test_diff's report of the same change"),
+    ("diff.md", "test_llm: 1 changed", "output: test_quiet_rerecording's report of a prompt edit"),
     ("diff.md", "## castore diff:", "output: test_diff's Markdown report"),
     ("diff.md", "castore diff origin/main HEAD", "parse: a CI step on GitHub"),
     ("git.md", "uv run castore git setup", "run"),

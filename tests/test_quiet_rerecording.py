@@ -151,6 +151,7 @@ def test_rerecording_unchanged_answers_changes_nothing_and_a_changed_request_rea
         heading[0]
     )
     text = report.stdout
+    assert "test_llm: 1 changed (1 request(s)), 0 added, 0 removed, 4 unchanged" in text
     assert '"the first prompt" → "an edited prompt"' in text
     assert '"echo: the first prompt" → "echo: an edited prompt"' in text  # the two answers
     assert "0 added, 0 removed" in text
