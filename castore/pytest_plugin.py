@@ -22,6 +22,7 @@ from castore._pytest.marker_fixtures import request_fixture_for_marker
 from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
+from castore._pytest.validation import ini_problem, marker_problems, mode_option
 from castore._pytest.vcr_usage import CassetteUsage
 from castore._recording.modes import Mode
 from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
@@ -45,6 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--castore-mode",
         dest="castore_mode",
         default=None,
+        type=mode_option,
         help=f"recording mode for this run: {modes} (default: ini castore_mode, else none; "
         f"RECORD_FIXTURES=true means all)",
     )
@@ -105,6 +107,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    where = str(config.inipath) if config.inipath else "the pytest configuration"
+    problem = ini_problem(config.getini("castore_mode"), where)
+    if problem:
+        raise pytest.UsageError(problem)
     config.addinivalue_line(
         "markers",
         "castore_http(match_on=None, match_headers=(), drop_headers=None, drop_query=None, "
@@ -157,7 +163,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         session.judged,
         store=store,
         mode=session.mode_for(None),
-        ci_overrides_ini=truthy(os.environ.get("CI")) and bool(config.getini("castore_mode")),
+        ci_overrides_ini=truthy(os.environ.get("CI"))
+        and (bool(config.getini("castore_mode")) or session.usage.ci_ignored > 0),
         verbose=config.get_verbosity() > 0,
     )
     if session.not_saved:
@@ -277,7 +284,17 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``castore_http`` marker turns the ``castore_http`` fixture on."""
+    """Markers with a bad keyword stop the run before any test does; the ``castore_http``
+    marker turns the ``castore_http`` fixture on."""
+    problems = marker_problems(
+        (item.nodeid, mark.name, mark.kwargs)
+        for item in items
+        for mark in item.iter_markers()
+        if mark.name in ("castore", "castore_http")
+    )
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise pytest.UsageError("castore: bad marker options:\n  " + "\n  ".join(unique))
     request_fixture_for_marker(items, "castore_http", "castore_http")
 
 

@@ -23,6 +23,8 @@ class Usage:
     """Of the recorded: answers the same as their recording but for volatile parts, kept."""
     recorded_seconds: float = 0.0
     """How long the real calls of the recorded took."""
+    recorded_keys: list[tuple[str, str, float]] = field(default_factory=list)
+    """(namespace, key, seconds) of each recording, in order."""
     saved_seconds: float = 0.0
     used: dict[str, set[str]] = field(default_factory=dict)
     """namespace -> stored keys replayed or recorded."""
@@ -41,6 +43,8 @@ class Usage:
     """Connections the network guard refused: ``host:port (where)``."""
     error_answers: list[str] = field(default_factory=list)
     """HTTP error answers (4xx, 5xx) recorded: ``404 POST host/path``."""
+    ci_ignored: int = 0
+    """Recorders whose marker asked for a recording mode that CI turned off."""
 
     def note(self, namespace: str, key: str, nodeid: str | None) -> None:
         self.used.setdefault(namespace, set()).add(key)
@@ -54,6 +58,7 @@ class Usage:
         self.recorded += other.recorded
         self.unchanged += other.unchanged
         self.recorded_seconds += other.recorded_seconds
+        self.recorded_keys.extend(other.recorded_keys)
         self.saved_seconds += other.saved_seconds
         for namespace, keys in other.used.items():
             self.used.setdefault(namespace, set()).update(keys)
@@ -67,6 +72,7 @@ class Usage:
             self.unrecorded_hosts[target] = self.unrecorded_hosts.get(target, 0) + count
         self.refused.extend(other.refused)
         self.error_answers.extend(other.error_answers)
+        self.ci_ignored += other.ci_ignored
 
     def to_json(self) -> str:
         return json.dumps(
@@ -76,6 +82,7 @@ class Usage:
                 "recorded": self.recorded,
                 "unchanged": self.unchanged,
                 "recorded_seconds": self.recorded_seconds,
+                "recorded_keys": self.recorded_keys,
                 "saved_seconds": self.saved_seconds,
                 "used": {ns: sorted(keys) for ns, keys in self.used.items()},
                 "tests": {ns: sorted(ids) for ns, ids in self.tests.items()},
@@ -86,6 +93,7 @@ class Usage:
                 "unrecorded_hosts": self.unrecorded_hosts,
                 "refused": self.refused,
                 "error_answers": self.error_answers,
+                "ci_ignored": self.ci_ignored,
             }
         )
 
@@ -98,6 +106,7 @@ class Usage:
             recorded=data["recorded"],
             unchanged=data.get("unchanged", 0),
             recorded_seconds=data.get("recorded_seconds", 0.0),
+            recorded_keys=[tuple(item) for item in data.get("recorded_keys", [])],
             saved_seconds=data["saved_seconds"],
             used={ns: set(keys) for ns, keys in data["used"].items()},
             tests={ns: set(ids) for ns, ids in data["tests"].items()},
@@ -108,4 +117,5 @@ class Usage:
             unrecorded_hosts=dict(data.get("unrecorded_hosts", {})),
             refused=list(data.get("refused", [])),
             error_answers=list(data.get("error_answers", [])),
+            ci_ignored=data.get("ci_ignored", 0),
         )

@@ -34,7 +34,7 @@ from castore._recording.lookup import (
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
 from castore._recording.nearest import nearest_recordings
 from castore._recording.redact import Redact
-from castore._recording.request_keys import request_fingerprint
+from castore._recording.request_keys import request_fingerprint, request_summary
 from castore._recording.staleness import FINGERPRINT_FIELD, Miss, Problem, problem_with
 from castore._recording.streams import AsyncReplayedStream, ReplayedStream
 from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
@@ -309,7 +309,7 @@ class Recorder:
         if self.mode is Mode.OFF:
             return _UNFIT
         entry = self._namespace.entry(stored)
-        if entry is None or self._problem_with(stored, entry, _fingerprint_of(metadata)):
+        if entry is None or self._problem_with(stored, entry, metadata):
             return _UNFIT
         return self._replay(stored, entry, codec)  # _UNFIT for a misfit the mode re-records
 
@@ -384,7 +384,7 @@ class Recorder:
         if self.mode is Mode.OFF:
             return None
         entry = self._namespace.entry(stored)
-        problem = self._problem_with(stored, entry, _fingerprint_of(metadata))
+        problem = self._problem_with(stored, entry, metadata)
         if problem is None:
             return entry
         if self.mode.records:
@@ -412,13 +412,14 @@ class Recorder:
     ) -> Entry | None:
         """Under the key lock: did another process record the key meanwhile?"""
         entry = self._namespace.fresh_entry(stored)
-        usable = self._problem_with(stored, entry, _fingerprint_of(metadata)) is None
+        usable = self._problem_with(stored, entry, metadata) is None
         return entry if usable else None
 
     def _problem_with(
-        self, stored: str, entry: Entry | None, fingerprint: Mapping[str, str] | None = None
+        self, stored: str, entry: Entry | None, metadata: Mapping[str, Any] | None = None
     ) -> Problem | None:
-        """Why ``entry`` cannot be replayed as it is, or None if it can."""
+        """Why ``entry`` cannot be replayed as it is, or None if it can; ``metadata`` is
+        the call's (its request's fingerprint and summary, when it gave ``request=``)."""
         __tracebackhide__ = True
         if (
             entry is not None
@@ -433,7 +434,8 @@ class Recorder:
             schema_version=self.schema_version,
             max_age=self.max_age,
             now=now() if self.max_age is not None else _NEVER,  # only max_age reads it
-            fingerprint=fingerprint,
+            fingerprint=_fingerprint_of(metadata),
+            metadata=metadata,
         )
         if problem is not None and problem.miss is Miss.EXPIRED:
             return self._expired(stored, problem)
@@ -608,10 +610,15 @@ def _is_raw_response(value: Any) -> bool:
 
 
 def _with_fingerprint(metadata: Mapping[str, Any] | None, request: Any) -> Mapping[str, Any] | None:
-    """The call's metadata, plus its request's fingerprint when it gave ``request=``."""
+    """The call's metadata, plus, when it gave ``request=``, its request's fingerprint and
+    summary (its leaves: what a stale recording's message shows changed)."""
     if request is None:
         return metadata
-    return {**(metadata or {}), FINGERPRINT_FIELD: request_fingerprint(request)}
+    return {
+        **request_summary(request),
+        **(metadata or {}),
+        FINGERPRINT_FIELD: request_fingerprint(request),
+    }
 
 
 def _fingerprint_of(metadata: Mapping[str, Any] | None) -> Mapping[str, str] | None:
