@@ -13,11 +13,14 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _installed_version
 
 from castore._recording.hosts import HostList
+from castore._recording.listening import RecordingListener
 from castore._recording.modes import Mode
-from castore._recording.recorder import Recorder, RecordingListener
+from castore._recording.recorder import Recorder
 from castore._recording.redact import redactor
-from castore._recording.request_keys import request_key
+from castore._recording.request_keys import request_key, request_summary
 from castore._recording.staleness import Miss, Problem
+from castore._recording.tally import RecorderStats
+from castore._recording.volatile import Volatility
 from castore._storage.blobs.backend import BlobFile
 from castore._storage.config import StoreConfig
 from castore._storage.index import Entry, StreamKind
@@ -42,12 +45,15 @@ __all__ = [
     "Namespace",
     "Problem",
     "Recorder",
+    "RecorderStats",
     "RecordingListener",
     "Store",
     "StoreConfig",
     "StreamKind",
+    "Volatility",
     "redactor",
     "request_key",
+    "request_summary",
     "stored_key",
 ]
 

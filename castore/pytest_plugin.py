@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,8 +25,9 @@ from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
 from castore._pytest.validation import ini_problem, marker_problems, mode_option
 from castore._pytest.vcr_usage import CassetteUsage
+from castore._recording.ambient import Ambient, lend, take_back
 from castore._recording.modes import Mode
-from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
+from castore._recording.recorder import Recorder
 from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.store import Store
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from castore.integrations.http import HttpRecorder
 
 SESSION_KEY: Final = pytest.StashKey[CastoreSession]()
+#: The token that gives back what was lent to hand-made recorders before this session.
+LENT_KEY: Final = pytest.StashKey[Token[Ambient | None]]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -135,19 +139,19 @@ def pytest_configure(config: pytest.Config) -> None:
         guard.install()
     # Recorders a test makes by hand (Recorder("tests/fixtures/castore", ...)) resolve
     # against the rootdir and, on the session's store, follow its mode and report to it.
-    lend_to_recorders(
-        Ambient(
-            rootdir=config.rootpath,
-            store_root=session.root,
-            listener=session.listener,
-            mode=lambda: session.mode_for(None),
-        )
+    ambient = Ambient(
+        rootdir=config.rootpath,
+        store_root=session.root,
+        listener=session.listener,
+        mode=lambda: session.mode_for(None),
     )
+    config.stash[LENT_KEY] = lend(ambient)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(SESSION_KEY, None) is not None:
-        lend_to_recorders(None)
+    token = config.stash.get(LENT_KEY, None)
+    if token is not None:
+        take_back(token)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

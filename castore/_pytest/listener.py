@@ -37,19 +37,15 @@ class SessionListener:
         self.confirmed: dict[str, set[str]] = {}
 
     def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
-        self.usage.hits += 1
-        self.usage.saved_seconds += entry.duration or 0.0
+        self.usage.replayed(entry)
         self.usage.note(recorder.namespace, key, self.current_nodeid)
 
     def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None:
         usage = self.usage
         seconds = entry.duration or 0.0
-        usage.recorded += 1
-        usage.recorded_seconds += seconds
-        usage.recorded_keys.append((recorder.namespace, key, seconds))
         unchanged = entry.recorded_at < self.fresh_since  # the same answer: kept as it was
-        if unchanged:
-            usage.unchanged += 1
+        usage.record(entry, unchanged=unchanged)
+        usage.recorded_keys.append((recorder.namespace, key, seconds))
         usage.note(recorder.namespace, key, self.current_nodeid)
         if self.current_nodeid is not None:
             self.recorded_by[self.current_nodeid] = self.recorded_by.get(self.current_nodeid, 0) + 1
@@ -58,7 +54,7 @@ class SessionListener:
             self.progress(f"castore recorded {recorder.namespace} :: {key} ({seconds:.1f} s{kept})")
 
     def missed(self, recorder: Recorder, key: str, problem: Problem) -> None:
-        self.usage.misses += 1
+        self.usage.missed()
         self.usage.missing.append((recorder.namespace, key, problem.miss, problem.reason))
         self.usage.note(recorder.namespace, key, self.current_nodeid)
         if self.current_nodeid is not None:

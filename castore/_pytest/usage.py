@@ -10,22 +10,17 @@ import json
 from dataclasses import dataclass, field
 
 from castore._recording.staleness import Miss
+from castore._recording.tally import Tally
 
 
 @dataclass
-class Usage:
-    """Lookups of one process (or, once merged, of a whole session)."""
+class Usage(Tally):
+    """Lookups of one process (or, once merged, of a whole session): the counts of a
+    :class:`Tally`, as each recorder keeps its own, and what the report and the judgement
+    of unused recordings need besides."""
 
-    hits: int = 0
-    misses: int = 0
-    recorded: int = 0
-    unchanged: int = 0
-    """Of the recorded: answers the same as their recording but for volatile parts, kept."""
-    recorded_seconds: float = 0.0
-    """How long the real calls of the recorded took."""
     recorded_keys: list[tuple[str, str, float]] = field(default_factory=list)
     """(namespace, key, seconds) of each recording, in order."""
-    saved_seconds: float = 0.0
     used: dict[str, set[str]] = field(default_factory=dict)
     """namespace -> stored keys replayed or recorded."""
     tests: dict[str, set[str]] = field(default_factory=dict)
@@ -53,13 +48,8 @@ class Usage:
             self.tests[namespace].add(nodeid)
 
     def merge(self, other: Usage) -> None:
-        self.hits += other.hits
-        self.misses += other.misses
-        self.recorded += other.recorded
-        self.unchanged += other.unchanged
-        self.recorded_seconds += other.recorded_seconds
+        self.add(other)
         self.recorded_keys.extend(other.recorded_keys)
-        self.saved_seconds += other.saved_seconds
         for namespace, keys in other.used.items():
             self.used.setdefault(namespace, set()).update(keys)
         for namespace, nodeids in other.tests.items():

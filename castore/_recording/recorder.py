@@ -14,13 +14,15 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from castore._recording import lookup as lookup_module
+from castore._recording.ambient import lent
 from castore._recording.flights import Flights
+from castore._recording.listening import RecordingListener, StandaloneListener
 from castore._recording.lookup import (
     Acquire,
     Call,
@@ -37,6 +39,7 @@ from castore._recording.redact import Redact
 from castore._recording.request_keys import request_fingerprint, request_summary
 from castore._recording.staleness import FINGERPRINT_FIELD, Miss, Problem, problem_with
 from castore._recording.streams import AsyncReplayedStream, ReplayedStream
+from castore._recording.tally import RecorderStats, Tally, stats_of
 from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
 from castore._recording.volatile import DEFAULT as DEFAULT_VOLATILITY
 from castore._recording.volatile import Volatility
@@ -67,70 +70,6 @@ def _stacklevel_outside_castore() -> int:
     return level
 
 
-class RecordingListener(Protocol):
-    """What a recorder tells the session it belongs to (the pytest plugin implements it)."""
-
-    fresh_since: dt.datetime
-    """In mode ``all``, entries recorded after this moment count as already re-recorded.
-    A listener may also hold ``confirmed`` (namespace -> keys): keys re-recorded in this
-    session and found unchanged, which count as re-recorded though their entry is old."""
-
-    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
-
-    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
-
-    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None: ...
-
-    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str: ...
-
-
-@dataclass(frozen=True)
-class Ambient:
-    """What a running test session lends the recorders tests make by hand.
-
-    ``Recorder("tests/fixtures/castore", ns)`` inside a test resolves a relative root
-    against the session's rootdir (not the current directory, so ``cd tests && pytest``
-    finds the same store), and a recorder on the session's own store follows the
-    session's mode (``RECORD_FIXTURES``, ``--castore-mode``) and reports to it.
-    """
-
-    rootdir: Path
-    store_root: Path
-    listener: RecordingListener
-    mode: Callable[[], Mode]
-
-
-_ambient: list[Ambient] = []
-
-
-def lend_to_recorders(ambient: Ambient | None) -> None:
-    """Set (or, with None, clear) what hand-made recorders borrow from the session."""
-    _ambient.clear()
-    if ambient is not None:
-        _ambient.append(ambient)
-
-
-class _StandaloneListener:
-    """Used outside pytest: no accounting, and advice phrased for a recorder in a script."""
-
-    def __init__(self) -> None:
-        self.fresh_since = now()
-        self.confirmed: dict[str, set[str]] = {}
-
-    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
-        pass
-
-    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None:
-        pass
-
-    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None:
-        pass
-
-    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str:
-        root = str(recorder.store.root)
-        return f"Recorder({root!r}, {recorder.namespace!r}, mode={mode.value!r})"
-
-
 class Recorder:
     """Record once, replay everywhere: the object tests call ``get_or_record`` on.
 
@@ -155,7 +94,7 @@ class Recorder:
         auto_type: bool = True,
         volatile: Volatility | Iterable[str] | bool | None = None,
     ) -> None:
-        ambient = _ambient[0] if _ambient and listener is None else None
+        ambient = lent() if listener is None else None
         if not isinstance(store, Store) and ambient and not Path(store).is_absolute():
             store = ambient.rootdir / store
         self.store = store if isinstance(store, Store) else Store(store)
@@ -177,11 +116,8 @@ class Recorder:
         self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
         self._volatility = _volatility(volatile)
-        self._listener: RecordingListener = listener or _StandaloneListener()
-        self._hits = 0
-        self._misses = 0
-        self._recorded = 0
-        self._saved_seconds = 0.0
+        self._listener: RecordingListener = listener or StandaloneListener()
+        self._tally = Tally()
         # Separate flights per driver: a sync caller must never wait on an async recording
         # running in its own thread's event loop.
         self._async_flights = Flights()
@@ -212,15 +148,14 @@ class Recorder:
         changed, re-recorded by ``new_episodes``, instead of the old answer replayed.
         """
         __tracebackhide__ = True
-        if type is None and request is None:
-            value = self._replay_plain(key)
-            if value is not _UNFIT:
-                return value
-        stored, metadata, codec, value = self._start(key, metadata, type, request)
-        if value is not _UNFIT:
-            return value
-        steps = self._lookup(stored, metadata, self._async_flights, codec)
-        return await run_async(steps, generator_fn)
+        stored = self._stored_key_for(key)
+        codec = self._codec_for(type)
+        metadata = _with_fingerprint(metadata, request)
+        value = self._replay_if_usable(stored, metadata, codec)
+        if value is _UNFIT:
+            steps = self._lookup(stored, metadata, self._async_flights, codec)
+            value = await run_async(steps, generator_fn)
+        return value
 
     def get_or_record_sync(
         self,
@@ -233,35 +168,30 @@ class Recorder:
     ) -> Any:
         """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
         __tracebackhide__ = True
-        if type is None and request is None:
-            value = self._replay_plain(key)
-            if value is not _UNFIT:
-                return value
-        stored, metadata, codec, value = self._start(key, metadata, type, request)
-        if value is not _UNFIT:
-            return value
-        steps = self._lookup(stored, metadata, self._sync_flights, codec)
-        return run_sync(steps, generator_fn, key)
+        stored = self._stored_key_for(key)
+        codec = self._codec_for(type)
+        metadata = _with_fingerprint(metadata, request)
+        value = self._replay_if_usable(stored, metadata, codec)
+        if value is _UNFIT:
+            steps = self._lookup(stored, metadata, self._sync_flights, codec)
+            value = run_sync(steps, generator_fn, key)
+        return value
 
-    def get_stats(self) -> dict[str, Any]:
-        """Counts as in the seeds' recorder, plus what was recorded and the time saved."""
-        total = self._hits + self._misses
-        return {
-            "cache_hits": self._hits,
-            "cache_misses": self._misses,
-            "recorded": self._recorded,
-            "total_requests": total,
-            "hit_rate": self._hits / total if total else 0.0,
-            "time_saved": self._saved_seconds,
-            "num_cached_responses": len(self.store.entries(self.namespace)),
-            "mode": self.mode.value,
-        }
+    def get_stats(self) -> RecorderStats:
+        """Counts as in the seeds' recorder (``stats["cache_hits"]`` reads as it did), plus
+        what was recorded and the time saved; also attributes (``stats.cache_hits``)."""
+        cached = len(self.store.entries(self.namespace))
+        return stats_of(self._tally, cached=cached, mode=self.mode.value)
+
+    def refresh(self) -> None:
+        """Forget what this process has read of the namespace, so the next lookup re-reads
+        the store from disk (and sees what other processes recorded). It never deletes
+        recordings: that is ``castore prune`` or :meth:`delete`."""
+        self.store.refresh(self.namespace)
 
     def clear_cache(self) -> None:
-        """Forget what this process has read of the namespace, so the next lookup re-reads
-        the store from disk (and sees what other processes recorded). Unlike the seeds'
-        recorder, this never deletes recordings: that is ``castore prune`` or ``delete``."""
-        self.store.refresh(self.namespace)
+        """:meth:`refresh` under the seeds' name (which never deleted anything either)."""
+        self.refresh()
 
     def delete(self, key: str) -> bool:
         """Remove ``key``'s recording from the namespace; True if there was one."""
@@ -269,47 +199,24 @@ class Recorder:
 
     # --- deciding --------------------------------------------------------------------
 
-    def _start(
-        self, key: str, metadata: Mapping[str, Any] | None, value_type: Any, request: Any
-    ) -> tuple[str, Mapping[str, Any] | None, ValueCodec, Any]:
-        """What both twins do first: the stored key, the metadata (with the request's
-        fingerprint), the codec, and the replayed value if the recording is usable (else
-        :data:`_UNFIT`, and the full lookup runs)."""
-        __tracebackhide__ = True
-        codec = self._codec_for(value_type)
-        metadata = _with_fingerprint(metadata, request)
-        stored = self._stored_key_for(key)
-        return stored, metadata, codec, self._replay_if_usable(stored, metadata, codec)
-
-    def _replay_plain(self, key: str) -> Any:
-        """The replay of the commonest call (no ``type=``, no ``request=``, a recorded key),
-        with the checks that cannot apply to it left out: a replay costs a few
-        microseconds, so each call around it shows. :data:`_UNFIT` whenever anything else
-        may apply (a miss, ``all``, ``off``, ``max_age``, another schema), and the full
-        path decides."""
-        __tracebackhide__ = True
-        mode = self.mode
-        if mode is Mode.ALL or mode is Mode.OFF or self.max_age is not None:
-            return _UNFIT
-        stored = stored_key(key)
-        entry = self._namespace.entry(stored)
-        if entry is None or (
-            self.schema_version is not None and entry.schema != self.schema_version
-        ):
-            return _UNFIT
-        return self._replay(stored, entry, self._codec)
-
     def _replay_if_usable(
         self, stored: str, metadata: Mapping[str, Any] | None, codec: ValueCodec
     ) -> Any:
-        """The replay path without the lookup's machinery (no flight, no driver): the
-        recorded value when it is usable as it is, else :data:`_UNFIT`, and the full
-        lookup decides (record, wait for another recorder, or fail with the reason)."""
+        """The replay, when the recording is usable as it is: no flight, no driver, no
+        lock, and for the commonest call (no ``request=``, no ``max_age``, no schema, a
+        replaying mode) none of the staleness checks, which cannot apply to it (a replay
+        costs a few microseconds, so each call around it shows). Else :data:`_UNFIT`,
+        and the full lookup decides: record, wait for another recorder, or fail."""
         __tracebackhide__ = True
-        if self.mode is Mode.OFF:
+        mode = self.mode
+        if mode is Mode.OFF:
             return _UNFIT
         entry = self._namespace.entry(stored)
-        if entry is None or self._problem_with(stored, entry, metadata):
+        if entry is None:
+            return _UNFIT
+        if (
+            metadata or mode is Mode.ALL or self.max_age is not None or self.schema_version
+        ) and self._problem_with(stored, entry, metadata):
             return _UNFIT
         return self._replay(stored, entry, codec)  # _UNFIT for a misfit the mode re-records
 
@@ -348,7 +255,7 @@ class Recorder:
                 if value is not _UNFIT:
                     return value
             if self.mode is Mode.OFF:
-                self._misses += 1
+                self._tally.missed()
                 return (yield CallThrough())
             flight, leading = flights.board(stored)
             if not leading:  # another caller is recording this key: wait, then replay it
@@ -366,7 +273,7 @@ class Recorder:
                         value = self._replay(stored, fresh, codec)
                         if value is not _UNFIT:
                             return value
-                    self._misses += 1
+                    self._tally.missed()
                     collected: Collected = yield Call()
                     return self._record(stored, collected, metadata, codec)
                 finally:
@@ -403,7 +310,7 @@ class Recorder:
     def _missed(self, stored: str, problem: Problem, error: CastoreError) -> CastoreError:
         """Count a lookup that fails, and tell the listener, with the message the caller
         gets (code under test may catch the error; the session still reports it)."""
-        self._misses += 1
+        self._tally.missed()
         self._listener.missed(self, stored, replace(problem, message=str(error)))
         return error
 
@@ -475,8 +382,7 @@ class Recorder:
             hint = self._listener.how_to_record(self, stored, problem.fixed_by)
             error = StaleRecordingError(self.namespace, stored, unfit.reason, hint)
             raise self._missed(stored, problem, error) from None
-        self._hits += 1
-        self._saved_seconds += entry.duration or 0.0
+        self._tally.replayed(entry)
         self._listener.replayed(self, stored, entry)
         return value
 
@@ -538,7 +444,7 @@ class Recorder:
             # The message says what and where; the store's own frames would only bury it
             # (pytest hides this frame, so the test's line is what remains).
             raise error.with_traceback(None) from None
-        self._recorded += 1
+        self._tally.record(entry, unchanged=False)
         self._listener.recorded(self, stored, entry)
         # Hand back what every replay will give, not the live object: same types, same
         # redactions (checked readable above, so this cannot be unfit).
@@ -569,7 +475,7 @@ class Recorder:
         confirmed = getattr(self._listener, "confirmed", None)
         if isinstance(confirmed, dict):
             confirmed.setdefault(self.namespace, set()).add(stored)
-        self._recorded += 1
+        self._tally.record(entry, unchanged=True)
         self._listener.recorded(self, stored, entry)
         return self._decode(stored, entry, codec)
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from castore._recording.answer_views import readable
-from castore._recording.json_paths import IgnorePattern, Step, parse_pattern
+from castore._recording.json_paths import Step, parse_pattern
 
 VOLATILE_HEADERS: Final = frozenset(
     {
@@ -103,11 +103,8 @@ _PADDING: Final = "p"
 class Volatility:
     """Which parts of a value change on every call (see the module's docstring)."""
 
-    def __init__(self, patterns: Iterable[str | IgnorePattern] = (), *, defaults: bool = True):
-        self.patterns = tuple(
-            pattern if isinstance(pattern, IgnorePattern) else parse_pattern(pattern)
-            for pattern in patterns
-        )
+    def __init__(self, patterns: Iterable[str] = (), *, defaults: bool = True) -> None:
+        self.patterns = tuple(parse_pattern(pattern) for pattern in patterns)
         self.defaults = defaults
 
     def __repr__(self) -> str:
