@@ -9,6 +9,7 @@ cannot offer.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import shutil
@@ -103,6 +104,32 @@ def castore(
         timeout=timeout,
         check=False,
     )
+
+
+#: The HTTP clients and SDKs the suites under test import.
+CLIENTS = (
+    "aiobotocore.session",
+    "aiohttp",
+    "anthropic",
+    "boto3",
+    "google.genai",
+    "httpcore",
+    "httpx",
+    "openai",
+    "requests",
+    "urllib3",
+)
+
+
+@pytest.fixture(scope="session")
+def clients_imported() -> None:
+    """The clients and SDKs, imported once per process, before any in-process pytester
+    session: a session that imported them itself would have them forgotten after it
+    (pytester restores ``sys.modules``), so each session would import them anew, seconds
+    every time, and a library's cached state (httpx's map of httpcore's errors) would
+    point at classes a later session no longer raises."""
+    for name in CLIENTS:
+        importlib.import_module(name)
 
 
 @pytest.fixture

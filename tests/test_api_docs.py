@@ -116,8 +116,21 @@ def test_every_option_of_the_http_recorder_is_documented_on_the_page_and_in_the_
     assert {name for name in options - {"test"} if f"``{name}``" not in fixture_doc} == set()
     methods = {name for name in vars(HttpRecorder) if not name.startswith("_")}
     documented = set(re.findall(r"\bhttp\.([a-z_]+)\b", block))
-    assert methods - {"passes_through", "answer", "answer_async", "recorded", "recorded_async",
-                      "note_error_answer", "match_on", "match_headers", "drop_query"} <= documented
+    assert (
+        methods
+        - {
+            "passes_through",
+            "answer",
+            "answer_async",
+            "recorded",
+            "recorded_async",
+            "note_error_answer",
+            "match_on",
+            "match_headers",
+            "drop_query",
+        }
+        <= documented
+    )
 
 
 def test_every_public_name_of_the_integrations_is_on_the_page() -> None:

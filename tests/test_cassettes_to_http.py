@@ -53,6 +53,7 @@ def test_a_gzip_body_and_a_secret_query():
 """
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,7 +66,7 @@ def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_serv
     server = LLMServer().start()
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     try:
-        recorded = pytester.runpytest_subprocess("--record-mode=once", "-p", "no:cacheprovider")
+        recorded = pytester.runpytest_inprocess("--record-mode=once", "-p", "no:cacheprovider")
     finally:
         server.stop()
     recorded.assert_outcomes(passed=3)
@@ -87,7 +88,7 @@ def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_serv
     (tests / "test_chat.py").write_text(
         SUITE.replace("pytestmark = pytest.mark.vcr", "pytestmark = pytest.mark.castore_http")
     )
-    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    replayed = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=3)
     replayed.stdout.fnmatch_lines(["4 replayed, 0 missing or stale, 0 recorded*"])
     assert (

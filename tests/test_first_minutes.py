@@ -135,7 +135,7 @@ def test_a_stale_request_names_the_path_that_changed_and_the_one_command(
     result.stdout.fnmatch_lines(
         [
             "*StaleRecordingError: stale recording for key 'fixed' in namespace 'test_stale': "
-            'the request changed since it was recorded: request.messages[[]0[]].content: '
+            "the request changed since it was recorded: request.messages[[]0[]].content: "
             '"first" → "second"',
             "*to re-record it, run:",
             "*RECORD_FIXTURES=true *pytest test_stale.py::test_fixed_key",

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.lfs_server import giftless, stored_objects
-from tests.conftest import cli, commit_all, git, make_repo, run_pytest
+from tests.conftest import cli, commit_all, git, use_git_home
 from tests.llm_server import LLMServer
 
 SUITE = """
@@ -94,22 +94,35 @@ def store_files(repo: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed")
-@pytest.mark.usefixtures("isolated_git")
+@pytest.mark.usefixtures("clients_imported")
 def test_rerecording_unchanged_answers_changes_nothing_and_a_changed_request_reads_as_one(
-    tmp_path: Path,
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git_home: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    (repo / "test_llm.py").write_text(SUITE)
+    use_git_home(git_home, monkeypatch)  # after pytester, which sets a HOME of its own
+    repo = pytester.path
+    git(repo, "init", "-q")
+    pytester.makeini(
+        "[pytest]\ncastore_root = recordings\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_llm=SUITE)
     server = LLMServer(gap=0.01, volatile=True).start()
     seen = tmp_path / "seen.json"
-    env = {"LLM_BASE_URL": server.base_url, "SEEN_FILE": str(seen)}
-    record = {**env, "RECORD_FIXTURES": "true"}
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("SEEN_FILE", str(seen))
+
+    def session(*args: str, record: bool = True) -> str:
+        with monkeypatch.context() as env:
+            if record:
+                env.setenv("RECORD_FIXTURES", "true")
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+        assert result.ret == 0, result.stdout.str()
+        return str(result.stdout.str())
+
     try:
         with giftless(tmp_path / "lfs") as url:
             cli("git", "setup", cwd=repo, check=True)
             (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
-            first = run_pytest(repo, env=record)
-            assert first.returncode == 0, first.stdout
+            session()
             recorded_ids = json.loads(seen.read_text())
             commit_all(repo, "record")
             remote = tmp_path / "remote.git"
@@ -120,11 +133,9 @@ def test_rerecording_unchanged_answers_changes_nothing_and_a_changed_request_rea
             assert uploaded, "the first recording's blobs went to LFS"
             before = store_files(repo)
 
-            again = run_pytest(repo, env=record)
-            assert again.returncode == 0, again.stdout
-            assert "4 recorded (4 unchanged but for volatile parts, kept as they were)" in (
-                again.stdout
-            )
+            again = session()
+            assert "4 recorded" in again
+            assert "(4 unchanged but for volatile parts, kept as they were)" in again
             assert store_files(repo) == before  # no new blob, no index line changed
             assert git(repo, "status", "--porcelain").stdout == ""  # nothing to commit
             git(repo, "push", "-q", "origin", "main")
@@ -133,13 +144,11 @@ def test_rerecording_unchanged_answers_changes_nothing_and_a_changed_request_rea
             assert quiet.returncode == 0, quiet.stdout
             assert "0 of 4 answer(s) changed, 0 added, 0 removed" in quiet.stdout
 
-            replayed = run_pytest(repo, env=env)
-            assert replayed.returncode == 0, replayed.stdout
+            session(record=False)
             assert json.loads(seen.read_text()) == recorded_ids  # _request_id as recorded
 
-            edited = {**record, "EDITED_PROMPT": "an edited prompt"}
-            changed = run_pytest(repo, "-k", "openai_json", env=edited)
-            assert changed.returncode == 0, changed.stdout
+            monkeypatch.setenv("EDITED_PROMPT", "an edited prompt")
+            session("-k", "openai_json")
             report = cli("diff", cwd=repo)
     finally:
         server.stop()
@@ -147,8 +156,8 @@ def test_rerecording_unchanged_answers_changes_nothing_and_a_changed_request_rea
     lines = report.stdout.splitlines()
     heading = [line for line in lines if "request changed" in line]
     assert len(heading) == 1, report.stdout
-    assert "POST http://127.0.0.1/v1/chat/completions in test_llm.py::test_openai_json" in (
-        heading[0]
+    assert (
+        "POST http://127.0.0.1/v1/chat/completions in test_llm.py::test_openai_json" in (heading[0])
     )
     text = report.stdout
     assert "test_llm: 1 changed (1 request(s)), 0 added, 0 removed, 4 unchanged" in text

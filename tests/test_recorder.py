@@ -480,7 +480,7 @@ def test_a_request_changed_under_a_fixed_key_is_stale_and_new_episodes_re_record
         )
     # The path that changed, old value and new (issue 27: not just "in messages").
     assert (
-        'the request changed since it was recorded: request.messages[0].content: '
+        "the request changed since it was recorded: request.messages[0].content: "
         '"Translate x" → "Translate y"'
     ) in str(caught.value)
     assert "mode='new_episodes'" in str(caught.value)
