@@ -146,7 +146,7 @@ def _request_text(entry: EntryDiff, style: Style, share: str) -> list[str]:
     lines.append(style(f"      key {entry.old_key} → {entry.key}", "dim"))
     lines.append("    request:")
     for change in entry.request:
-        lines.extend(_change_text(_unprefixed(change), style))
+        lines.extend(_change_text(change, style, where=_request_field(change)))
     lines.append("    answer:" + ("" if entry.value and entry.value.changes else " unchanged"))
     if entry.problem:
         lines.append(f"      not compared: {entry.problem}")
@@ -155,24 +155,24 @@ def _request_text(entry: EntryDiff, style: Style, share: str) -> list[str]:
     return lines
 
 
-def _unprefixed(change: Change) -> Change:
+def _request_field(change: Change) -> str:
     """A request's change named by its own field (``body.messages[0].content``), not as
     the index's metadata member it is kept in."""
-    name = change.path[-1]
-    return Change((f"({name})",), change.kind, change.old, change.new, change.text)
+    return str(change.path[-1])
 
 
 def _where(change: Change, metadata: bool) -> str:
     if metadata:
         return ".".join(str(step) for step in change.path)
     if change.path and isinstance(change.path[0], str) and change.path[0].startswith("("):
-        named = change.path[0][1:-1]
-        return named if len(change.path) == 1 and not named.isdigit() else f"stream {named}"
+        return f"stream {change.path[0][1:-1]}"
     return format_path(change.path)
 
 
-def _change_text(change: Change, style: Style, *, metadata: bool = False) -> list[str]:
-    where = _where(change, metadata)
+def _change_text(
+    change: Change, style: Style, *, metadata: bool = False, where: str | None = None
+) -> list[str]:
+    where = where if where is not None else _where(change, metadata)
     if change.kind == "added":
         return [f"      {where}: " + style(f"added {_short(change.new)}", "added")]
     if change.kind == "removed":
@@ -276,7 +276,10 @@ def _entry_json(entry: EntryDiff) -> dict[str, Any]:
             {
                 "request_changed": True,
                 "old_key": entry.old_key,
-                "request": [_change_json(_unprefixed(change)) for change in entry.request],
+                "request": [
+                    {**_change_json(change), "path": _request_field(change)}
+                    for change in entry.request
+                ],
             }
             if entry.old_key is not None
             else {}
@@ -355,9 +358,8 @@ def _entry_markdown(entry: EntryDiff) -> list[str]:
     if entry.old_key is not None:
         lines = [f"#### request changed: `{entry.old_key}` → `{entry.key}`{share}", ""]
         for change in entry.request:
-            named = _unprefixed(change)
             shown = f"{_code(_short(change.old))} → {_code(_short(change.new))}"
-            lines.append(f"- request `{_where(named, metadata=False)}`: {shown}")
+            lines.append(f"- request `{_request_field(change)}`: {shown}")
         lines.append("")
     if entry.problem:
         lines += [f"Value not compared: {entry.problem}", ""]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from castore import request_key
+from castore import request_key, request_summary
 from castore.integrations.http.exchange import HttpRequest
 
 #: The parts of a request its key is made of, by default all: ``match_on`` picks some.
@@ -29,10 +29,6 @@ MATCH_PARTS: Final = ("method", "scheme", "url", "query", "body", "headers")
 DEFAULT_DROP_QUERY: Final = frozenset(
     {"key", "api_key", "api-key", "apikey", "access_token", "token", "sig", "signature"}
 )
-#: How much of a request body a recording's metadata keeps (for the nearest-key hints):
-#: this many JSON leaves, each string cut to BODY_SUMMARY characters.
-MAX_LEAVES: Final = 40
-BODY_SUMMARY: Final = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +142,9 @@ class RequestKeys:
         if self.redact_body is not None and request.content:
             content_type = request.headers.get("content-type", "")
             body = canonical_body(content_type, self.redact_body(request.content))
-        if isinstance(body, dict | list):
-            metadata.update(_leaves(body, "body"))
-        elif body is not None:
-            metadata["body"] = _summary(body)
+        if body is not None:
+            # Its leaves, client settings (an ``api_key`` in a body) left out.
+            metadata.update(request_summary(body, "body"))
         return metadata
 
 
@@ -166,29 +161,3 @@ def canonical_body(content_type: str, content: bytes) -> Any:
         return content.decode()
     except UnicodeDecodeError:
         return content
-
-
-def _leaves(value: Any, path: str) -> dict[str, Any]:
-    """A JSON body as ``{"body.messages[0].content": "hello", …}``: a missing recording's
-    nearest keys then name the very field that differs. At most :data:`MAX_LEAVES`,
-    strings cut to :data:`BODY_SUMMARY` characters."""
-    found: dict[str, Any] = {}
-    pending: list[tuple[str, Any]] = [(path, value)]
-    while pending and len(found) < MAX_LEAVES:
-        where, item = pending.pop(0)
-        if isinstance(item, dict):
-            pending[:0] = [(f"{where}.{key}", member) for key, member in item.items()]
-        elif isinstance(item, list):
-            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(item)]
-        else:
-            found[where] = _summary(item) if isinstance(item, str) else item
-    return found
-
-
-def _summary(body: Any) -> str:
-    if body is None:
-        return ""
-    if isinstance(body, bytes):
-        return f"<{len(body)} bytes>"
-    text = body if isinstance(body, str) else json.dumps(body, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= BODY_SUMMARY else text[: BODY_SUMMARY - 1] + "…"
