@@ -13,9 +13,8 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _installed_version
 
 from castore._recording.hosts import HostList
-from castore._recording.listening import RecordingListener
 from castore._recording.modes import Mode
-from castore._recording.recorder import Recorder
+from castore._recording.recorder import Recorder, RecordingListener
 from castore._recording.redact import redactor
 from castore._recording.request_keys import request_key, request_summary
 from castore._recording.staleness import Miss, Problem

@@ -18,19 +18,18 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 from castore._recording.modes import Mode
-
-if TYPE_CHECKING:
-    from castore._recording.listening import RecordingListener
 
 
 @dataclass(frozen=True)
 class Ambient:
     rootdir: Path
     store_root: Path
-    listener: RecordingListener
+    listener: Any
+    """The session's ``RecordingListener`` (typed loosely: the recorder module, which
+    defines that protocol, imports this one)."""
     mode: Callable[[], Mode]
 
 

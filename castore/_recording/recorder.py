@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from castore._recording import lookup as lookup_module
 from castore._recording.ambient import lent
 from castore._recording.flights import Flights
-from castore._recording.listening import RecordingListener, StandaloneListener
 from castore._recording.lookup import (
     Acquire,
     Call,
@@ -68,6 +67,44 @@ def _stacklevel_outside_castore() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+class RecordingListener(Protocol):
+    """What a recorder tells the session it belongs to (the pytest plugin implements it)."""
+
+    fresh_since: dt.datetime
+    """In mode ``all``, entries recorded after this moment count as already re-recorded.
+    A listener may also hold ``confirmed`` (namespace -> keys): keys re-recorded in this
+    session and found unchanged, which count as re-recorded though their entry is old."""
+
+    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
+
+    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
+
+    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None: ...
+
+    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str: ...
+
+
+class StandaloneListener:
+    """Used outside pytest: no accounting, and advice phrased for a recorder in a script."""
+
+    def __init__(self) -> None:
+        self.fresh_since = now()
+        self.confirmed: dict[str, set[str]] = {}
+
+    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
+        pass
+
+    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None:
+        pass
+
+    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None:
+        pass
+
+    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str:
+        root = str(recorder.store.root)
+        return f"Recorder({root!r}, {recorder.namespace!r}, mode={mode.value!r})"
 
 
 class Recorder:
