@@ -282,7 +282,7 @@ def test_the_castore_http_marker_records_grpc_in_a_real_session(
     with monkeypatch.context() as recording:
         recording.setenv("RECORD_FIXTURES", "true")
         try:
-            recorded = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+            recorded = pytester.runpytest_inprocess("-p", "no:cacheprovider")
         finally:
             server.stop()
     recorded.assert_outcomes(passed=3)
@@ -292,7 +292,7 @@ def test_the_castore_http_marker_records_grpc_in_a_real_session(
     calls = server.calls
 
     monkeypatch.setenv("CI", "true")
-    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    replayed = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=2, failed=1)
     replayed.stdout.fnmatch_lines(
         [

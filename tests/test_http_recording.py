@@ -178,6 +178,7 @@ def test_secret_in_bodies():
 """
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_redact_body_runs_over_request_and_response_bodies(
     pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,11 +187,11 @@ def test_redact_body_runs_over_request_and_response_bodies(
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     monkeypatch.setenv("RECORD_FIXTURES", "true")
     try:
-        pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+        pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     finally:
         server.stop()
     monkeypatch.delenv("RECORD_FIXTURES")
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     root = pytester.path / "recordings"
     index = b"".join(path.read_bytes() for path in (root / "index").rglob("*.json"))
     blobs = b"".join(
