@@ -1,0 +1,476 @@
+"""Replaying one recorded request through each HTTP client: castore against VCR.py. Run::
+
+    uv run --group bench python -m bench.clients                 # about 5 minutes
+    uv run --group bench python -m bench.clients --quick         # a smoke run, seconds
+    uv run --group bench python -m bench.clients --profile requests   # castore's share, profiled
+
+For each client (httpx sync and async, the openai SDK over httpx2, aiohttp, requests plain
+and ``stream=True``, urllib3, botocore's bedrock-runtime ``converse`` and
+``converse_stream``) it records the same calls once with castore (``HttpRecorder`` in mode
+``all``, on a temporary store) and once with VCR.py (a cassette, record mode ``all``),
+against a loopback server in a child process that answers with real LLM answers from the
+corpus (``bench.answer_server``, ``bench.client_payloads``). Then, in shuffled rounds,
+every client's contestants are timed in one process:
+
+* **floor**: the client with no recorder at all, answered from memory where castore and
+  VCR.py step in (``bench.client_scenarios``): the client's own work;
+* **warm**: castore's recorder or VCR.py's cassette already on (as in a test, after its
+  fixture started), one call replayed; a "test" makes ``--calls`` distinct calls;
+* **cold**: turning the recorder on, one call, turning it off, with the recording not yet
+  read (castore: a new ``Recorder`` and ``HttpRecorder``, the namespace's index read from
+  disk; VCR.py: ``use_cassette``, which reads and parses the cassette);
+* **loopback**: the same call live, to the server.
+
+Every contestant's answers are first checked against the live ones, and the server's call
+count shows that no replay reached it. Figures are medians of the rounds, and each ratio
+is the median of per-round ratios with their spread (the two figures of a round are
+seconds apart, so a slow spell of the shared machine hits both). Results go to
+``bench/results/clients.json``; docs/benchmarks.md explains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import datetime as dt
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import client_payloads
+from bench.answer_server import RunningServer, serving
+from bench.client_payloads import Call
+from bench.client_scenarios import SCENARIOS, Scenario
+from castore import Recorder, Store
+from castore.integrations.http import HttpRecorder
+
+REPO = Path(__file__).resolve().parent.parent
+#: The target of issue 24: a replay through castore takes at most this share of VCR.py's.
+TARGET = 0.1
+CONTESTANTS = ("floor", "castore warm", "castore cold", "vcr warm", "vcr cold", "loopback")
+
+Timing = Callable[[int], tuple[float, list[Any]]]
+"""Runs a contestant ``reps`` times over a scenario's calls: (seconds per call, results)."""
+
+
+def log(message: str) -> None:
+    print(f"[bench.clients] {message}", file=sys.stderr, flush=True)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+@dataclass
+class Recordings:
+    """Where one scenario's calls were recorded: castore namespaces and VCR.py cassettes,
+    one holding every call (warm) and one per call (cold)."""
+
+    warm_namespace: str
+    cold_namespaces: list[str]
+    warm_cassette: Path
+    cold_cassettes: list[Path]
+    vcr_problem: str | None = None
+    """Why VCR.py could not record or replay these calls, if it could not."""
+
+
+@dataclass
+class Bench:
+    scenario: Scenario
+    calls: list[Call]
+    recordings: Recordings
+    timings: dict[str, Timing] = field(default_factory=dict)
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+def record(scenario: Scenario, calls: list[Call], store: Store, cassettes: Path) -> Recordings:
+    """Record ``calls`` through the scenario's client, with castore and with VCR.py."""
+    import vcr  # noqa: PLC0415 - a bench-only dependency
+
+    name = slug(scenario.name)
+    recordings = Recordings(
+        warm_namespace=f"{name}/warm",
+        cold_namespaces=[f"{name}/cold-{n}" for n in range(len(calls))],
+        warm_cassette=cassettes / name / "warm.yaml",
+        cold_cassettes=[cassettes / name / f"cold-{n}.yaml" for n in range(len(calls))],
+    )
+    groups = [(recordings.warm_namespace, recordings.warm_cassette, calls)]
+    groups += [
+        (namespace, cassette, [call])
+        for namespace, cassette, call in zip(
+            recordings.cold_namespaces, recordings.cold_cassettes, calls, strict=True
+        )
+    ]
+    for namespace, cassette, group in groups:
+        with HttpRecorder(Recorder(store, namespace, mode="all")).active():
+            scenario.timed(group)
+        if len(store.entries(namespace)) != len(group):
+            raise RuntimeError(f"{scenario.name}: castore recorded {namespace} incompletely")
+        try:
+            with vcr.use_cassette(str(cassette), record_mode="all"):
+                scenario.timed(group)
+        except Exception as error:  # VCR.py is left out, and the report says why
+            recordings.vcr_problem = f"recording: {type(error).__name__}: {error}"
+    return recordings
+
+
+# --- the contestants ---------------------------------------------------------------------------
+
+
+def timings(bench: Bench, store: Store) -> dict[str, Timing]:
+    """The scenario's contestants, each a function of ``reps``."""
+    import vcr  # noqa: PLC0415
+
+    scenario, calls, recordings = bench.scenario, bench.calls, bench.recordings
+    warm_recorder = Recorder(store, recordings.warm_namespace, mode="none")
+
+    def floor(reps: int) -> tuple[float, list[Any]]:
+        with scenario.floor() as answers:
+            answers.serve([call.answer for call in calls] * reps)
+            seconds, results = scenario.timed(calls * reps)
+        return seconds / (len(calls) * reps), results
+
+    def castore_warm(reps: int) -> tuple[float, list[Any]]:
+        total, results = 0.0, []
+        for _ in range(reps):
+            with HttpRecorder(warm_recorder).active():  # a test's fixture, untimed
+                seconds, answered = scenario.timed(calls)
+            total += seconds
+            results += answered
+        return total / (len(calls) * reps), results
+
+    @contextlib.contextmanager
+    def castore_turned_on(position: int) -> Iterator[None]:
+        recorder = Recorder(store, recordings.cold_namespaces[position], mode="none")
+        with HttpRecorder(recorder).active():
+            yield
+
+    def castore_cold(reps: int) -> tuple[float, list[Any]]:
+        total, results = 0.0, []
+        for _ in range(reps):
+            for namespace in recordings.cold_namespaces:
+                store.refresh(namespace)  # its index not read yet, as at a module's start
+            seconds, answered = scenario.timed(calls, castore_turned_on)
+            total += seconds
+            results += answered
+        return total / (len(calls) * reps), results
+
+    def vcr_warm(reps: int) -> tuple[float, list[Any]]:
+        total, results = 0.0, []
+        for _ in range(reps):
+            with vcr.use_cassette(str(recordings.warm_cassette), record_mode="none"):
+                seconds, answered = scenario.timed(calls)
+            total += seconds
+            results += answered
+        return total / (len(calls) * reps), results
+
+    def vcr_turned_on(position: int) -> contextlib.AbstractContextManager[Any]:
+        cassette = str(recordings.cold_cassettes[position])
+        return vcr.use_cassette(cassette, record_mode="none")  # type: ignore[no-any-return]
+
+    def vcr_cold(reps: int) -> tuple[float, list[Any]]:
+        total, results = 0.0, []
+        for _ in range(reps):
+            seconds, answered = scenario.timed(calls, vcr_turned_on)
+            total += seconds
+            results += answered
+        return total / (len(calls) * reps), results
+
+    def loopback(reps: int) -> tuple[float, list[Any]]:
+        seconds, results = scenario.timed(calls * reps)
+        return seconds / (len(calls) * reps), results
+
+    found: dict[str, Timing] = {
+        "floor": floor,
+        "castore warm": castore_warm,
+        "castore cold": castore_cold,
+        "loopback": loopback,
+    }
+    if recordings.vcr_problem is None:
+        found["vcr warm"] = vcr_warm
+        found["vcr cold"] = vcr_cold
+    return found
+
+
+def check(bench: Bench, server: RunningServer) -> None:
+    """Every contestant answers each call as the live server did, and no replay reaches
+    the server. A VCR.py that cannot replay the calls is left out (and said so)."""
+    scenario = bench.scenario
+    _, live = bench.timings["loopback"](1)
+    expected = [scenario.digest(result) for result in live]
+    before = server.calls()
+    for name, timing in list(bench.timings.items()):
+        if name == "loopback":
+            continue
+        try:
+            _, results = timing(1)
+        except Exception as error:
+            if not name.startswith("vcr"):
+                raise
+            bench.recordings.vcr_problem = f"replaying: {type(error).__name__}: {error}"
+            del bench.timings["vcr warm"], bench.timings["vcr cold"]
+            continue
+        got = [scenario.digest(result) for result in results]
+        if got != expected:
+            raise AssertionError(f"{scenario.name}: {name} answered otherwise than live")
+    if server.calls() != before:
+        raise AssertionError(f"{scenario.name}: a replay reached the server")
+
+
+# --- rounds and figures --------------------------------------------------------------------------
+
+
+def run_rounds(benches: list[Bench], rounds: int, reps: int) -> dict[tuple[str, str], list[float]]:
+    """Every contestant of every client once a round, in a new shuffled order each round."""
+    jobs = [(bench, name) for bench in benches for name in bench.timings]
+    times: dict[tuple[str, str], list[float]] = {
+        (bench.scenario.name, name): [] for bench, name in jobs
+    }
+    rng = random.Random(24)
+    for number in range(rounds):
+        rng.shuffle(jobs)
+        for bench, name in jobs:
+            times[bench.scenario.name, name].append(bench.timings[name](reps)[0])
+        log(f"round {number + 1}/{rounds} done")
+    return times
+
+
+def _us(seconds: list[float]) -> float:
+    return round(statistics.median(seconds) * 1e6, 1)
+
+
+def _ratio(mine: list[float], theirs: list[float]) -> dict[str, Any]:
+    ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
+    return {
+        "median": round(statistics.median(ratios), 4),
+        "spread": [round(min(ratios), 4), round(max(ratios), 4)],
+    }
+
+
+def _share(mine: list[float], floor: list[float]) -> float:
+    """A recorder's own time per call: its time less the floor's, round by round."""
+    return round(statistics.median(a - b for a, b in zip(mine, floor, strict=True)) * 1e6, 1)
+
+
+def summarise(bench: Bench, times: dict[tuple[str, str], list[float]]) -> dict[str, Any]:
+    name = bench.scenario.name
+    series = {contestant: times[name, contestant] for contestant in bench.timings}
+    result: dict[str, Any] = {
+        "client": name,
+        "how": bench.scenario.how,
+        "kind": bench.scenario.kind,
+        "calls": len(bench.calls),
+        "answer_bytes": round(statistics.mean(len(c.answer.body) for c in bench.calls)),
+        "answer_chunks": round(statistics.mean(len(c.answer.chunks) for c in bench.calls), 1),
+        "us": {contestant: _us(values) for contestant, values in series.items()},
+        "castore_share_us": {
+            kind: _share(series[f"castore {kind}"], series["floor"]) for kind in ("warm", "cold")
+        },
+        "vcr_problem": bench.recordings.vcr_problem,
+    }
+    if "vcr warm" in series:
+        result["vcr_share_us"] = {
+            kind: _share(series[f"vcr {kind}"], series["floor"]) for kind in ("warm", "cold")
+        }
+        for kind in ("warm", "cold"):
+            ratio = _ratio(series[f"castore {kind}"], series[f"vcr {kind}"])
+            ratio["met"] = ratio["median"] <= TARGET
+            result[f"{kind}_ratio"] = ratio
+        # No recorder can beat the client's own work: the floor against VCR.py's time.
+        result["floor_over_vcr_warm"] = _ratio(series["floor"], series["vcr warm"])
+    return result
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def _fmt_us(value: float) -> str:
+    return f"{value:,.0f} µs" if value >= 100 else f"{value:.1f} µs"
+
+
+def _fmt_ratio(ratio: dict[str, Any]) -> str:
+    low, high = ratio["spread"]
+    return f"{ratio['median']:.3f} ({low:.3f}–{high:.3f})"
+
+
+def markdown(document: dict[str, Any]) -> str:
+    lines = [
+        "| client | floor | castore warm | VCR.py warm | castore ÷ VCR.py, warm | ≤ 1/10 "
+        "| castore cold | VCR.py cold | castore ÷ VCR.py, cold | ≤ 1/10 | loopback |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | --- | --- | ---: |",
+    ]
+    for row in document["clients"]:
+        us = row["us"]
+        if "warm_ratio" not in row:
+            cells = ["n/a", "n/a", "–", "n/a", "n/a", "–"]
+            lines.append(
+                f"| {row['client']} | {_fmt_us(us['floor'])} | {_fmt_us(us['castore warm'])} "
+                f"| {cells[0]} | {cells[1]} | {cells[2]} | {_fmt_us(us['castore cold'])} "
+                f"| {cells[3]} | {cells[4]} | {cells[5]} | {_fmt_us(us['loopback'])} |"
+            )
+            continue
+        met = {k: "yes" if row[f"{k}_ratio"]["met"] else "**no**" for k in ("warm", "cold")}
+        lines.append(
+            f"| {row['client']} | {_fmt_us(us['floor'])} | {_fmt_us(us['castore warm'])} "
+            f"| {_fmt_us(us['vcr warm'])} | {_fmt_ratio(row['warm_ratio'])} | {met['warm']} "
+            f"| {_fmt_us(us['castore cold'])} | {_fmt_us(us['vcr cold'])} "
+            f"| {_fmt_ratio(row['cold_ratio'])} | {met['cold']} | {_fmt_us(us['loopback'])} |"
+        )
+    lines += [
+        "",
+        "| client | answer (bytes, chunks) | floor | castore's share, warm / cold "
+        "| VCR.py's share, warm / cold | floor ÷ VCR.py warm |",
+        "| --- | --- | ---: | --- | --- | --- |",
+    ]
+    for row in document["clients"]:
+        castore = row["castore_share_us"]
+        vcr = row.get("vcr_share_us")
+        vcr_cell = f"{_fmt_us(vcr['warm'])} / {_fmt_us(vcr['cold'])}" if vcr else "n/a"
+        ceiling = _fmt_ratio(row["floor_over_vcr_warm"]) if vcr else "n/a"
+        lines.append(
+            f"| {row['client']} | {row['answer_bytes']:,} B, {row['answer_chunks']:g} "
+            f"| {_fmt_us(row['us']['floor'])} "
+            f"| {_fmt_us(castore['warm'])} / {_fmt_us(castore['cold'])} | {vcr_cell} "
+            f"| {ceiling} |"
+        )
+    problems = [row for row in document["clients"] if row["vcr_problem"]]
+    for row in problems:
+        lines.append(f"\nVCR.py and {row['client']}: {row['vcr_problem']}")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    packages = (
+        *("castore", "vcrpy", "httpx", "httpx2", "openai"),
+        *("aiohttp", "requests", "urllib3", "botocore"),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": {name: metadata.version(name) for name in packages},
+    }
+
+
+# --- profiling castore's share ------------------------------------------------------------------
+
+
+def profile(bench: Bench, calls: int) -> str:
+    """castore's warm replay of the scenario under cProfile: where its share goes."""
+    timing = bench.timings["castore warm"]
+    reps = max(1, calls // len(bench.calls))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    timing(reps)
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats("castore", 30)
+    return text.getvalue()
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=15, help="shuffled rounds (default 15)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of a test per round")
+    parser.add_argument("--calls", type=int, default=3, help="distinct calls a test makes")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 1 rep, 2 calls: a smoke")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="made-up answers: no corpus needed"
+    )
+    parser.add_argument("--clients", help="comma-separated client names (default: all)")
+    parser.add_argument("--profile", metavar="CLIENT", help="profile castore's warm replay")
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "clients.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.reps, args.calls = 2, 1, 2
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    payloads = (
+        client_payloads.synthetic(args.calls)
+        if args.synthetic
+        else client_payloads.from_corpus(args.calls)
+    )
+    chosen = SCENARIOS
+    if args.clients or args.profile:
+        wanted = {slug(name) for name in (args.clients or args.profile).split(",")}
+        chosen = tuple(s for s in SCENARIOS if slug(s.name) in wanted)
+        if not chosen:
+            names = ", ".join(slug(s.name) for s in SCENARIOS)
+            raise SystemExit(f"bench.clients: no client named {sorted(wanted)}; clients: {names}")
+    with tempfile.TemporaryDirectory(prefix="castore-bench-clients-") as scratch:
+        work = Path(scratch)
+        with serving(client_payloads.answers_of(payloads), work) as server:
+            store = Store(work / "store")
+            benches = []
+            for scenario_class in chosen:
+                scenario = scenario_class()
+                scenario.open(server.base_url)
+                calls = payloads[scenario.kind]
+                log(f"recording {scenario.name}: {len(calls)} calls, castore and VCR.py")
+                recordings = record(scenario, calls, store, work / "cassettes")
+                benches.append(Bench(scenario, calls, recordings))
+            replay_store = Store(work / "store")  # opened afresh, as by a new test session
+            for bench in benches:
+                bench.timings = timings(bench, replay_store)
+                check(bench, server)
+            if args.profile:
+                for bench in benches:
+                    print(profile(bench, 2000))
+                return {}
+            log(f"timing {len(benches)} clients, {args.rounds} rounds")
+            times = run_rounds(benches, args.rounds, args.reps)
+            for bench in benches:
+                bench.scenario.close()
+    document = {
+        "date": dt.date.today().isoformat(),
+        "command": "uv run --group bench python -m bench.clients "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "rounds": args.rounds,
+        "reps": args.reps,
+        "calls": args.calls,
+        "payloads": "synthetic" if args.synthetic else "corpus",
+        "machine": machine(),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "seconds": round(time.perf_counter() - started, 1),
+        "clients": [summarise(bench, times) for bench in benches],
+        "target": TARGET,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    print(markdown(document))
+    log(f"{document['seconds']:.0f} s; results in {args.output}")
+    return document
+
+
+if __name__ == "__main__":
+    main()
