@@ -67,8 +67,12 @@ Timing = Callable[[int], tuple[float, list[Any]]]
 """Runs a contestant ``reps`` times over a scenario's calls: (seconds per call, results)."""
 
 
+_STARTED = time.perf_counter()
+
+
 def log(message: str) -> None:
-    print(f"[bench.clients] {message}", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - _STARTED
+    print(f"[bench.clients {elapsed:5.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def slug(name: str) -> str:
@@ -300,58 +304,66 @@ def summarise(bench: Bench, times: dict[tuple[str, str], list[float]]) -> dict[s
 # --- the report ---------------------------------------------------------------------------------
 
 
-def _fmt_us(value: float) -> str:
-    return f"{value:,.0f} µs" if value >= 100 else f"{value:.1f} µs"
+def _fmt_us(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f} µs" if abs(value) >= 100 else f"{value:.1f} µs"
 
 
-def _fmt_ratio(ratio: dict[str, Any]) -> str:
+def _fmt_ratio(ratio: dict[str, Any] | None) -> str:
+    if ratio is None:
+        return "n/a"
     low, high = ratio["spread"]
     return f"{ratio['median']:.3f} ({low:.3f}–{high:.3f})"
 
 
+def _fmt_met(ratio: dict[str, Any] | None) -> str:
+    if ratio is None:
+        return "–"
+    return "yes" if ratio["met"] else "**no**"
+
+
+def _share_ratio(row: dict[str, Any], kind: str) -> str:
+    vcr = row.get("vcr_share_us")
+    if not vcr or vcr[kind] <= 0:
+        return "n/a"
+    return f"{row['castore_share_us'][kind] / vcr[kind]:.2f}"
+
+
 def markdown(document: dict[str, Any]) -> str:
+    """The report's two tables (warm, cold) and any client VCR.py could not replay."""
     lines = [
-        "| client | floor | castore warm | VCR.py warm | castore ÷ VCR.py, warm | ≤ 1/10 "
-        "| castore cold | VCR.py cold | castore ÷ VCR.py, cold | ≤ 1/10 | loopback |",
-        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | --- | --- | ---: |",
+        "| client | answer | floor | castore | VCR.py | castore ÷ VCR.py | ≤ 1/10 "
+        "| floor ÷ VCR.py | castore's share | VCR.py's share | share ÷ share |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for row in document["clients"]:
-        us = row["us"]
-        if "warm_ratio" not in row:
-            cells = ["n/a", "n/a", "–", "n/a", "n/a", "–"]
-            lines.append(
-                f"| {row['client']} | {_fmt_us(us['floor'])} | {_fmt_us(us['castore warm'])} "
-                f"| {cells[0]} | {cells[1]} | {cells[2]} | {_fmt_us(us['castore cold'])} "
-                f"| {cells[3]} | {cells[4]} | {cells[5]} | {_fmt_us(us['loopback'])} |"
-            )
-            continue
-        met = {k: "yes" if row[f"{k}_ratio"]["met"] else "**no**" for k in ("warm", "cold")}
+        us, vcr = row["us"], row.get("vcr_share_us") or {}
         lines.append(
-            f"| {row['client']} | {_fmt_us(us['floor'])} | {_fmt_us(us['castore warm'])} "
-            f"| {_fmt_us(us['vcr warm'])} | {_fmt_ratio(row['warm_ratio'])} | {met['warm']} "
-            f"| {_fmt_us(us['castore cold'])} | {_fmt_us(us['vcr cold'])} "
-            f"| {_fmt_ratio(row['cold_ratio'])} | {met['cold']} | {_fmt_us(us['loopback'])} |"
+            f"| {row['client']} | {row['answer_bytes']:,} B, {row['answer_chunks']:g} "
+            f"| {_fmt_us(us['floor'])} | {_fmt_us(us['castore warm'])} "
+            f"| {_fmt_us(us.get('vcr warm'))} | {_fmt_ratio(row.get('warm_ratio'))} "
+            f"| {_fmt_met(row.get('warm_ratio'))} | {_fmt_ratio(row.get('floor_over_vcr_warm'))} "
+            f"| {_fmt_us(row['castore_share_us']['warm'])} | {_fmt_us(vcr.get('warm'))} "
+            f"| {_share_ratio(row, 'warm')} |"
         )
     lines += [
         "",
-        "| client | answer (bytes, chunks) | floor | castore's share, warm / cold "
-        "| VCR.py's share, warm / cold | floor ÷ VCR.py warm |",
-        "| --- | --- | ---: | --- | --- | --- |",
+        "| client | castore | VCR.py | castore ÷ VCR.py | ≤ 1/10 | castore's share "
+        "| VCR.py's share | share ÷ share | live, loopback |",
+        "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for row in document["clients"]:
-        castore = row["castore_share_us"]
-        vcr = row.get("vcr_share_us")
-        vcr_cell = f"{_fmt_us(vcr['warm'])} / {_fmt_us(vcr['cold'])}" if vcr else "n/a"
-        ceiling = _fmt_ratio(row["floor_over_vcr_warm"]) if vcr else "n/a"
+        us, vcr = row["us"], row.get("vcr_share_us") or {}
         lines.append(
-            f"| {row['client']} | {row['answer_bytes']:,} B, {row['answer_chunks']:g} "
-            f"| {_fmt_us(row['us']['floor'])} "
-            f"| {_fmt_us(castore['warm'])} / {_fmt_us(castore['cold'])} | {vcr_cell} "
-            f"| {ceiling} |"
+            f"| {row['client']} | {_fmt_us(us['castore cold'])} | {_fmt_us(us.get('vcr cold'))} "
+            f"| {_fmt_ratio(row.get('cold_ratio'))} | {_fmt_met(row.get('cold_ratio'))} "
+            f"| {_fmt_us(row['castore_share_us']['cold'])} | {_fmt_us(vcr.get('cold'))} "
+            f"| {_share_ratio(row, 'cold')} | {_fmt_us(us['loopback'])} |"
         )
-    problems = [row for row in document["clients"] if row["vcr_problem"]]
-    for row in problems:
-        lines.append(f"\nVCR.py and {row['client']}: {row['vcr_problem']}")
+    for row in document["clients"]:
+        if row["vcr_problem"]:
+            lines.append(f"\nVCR.py and {row['client']}: {row['vcr_problem']}")
     return "\n".join(lines)
 
 
@@ -403,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=15, help="shuffled rounds (default 15)")
     parser.add_argument("--reps", type=int, default=5, help="repetitions of a test per round")
     parser.add_argument("--calls", type=int, default=3, help="distinct calls a test makes")
-    parser.add_argument("--quick", action="store_true", help="2 rounds, 1 rep, 2 calls: a smoke")
+    parser.add_argument("--quick", action="store_true", help="1 round of 1 call: a smoke run")
     parser.add_argument(
         "--synthetic", action="store_true", help="made-up answers: no corpus needed"
     )
@@ -412,7 +424,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "clients.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.reps, args.calls = 2, 1, 2
+        args.rounds, args.reps, args.calls = 1, 1, 1
     started = time.perf_counter()
     load_before = os.getloadavg()
     payloads = (
@@ -443,6 +455,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for bench in benches:
                 bench.timings = timings(bench, replay_store)
                 check(bench, server)
+            log("every replay answered as the live server did, and none reached it")
             if args.profile:
                 for bench in benches:
                     print(profile(bench, 2000))
@@ -460,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "calls": args.calls,
         "payloads": "synthetic" if args.synthetic else "corpus",
         "machine": machine(),
-        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "seconds": round(time.perf_counter() - started, 1),
         "clients": [summarise(bench, times) for bench in benches],
         "target": TARGET,
