@@ -163,7 +163,7 @@ def aws_event(name: str, payload: dict[str, Any]) -> bytes:
         encoded = value.encode()
         headers += bytes([len(key)]) + key.encode() + b"\x07"
         headers += struct.pack(">H", len(encoded)) + encoded
-    data = json.dumps(payload, separators=(",", ":")).encode()
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     prelude = struct.pack(">II", 12 + len(headers) + len(data) + 4, len(headers))
     prelude += struct.pack(">I", binascii.crc32(prelude))
     message = prelude + headers + data
