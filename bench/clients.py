@@ -1,6 +1,6 @@
 """Replaying one recorded request through each HTTP client: castore against VCR.py. Run::
 
-    uv run --group bench python -m bench.clients                 # about 5 minutes
+    uv run --group bench python -m bench.clients                 # about 4 minutes
     uv run --group bench python -m bench.clients --quick         # a smoke run, seconds
     uv run --group bench python -m bench.clients --profile requests   # castore's share, profiled
 
@@ -9,13 +9,15 @@ and ``stream=True``, urllib3, botocore's bedrock-runtime ``converse`` and
 ``converse_stream``) it records the same calls once with castore (``HttpRecorder`` in mode
 ``all``, on a temporary store) and once with VCR.py (a cassette, record mode ``all``),
 against a loopback server in a child process that answers with real LLM answers from the
-corpus (``bench.answer_server``, ``bench.client_payloads``). Then, in shuffled rounds,
-every client's contestants are timed in one process:
+corpus (``bench.answer_server``, ``bench.client_payloads``): ``--tests`` tests of
+``--calls`` distinct calls each, every test in a namespace and a cassette of its own, and
+every call alone in another. Then, in shuffled rounds, every client's contestants are
+timed in one process:
 
 * **floor**: the client with no recorder at all, answered from memory where castore and
   VCR.py step in (``bench.client_scenarios``): the client's own work;
-* **warm**: castore's recorder or VCR.py's cassette already on (as in a test, after its
-  fixture started), one call replayed; a "test" makes ``--calls`` distinct calls;
+* **warm**: castore's recorder or VCR.py's test cassette already on (as in a test, after
+  its fixture started), one call replayed;
 * **cold**: turning the recorder on, one call, turning it off, with the recording not yet
   read (castore: a new ``Recorder`` and ``HttpRecorder``, the namespace's index read from
   disk; VCR.py: ``use_cassette``, which reads and parses the cassette);
@@ -54,7 +56,7 @@ from typing import Any
 from bench import client_payloads
 from bench.answer_server import RunningServer, serving
 from bench.client_payloads import Call
-from bench.client_scenarios import SCENARIOS, Scenario
+from bench.client_scenarios import SCENARIOS, Around, Scenario
 from castore import Recorder, Store
 from castore.integrations.http import HttpRecorder
 
@@ -82,12 +84,12 @@ def slug(name: str) -> str:
 @dataclass
 class Recordings:
     """Where one scenario's calls were recorded: castore namespaces and VCR.py cassettes,
-    one holding every call (warm) and one per call (cold)."""
+    one per test (its calls, for warm replays) and one per call (for cold ones)."""
 
-    warm_namespace: str
-    cold_namespaces: list[str]
-    warm_cassette: Path
-    cold_cassettes: list[Path]
+    test_namespaces: list[str]
+    call_namespaces: list[str]
+    test_cassettes: list[Path]
+    call_cassettes: list[Path]
     vcr_problem: str | None = None
     """Why VCR.py could not record or replay these calls, if it could not."""
 
@@ -95,30 +97,41 @@ class Recordings:
 @dataclass
 class Bench:
     scenario: Scenario
-    calls: list[Call]
+    tests: list[list[Call]]
+    """The calls, as the tests that make them (a test's calls share a recording)."""
     recordings: Recordings
     timings: dict[str, Timing] = field(default_factory=dict)
+
+    @property
+    def calls(self) -> list[Call]:
+        return [call for test in self.tests for call in test]
+
+
+def as_tests(calls: list[Call], per_test: int) -> list[list[Call]]:
+    return [calls[at : at + per_test] for at in range(0, len(calls), per_test)]
 
 
 # --- recording ------------------------------------------------------------------------------
 
 
-def record(scenario: Scenario, calls: list[Call], store: Store, cassettes: Path) -> Recordings:
-    """Record ``calls`` through the scenario's client, with castore and with VCR.py."""
+def record(scenario: Scenario, tests: list[list[Call]], store: Store, folder: Path) -> Recordings:
+    """Record the tests' calls through the scenario's client, with castore and with VCR.py:
+    each test in a namespace and a cassette of its own, and each call alone."""
     import vcr  # noqa: PLC0415 - a bench-only dependency
 
     name = slug(scenario.name)
+    calls = [call for test in tests for call in test]
     recordings = Recordings(
-        warm_namespace=f"{name}/warm",
-        cold_namespaces=[f"{name}/cold-{n}" for n in range(len(calls))],
-        warm_cassette=cassettes / name / "warm.yaml",
-        cold_cassettes=[cassettes / name / f"cold-{n}.yaml" for n in range(len(calls))],
+        test_namespaces=[f"{name}/test-{n}" for n in range(len(tests))],
+        call_namespaces=[f"{name}/call-{n}" for n in range(len(calls))],
+        test_cassettes=[folder / name / f"test-{n}.yaml" for n in range(len(tests))],
+        call_cassettes=[folder / name / f"call-{n}.yaml" for n in range(len(calls))],
     )
-    groups = [(recordings.warm_namespace, recordings.warm_cassette, calls)]
+    groups = list(zip(recordings.test_namespaces, recordings.test_cassettes, tests, strict=True))
     groups += [
         (namespace, cassette, [call])
         for namespace, cassette, call in zip(
-            recordings.cold_namespaces, recordings.cold_cassettes, calls, strict=True
+            recordings.call_namespaces, recordings.call_cassettes, calls, strict=True
         )
     ]
     for namespace, cassette, group in groups:
@@ -141,8 +154,8 @@ def timings(bench: Bench, store: Store) -> dict[str, Timing]:
     """The scenario's contestants, each a function of ``reps``."""
     import vcr  # noqa: PLC0415
 
-    scenario, calls, recordings = bench.scenario, bench.calls, bench.recordings
-    warm_recorder = Recorder(store, recordings.warm_namespace, mode="none")
+    scenario, tests, calls, recordings = bench.scenario, bench.tests, bench.calls, bench.recordings
+    test_recorders = [Recorder(store, ns, mode="none") for ns in recordings.test_namespaces]
 
     def floor(reps: int) -> tuple[float, list[Any]]:
         with scenario.floor() as answers:
@@ -150,51 +163,55 @@ def timings(bench: Bench, store: Store) -> dict[str, Timing]:
             seconds, results = scenario.timed(calls * reps)
         return seconds / (len(calls) * reps), results
 
-    def castore_warm(reps: int) -> tuple[float, list[Any]]:
-        total, results = 0.0, []
-        for _ in range(reps):
-            with HttpRecorder(warm_recorder).active():  # a test's fixture, untimed
-                seconds, answered = scenario.timed(calls)
-            total += seconds
-            results += answered
-        return total / (len(calls) * reps), results
+    def warm(turned_on: Callable[[int], contextlib.AbstractContextManager[Any]]) -> Timing:
+        """Each test's calls with its recording already on (turned on and off untimed)."""
+
+        def timing(reps: int) -> tuple[float, list[Any]]:
+            total, results = 0.0, []
+            for _ in range(reps):
+                for number, test in enumerate(tests):
+                    with turned_on(number):
+                        seconds, answered = scenario.timed(test)
+                    total += seconds
+                    results += answered
+            return total / (len(calls) * reps), results
+
+        return timing
+
+    def castore_test(number: int) -> contextlib.AbstractContextManager[Any]:
+        return HttpRecorder(test_recorders[number]).active()  # a test's fixture
+
+    def vcr_test(number: int) -> contextlib.AbstractContextManager[Any]:
+        cassette = str(recordings.test_cassettes[number])
+        return vcr.use_cassette(cassette, record_mode="none")  # type: ignore[no-any-return]
 
     @contextlib.contextmanager
-    def castore_turned_on(position: int) -> Iterator[None]:
-        recorder = Recorder(store, recordings.cold_namespaces[position], mode="none")
+    def castore_call(position: int) -> Iterator[None]:
+        recorder = Recorder(store, recordings.call_namespaces[position], mode="none")
         with HttpRecorder(recorder).active():
             yield
 
-    def castore_cold(reps: int) -> tuple[float, list[Any]]:
-        total, results = 0.0, []
-        for _ in range(reps):
-            for namespace in recordings.cold_namespaces:
-                store.refresh(namespace)  # its index not read yet, as at a module's start
-            seconds, answered = scenario.timed(calls, castore_turned_on)
-            total += seconds
-            results += answered
-        return total / (len(calls) * reps), results
-
-    def vcr_warm(reps: int) -> tuple[float, list[Any]]:
-        total, results = 0.0, []
-        for _ in range(reps):
-            with vcr.use_cassette(str(recordings.warm_cassette), record_mode="none"):
-                seconds, answered = scenario.timed(calls)
-            total += seconds
-            results += answered
-        return total / (len(calls) * reps), results
-
-    def vcr_turned_on(position: int) -> contextlib.AbstractContextManager[Any]:
-        cassette = str(recordings.cold_cassettes[position])
+    def vcr_call(position: int) -> contextlib.AbstractContextManager[Any]:
+        cassette = str(recordings.call_cassettes[position])
         return vcr.use_cassette(cassette, record_mode="none")  # type: ignore[no-any-return]
 
-    def vcr_cold(reps: int) -> tuple[float, list[Any]]:
-        total, results = 0.0, []
-        for _ in range(reps):
-            seconds, answered = scenario.timed(calls, vcr_turned_on)
-            total += seconds
-            results += answered
-        return total / (len(calls) * reps), results
+    def cold(turned_on: Around, forget: Callable[[], None]) -> Timing:
+        """Each call with its recording turned on and off in the timed region."""
+
+        def timing(reps: int) -> tuple[float, list[Any]]:
+            total, results = 0.0, []
+            for _ in range(reps):
+                forget()
+                seconds, answered = scenario.timed(calls, turned_on)
+                total += seconds
+                results += answered
+            return total / (len(calls) * reps), results
+
+        return timing
+
+    def forget_indexes() -> None:
+        for namespace in recordings.call_namespaces:
+            store.refresh(namespace)  # not read yet, as at a test module's start
 
     def loopback(reps: int) -> tuple[float, list[Any]]:
         seconds, results = scenario.timed(calls * reps)
@@ -202,13 +219,13 @@ def timings(bench: Bench, store: Store) -> dict[str, Timing]:
 
     found: dict[str, Timing] = {
         "floor": floor,
-        "castore warm": castore_warm,
-        "castore cold": castore_cold,
+        "castore warm": warm(castore_test),
+        "castore cold": cold(castore_call, forget_indexes),
         "loopback": loopback,
     }
     if recordings.vcr_problem is None:
-        found["vcr warm"] = vcr_warm
-        found["vcr cold"] = vcr_cold
+        found["vcr warm"] = warm(vcr_test)
+        found["vcr cold"] = cold(vcr_call, lambda: None)  # use_cassette reads the file
     return found
 
 
@@ -280,6 +297,7 @@ def summarise(bench: Bench, times: dict[tuple[str, str], list[float]]) -> dict[s
         "how": bench.scenario.how,
         "kind": bench.scenario.kind,
         "calls": len(bench.calls),
+        "tests": len(bench.tests),
         "answer_bytes": round(statistics.mean(len(c.answer.body) for c in bench.calls)),
         "answer_chunks": round(statistics.mean(len(c.answer.chunks) for c in bench.calls), 1),
         "us": {contestant: _us(values) for contestant, values in series.items()},
@@ -412,10 +430,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=15, help="shuffled rounds (default 15)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of a test per round")
+    parser.add_argument("--rounds", type=int, default=21, help="shuffled rounds (default 21)")
+    parser.add_argument("--reps", type=int, default=2, help="each test's replays a round")
+    parser.add_argument("--tests", type=int, default=4, help="tests per client (default 4)")
     parser.add_argument("--calls", type=int, default=3, help="distinct calls a test makes")
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 call: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="1 round, 1 test of 1 call: a smoke")
     parser.add_argument(
         "--synthetic", action="store_true", help="made-up answers: no corpus needed"
     )
@@ -424,13 +443,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "clients.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.reps, args.calls = 1, 1, 1
+        args.rounds, args.reps, args.tests, args.calls = 1, 1, 1, 1
     started = time.perf_counter()
     load_before = os.getloadavg()
+    count = args.tests * args.calls
     payloads = (
-        client_payloads.synthetic(args.calls)
-        if args.synthetic
-        else client_payloads.from_corpus(args.calls)
+        client_payloads.synthetic(count) if args.synthetic else client_payloads.from_corpus(count)
     )
     chosen = SCENARIOS
     if args.clients or args.profile:
@@ -447,10 +465,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for scenario_class in chosen:
                 scenario = scenario_class()
                 scenario.open(server.base_url)
-                calls = payloads[scenario.kind]
-                log(f"recording {scenario.name}: {len(calls)} calls, castore and VCR.py")
-                recordings = record(scenario, calls, store, work / "cassettes")
-                benches.append(Bench(scenario, calls, recordings))
+                tests = as_tests(payloads[scenario.kind], args.calls)
+                count = sum(len(test) for test in tests)
+                log(f"recording {scenario.name}: {count} calls, castore and VCR.py")
+                recordings = record(scenario, tests, store, work / "cassettes")
+                benches.append(Bench(scenario, tests, recordings))
             replay_store = Store(work / "store")  # opened afresh, as by a new test session
             for bench in benches:
                 bench.timings = timings(bench, replay_store)
@@ -470,7 +489,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "rounds": args.rounds,
         "reps": args.reps,
-        "calls": args.calls,
+        "tests": args.tests,
+        "calls_per_test": args.calls,
         "payloads": "synthetic" if args.synthetic else "corpus",
         "machine": machine(),
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
