@@ -18,7 +18,7 @@ import asyncio
 import io
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -308,12 +308,39 @@ class Aiohttp(AsyncScenario):
 # --- urllib3, and requests and botocore over it ---------------------------------------------------
 
 
+def _chunked_response_class() -> type:
+    """urllib3's ``HTTPResponse`` reading a body sent in chunks one chunk at a time (each
+    cut at the reader's ``amt``), as it reads a chunked body from a socket: a stream
+    reader (``iter_lines``, botocore's event parser) then does the same work per chunk
+    as live, where a body in one piece would be read in ``amt``-sized slices."""
+    import urllib3  # noqa: PLC0415
+
+    class ChunkedResponse(urllib3.HTTPResponse):
+        chunks: list[bytes] = []  # noqa: RUF012 - set on each instance
+
+        def supports_chunked_reads(self) -> bool:
+            return True
+
+        def read_chunked(
+            self, amt: int | None = None, decode_content: bool | None = None
+        ) -> Generator[bytes, None, None]:
+            for chunk in self.chunks:
+                step = amt or len(chunk)
+                for at in range(0, len(chunk), step):
+                    yield chunk[at : at + step]
+            self.release_conn()
+
+    return ChunkedResponse
+
+
 @contextmanager
 def pool_floor() -> Iterator[FloorAnswers]:
     """urllib3's pools answer from memory where they would send the request: a real
-    ``HTTPResponse`` over the body, with the connection handed back as urllib3 does."""
+    ``HTTPResponse`` over the body (read chunk by chunk when it was sent in chunks), with
+    the connection handed back as urllib3 does."""
     import urllib3  # noqa: PLC0415
 
+    chunked_class = _chunked_response_class()
     answers = FloorAnswers()
     pool_class = urllib3.connectionpool.HTTPConnectionPool
     original = pool_class._make_request
@@ -334,7 +361,8 @@ def pool_floor() -> Iterator[FloorAnswers]:
         enforce_content_length: bool = True,
     ) -> Any:
         answer = answers.next()
-        return urllib3.HTTPResponse(
+        response_class = chunked_class if answer.streamed else urllib3.HTTPResponse
+        response = response_class(
             body=io.BytesIO(answer.body),
             headers=urllib3.HTTPHeaderDict(answer.headers),
             status=answer.status,
@@ -351,6 +379,9 @@ def pool_floor() -> Iterator[FloorAnswers]:
             request_method=method,
             request_url=url,
         )
+        if answer.streamed:
+            response.chunks, response.chunked = answer.chunks, True
+        return response
 
     pool_class._make_request = _make_request  # type: ignore[assignment]
     try:
