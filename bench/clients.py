@@ -485,8 +485,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 bench.scenario.close()
     document = {
         "date": dt.date.today().isoformat(),
-        "command": "uv run --group bench python -m bench.clients "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(
+            [
+                "uv run --group bench python -m bench.clients",
+                *(argv if argv is not None else sys.argv[1:]),
+            ]
+        ),
         "rounds": args.rounds,
         "reps": args.reps,
         "tests": args.tests,
