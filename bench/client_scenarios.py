@@ -449,8 +449,8 @@ class BotocoreConverse(SyncScenario):
     how = '`boto3.client("bedrock-runtime").converse`'
 
     def open(self, base_url: str) -> None:
-        import boto3  # type: ignore[import-untyped]  # noqa: PLC0415
-        from botocore.config import Config  # type: ignore[import-untyped]  # noqa: PLC0415
+        import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
 
         super().open(base_url)
         self.client = boto3.client(
