@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from castore import Recorder, Store, request_key, stored_key
+from castore import Recorder, Store, request_key, request_summary, stored_key
 from castore._storage.store import internals
 from castore.errors import InvalidNameError
 
@@ -309,3 +312,69 @@ def test_json_values_get_the_key_of_the_general_path(body: object) -> None:
     general = request_key("label", exclude=(), body=_general(body))
     assert fast == general
     assert fast.legacy == general.legacy  # type: ignore[attr-defined]
+
+
+def _summary_of_the_whole(request: Any, prefix: str) -> dict[str, Any]:
+    """request_summary as it was first written: the whole request made plain, then its
+    first leaves taken. The summary now makes each part plain only when it reaches it."""
+    from castore._recording import request_keys  # noqa: PLC0415 - the reference only
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                str(name): plain(item)
+                for name, item in value.items()
+                if not request_keys._is_not_given(item)
+            }
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value if not request_keys._is_not_given(item)]
+        if (
+            isinstance(value, type)
+            or dataclasses.is_dataclass(value)
+            or hasattr(value, "model_dump")
+        ):
+            return plain(request_keys._canonical(value))
+        return value
+
+    found: dict[str, Any] = {}
+    pending: list[tuple[str, Any]] = [(prefix, plain(request))]
+    while pending and len(found) < request_keys.SUMMARY_LEAVES:
+        where, item = pending.pop(0)
+        if isinstance(item, Mapping):
+            pending[:0] = [(f"{where}.{key}", member) for key, member in item.items()]
+        elif isinstance(item, list | tuple):
+            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(item)]
+        else:
+            found[where] = request_keys._short_leaf(item)
+    return found
+
+
+@dataclasses.dataclass
+class Tool:
+    name: str
+    schema: dict[str, Any]
+
+
+_SUMMARISED = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=400)
+    | st.builds(NotGiven)
+    | st.builds(Tool, st.text(max_size=5), st.just({"b": 1, "a": [2]})),
+    lambda inner: (
+        st.lists(inner, max_size=6)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(
+            st.text(max_size=3) | st.integers(0, 3).map(str) | st.integers(0, 3), inner, max_size=6
+        )
+    ),
+    max_leaves=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(request=_SUMMARISED)
+def test_a_summary_reads_only_as_far_as_its_leaves_and_is_the_same(request: Any) -> None:
+    assert request_summary(request, "body", exclude=()) == _summary_of_the_whole(request, "body")

@@ -97,27 +97,33 @@ def request_summary(
     if isinstance(request, Mapping):
         request = _without(request, [name.lower().split(".") for name in exclude])
     found: dict[str, Any] = {}
-    pending: list[tuple[str, Any]] = [(prefix, _plain(request))]
+    pending: list[tuple[str, Any]] = [(prefix, request)]
+    # Each part is made plain when reached, so a large request (a long conversation,
+    # tools with their schemas) costs its first leaves, not a walk over all of it: an
+    # HTTP recorder summarises every request it sees, replayed ones included.
     while pending and len(found) < SUMMARY_LEAVES:
         where, item = pending.pop(0)
+        item = _as_data(item)
         if isinstance(item, Mapping):
-            pending[:0] = [(f"{where}.{key}", member) for key, member in item.items()]
+            members = {
+                str(name): member for name, member in item.items() if not _is_not_given(member)
+            }
+            pending[:0] = [(f"{where}.{name}", member) for name, member in members.items()]
         elif isinstance(item, list | tuple):
-            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(item)]
+            kept = [member for member in item if not _is_not_given(member)]
+            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(kept)]
         else:
             found[where] = _short_leaf(item)
     return found
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON-like data (models and dataclasses as their fields), in its own
-    order (a summary is read by people)."""
-    if isinstance(value, Mapping):
-        return {str(name): _plain(item) for name, item in value.items() if not _is_not_given(item)}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value if not _is_not_given(item)]
+def _as_data(value: Any) -> Any:
+    """A model, a dataclass or a class as its fields (its canonical form); anything else
+    as it is. Mappings and sequences keep their own order (a summary is read by people)."""
+    if type(value) in _PLAIN or isinstance(value, Mapping | list | tuple):
+        return value
     if isinstance(value, type) or dataclasses.is_dataclass(value) or hasattr(value, "model_dump"):
-        return _plain(_canonical(value))
+        return _canonical(value)
     return value
 
 
@@ -165,6 +171,8 @@ def _is_not_given(value: Any) -> bool:
 
 #: The types JSON decodes to, which are never an SDK's "not given" placeholder.
 _JSON_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+#: Values a summary takes as they are, known by their exact type (JSON's, and tuples).
+_PLAIN: Final = _JSON_LEAVES | {dict, list, tuple}
 
 
 def _may_hold_integral_float(value: Any) -> bool:
