@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from castore import Recorder, Store, request_key, stored_key
+from castore import Recorder, Store, request_key, request_summary, stored_key
 from castore._storage.store import internals
 from castore.errors import InvalidNameError
 
@@ -230,3 +235,146 @@ def test_a_recording_keyed_by_the_older_request_key_still_replays(tmp_path: Path
     assert replayed == {"answer": "recorded in 0.1"}
     # An int 0 was its own key before as well: unchanged, so nothing older to look for.
     assert request_key(model="m", temperature=0).legacy is None  # type: ignore[attr-defined]
+
+
+#: A request body of the shapes keys meet (nested objects, keys of every msgpack length
+#: class, non-ASCII, integral floats), and the keys castore derived for it before JSON
+#: values took a faster path: keys on disk must stay the keys derived now.
+PINNED_BODY = {
+    "model": "gpt-4o-mini",
+    "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": [{"type": "text", "text": "héllo ✓"}]},
+    ],
+    "temperature": 0.0,
+    "top_p": 0.5,
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "Answer",
+            "schema": {
+                "properties": {
+                    "a" * 40: {"type": "string"},
+                    "b" * 300: {"type": "number"},
+                    "ü": {"enum": [1, 2.0, None, True]},
+                },
+                "required": ["a" * 40],
+            },
+        },
+    },
+    "z": [],
+    "": {},
+}
+
+
+def test_request_keys_of_json_bodies_are_the_keys_earlier_castore_derived() -> None:
+    label = "POST api.openai.com/v1/chat/completions"
+    key = request_key(label, exclude=(), body=PINNED_BODY)
+    assert key == f"{label}-e5a9a38f30b24ec68692e0d703ed21f5"
+    assert key.legacy == f"{label}-35326328f91d61cc1c5d370b5702c85a"  # type: ignore[attr-defined]
+    plain = request_key(label, exclude=(), body=PINNED_BODY["messages"], n=1)
+    assert plain == f"{label}-283c419f1cd6823b507cef0a71c4c261"
+    assert plain.legacy is None  # type: ignore[attr-defined]
+
+
+class _Object(dict):  # type: ignore[type-arg]
+    """A dict by another type: request_key takes its general path for it."""
+
+
+class _Array(list):  # type: ignore[type-arg]
+    pass
+
+
+def _general(value: object) -> object:
+    if isinstance(value, dict):
+        return _Object({name: _general(item) for name, item in value.items()})
+    if isinstance(value, list):
+        return _Array(_general(item) for item in value)
+    return value
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=40) | st.sampled_from(["a" * 300, "é" * 20]), inner)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=_JSON)
+def test_json_values_get_the_key_of_the_general_path(body: object) -> None:
+    """JSON (what an HTTP body decodes to) is hashed on a path of its own, for speed;
+    the same values as other mapping and sequence types take the general path."""
+    fast = request_key("label", exclude=(), body=body)
+    general = request_key("label", exclude=(), body=_general(body))
+    assert fast == general
+    assert fast.legacy == general.legacy  # type: ignore[attr-defined]
+
+
+def _summary_of_the_whole(request: Any, prefix: str) -> dict[str, Any]:
+    """request_summary as it was first written: the whole request made plain, then its
+    first leaves taken. The summary now makes each part plain only when it reaches it."""
+    from castore._recording import request_keys  # noqa: PLC0415 - the reference only
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                str(name): plain(item)
+                for name, item in value.items()
+                if not request_keys._is_not_given(item)
+            }
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value if not request_keys._is_not_given(item)]
+        if (
+            isinstance(value, type)
+            or dataclasses.is_dataclass(value)
+            or hasattr(value, "model_dump")
+        ):
+            return plain(request_keys._canonical(value))
+        return value
+
+    found: dict[str, Any] = {}
+    pending: list[tuple[str, Any]] = [(prefix, plain(request))]
+    while pending and len(found) < request_keys.SUMMARY_LEAVES:
+        where, item = pending.pop(0)
+        if isinstance(item, Mapping):
+            pending[:0] = [(f"{where}.{key}", member) for key, member in item.items()]
+        elif isinstance(item, list | tuple):
+            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(item)]
+        else:
+            found[where] = request_keys._short_leaf(item)
+    return found
+
+
+@dataclasses.dataclass
+class Tool:
+    name: str
+    schema: dict[str, Any]
+
+
+_SUMMARISED = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=400)
+    | st.builds(NotGiven)
+    | st.builds(Tool, st.text(max_size=5), st.just({"b": 1, "a": [2]})),
+    lambda inner: (
+        st.lists(inner, max_size=6)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(
+            st.text(max_size=3) | st.integers(0, 3).map(str) | st.integers(0, 3), inner, max_size=6
+        )
+    ),
+    max_leaves=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(request=_SUMMARISED)
+def test_a_summary_reads_only_as_far_as_its_leaves_and_is_the_same(request: Any) -> None:
+    assert request_summary(request, "body", exclude=()) == _summary_of_the_whole(request, "body")

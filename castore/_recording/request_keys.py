@@ -61,8 +61,10 @@ def request_key(
     kept = _without(parts, excluded)
     prefix = label if label is not None else str(parts.get("model") or "request")
     key = RequestKey(f"{prefix[:48]}-{_digest(kept, by_value=True)}")
-    legacy = f"{prefix[:48]}-{_digest(kept, by_value=False)}"
-    key.legacy = legacy if legacy != key else None
+    key.legacy = None
+    if _may_hold_integral_float(kept):  # else the older spelling is this one: no 2nd hash
+        legacy = f"{prefix[:48]}-{_digest(kept, by_value=False)}"
+        key.legacy = legacy if legacy != key else None
     return key
 
 
@@ -95,27 +97,33 @@ def request_summary(
     if isinstance(request, Mapping):
         request = _without(request, [name.lower().split(".") for name in exclude])
     found: dict[str, Any] = {}
-    pending: list[tuple[str, Any]] = [(prefix, _plain(request))]
+    pending: list[tuple[str, Any]] = [(prefix, request)]
+    # Each part is made plain when reached, so a large request (a long conversation,
+    # tools with their schemas) costs its first leaves, not a walk over all of it: an
+    # HTTP recorder summarises every request it sees, replayed ones included.
     while pending and len(found) < SUMMARY_LEAVES:
         where, item = pending.pop(0)
+        item = _as_data(item)
         if isinstance(item, Mapping):
-            pending[:0] = [(f"{where}.{key}", member) for key, member in item.items()]
+            members = {
+                str(name): member for name, member in item.items() if not _is_not_given(member)
+            }
+            pending[:0] = [(f"{where}.{name}", member) for name, member in members.items()]
         elif isinstance(item, list | tuple):
-            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(item)]
+            kept = [member for member in item if not _is_not_given(member)]
+            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(kept)]
         else:
             found[where] = _short_leaf(item)
     return found
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON-like data (models and dataclasses as their fields), in its own
-    order (a summary is read by people)."""
-    if isinstance(value, Mapping):
-        return {str(name): _plain(item) for name, item in value.items() if not _is_not_given(item)}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value if not _is_not_given(item)]
+def _as_data(value: Any) -> Any:
+    """A model, a dataclass or a class as its fields (its canonical form); anything else
+    as it is. Mappings and sequences keep their own order (a summary is read by people)."""
+    if type(value) in _PLAIN or isinstance(value, Mapping | list | tuple):
+        return value
     if isinstance(value, type) or dataclasses.is_dataclass(value) or hasattr(value, "model_dump"):
-        return _plain(_canonical(value))
+        return _canonical(value)
     return value
 
 
@@ -161,9 +169,61 @@ def _is_not_given(value: Any) -> bool:
     return type(value).__name__ in _NOT_GIVEN_TYPES and not value
 
 
+#: The types JSON decodes to, which are never an SDK's "not given" placeholder.
+_JSON_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+#: Values a summary takes as they are, known by their exact type (JSON's, and tuples).
+_PLAIN: Final = _JSON_LEAVES | {dict, list, tuple}
+
+
+def _may_hold_integral_float(value: Any) -> bool:
+    """False when ``value`` is JSON with no whole number written as a float, so its key
+    by value and its older, literal key are the same; True when it has one, or when it
+    holds anything else (then both are derived and compared)."""
+    kind = type(value)
+    if kind is float:
+        return bool(value.is_integer())
+    if kind is str or kind is int or kind is bool or value is None:
+        return False
+    if kind is dict:
+        return any(type(name) is not str for name in value) or any(
+            _may_hold_integral_float(item) for item in value.values()
+        )
+    if kind is list or kind is tuple:
+        return any(_may_hold_integral_float(item) for item in value)
+    return True
+
+
+def _str_key_order(item: tuple[str, Any]) -> tuple[int, bytes]:
+    """The order of a str dict key's packed bytes (msgpack writes a str as a header that
+    grows with its UTF-8 length, then the bytes): by length, then by bytes. Invalid
+    UTF-8 (a lone surrogate) still sorts; packing the result then names it."""
+    encoded = item[0].encode("utf-8", "surrogatepass")
+    return len(encoded), encoded
+
+
 def _canonical(value: Any, by_value: bool = True) -> Any:
     """A form of ``value`` whose packed bytes do not depend on dict or set order (and,
     ``by_value``, on whether a whole number is written as an int or a float)."""
+    kind = type(value)
+    # JSON values (what an HTTP body decodes to, what most SDK arguments are) first, by
+    # exact type: the same form as the general path below, in a fraction of its time.
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return int(value) if by_value and value.is_integer() else value
+    if kind is dict and all(type(name) is str for name in value):
+        ordered = sorted(value.items(), key=_str_key_order)
+        return {
+            name: item if type(item) is str else _canonical(item, by_value)
+            for name, item in ordered
+            if type(item) in _JSON_LEAVES or not _is_not_given(item)
+        }
+    if kind is list:
+        return [
+            _canonical(item, by_value)
+            for item in value
+            if type(item) in _JSON_LEAVES or not _is_not_given(item)
+        ]
     if isinstance(value, Mapping):
         # Dicts pack in insertion order, so inserting in sorted order is canonical.
         items = [(name, item) for name, item in value.items() if not _is_not_given(item)]

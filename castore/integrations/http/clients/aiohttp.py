@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ _LIMIT: Final = 2**16
 def patch(module: ModuleType) -> Callable[[], None]:
     session_class = module.ClientSession
     original = session_class._request
-    if "middlewares" not in inspect.signature(original).parameters:
+    if not _takes_middlewares(original):
         warnings.warn(
             f"castore records aiohttp requests from aiohttp 3.12 on (found "
             f"{getattr(module, '__version__', '?')}): this session's aiohttp requests are "
@@ -60,6 +61,14 @@ def patch(module: ModuleType) -> Callable[[], None]:
         session_class._request = original
 
     return undo
+
+
+@functools.cache
+def _takes_middlewares(request: Callable[..., Any]) -> bool:
+    """Whether ``ClientSession._request`` takes ``middlewares`` (aiohttp 3.12+): asked
+    once, since castore patches aiohttp at every test's start and ``inspect.signature``
+    costs more than the rest of turning castore on."""
+    return "middlewares" in inspect.signature(request).parameters
 
 
 def _middleware(module: ModuleType) -> Callable[..., Any]:

@@ -166,7 +166,7 @@ def _response(
         decode_content=arguments.get("decode_content", True),
         original_response=None,
         pool=pool,
-        connection=None,
+        connection=arguments.get("response_conn"),  # handed back to the pool once read
         retries=arguments.get("retries"),
         enforce_content_length=False,
         request_method=method,
