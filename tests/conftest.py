@@ -118,6 +118,8 @@ CLIENTS = (
     "openai",
     "requests",
     "urllib3",
+    "vcr.serializers.yamlserializer",
+    "yaml",
 )
 
 
@@ -127,7 +129,8 @@ def clients_imported() -> None:
     session: a session that imported them itself would have them forgotten after it
     (pytester restores ``sys.modules``), so each session would import them anew, seconds
     every time, and a library's cached state (httpx's map of httpcore's errors) would
-    point at classes a later session no longer raises."""
+    point at classes a later session no longer raises (PyYAML's C loader keeps the
+    ``yaml`` module it first saw: a second one makes every tag unknown)."""
     for name in CLIENTS:
         importlib.import_module(name)
 

@@ -53,6 +53,7 @@ def _describe(other_key: str, entry: Entry, metadata: Mapping[str, Any] | None) 
 
 def _text(metadata: Mapping[str, Any] | None) -> str:
     try:
-        return json.dumps(metadata or {}, sort_keys=True, ensure_ascii=False, default=str)
+        plain = dict(metadata or {})  # any mapping (castore_http's is made when read)
+        return json.dumps(plain, sort_keys=True, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return str(metadata)

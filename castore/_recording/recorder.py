@@ -188,7 +188,7 @@ class Recorder:
         stored = self._stored_key_for(key)
         codec = self._codec_for(type)
         metadata = _with_fingerprint(metadata, request)
-        value = self._replay_if_usable(stored, metadata, codec)
+        value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
             steps = self._lookup(stored, metadata, self._async_flights, codec)
             value = await run_async(steps, generator_fn)
@@ -208,7 +208,7 @@ class Recorder:
         stored = self._stored_key_for(key)
         codec = self._codec_for(type)
         metadata = _with_fingerprint(metadata, request)
-        value = self._replay_if_usable(stored, metadata, codec)
+        value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
             steps = self._lookup(stored, metadata, self._sync_flights, codec)
             value = run_sync(steps, generator_fn, key)
@@ -237,13 +237,19 @@ class Recorder:
     # --- deciding --------------------------------------------------------------------
 
     def _replay_if_usable(
-        self, stored: str, metadata: Mapping[str, Any] | None, codec: ValueCodec
+        self,
+        stored: str,
+        metadata: Mapping[str, Any] | None,
+        codec: ValueCodec,
+        fingerprinted: bool,
     ) -> Any:
         """The replay, when the recording is usable as it is: no flight, no driver, no
         lock, and for the commonest call (no ``request=``, no ``max_age``, no schema, a
         replaying mode) none of the staleness checks, which cannot apply to it (a replay
-        costs a few microseconds, so each call around it shows). Else :data:`_UNFIT`,
-        and the full lookup decides: record, wait for another recorder, or fail."""
+        costs a few microseconds, so each call around it shows), nor a look at the
+        metadata, which may be costly to make (``castore_http`` derives it when it is
+        read). Else :data:`_UNFIT`, and the full lookup decides: record, wait for
+        another recorder, or fail."""
         __tracebackhide__ = True
         mode = self.mode
         if mode is Mode.OFF:
@@ -252,8 +258,8 @@ class Recorder:
         if entry is None:
             return _UNFIT
         if (
-            metadata or mode is Mode.ALL or self.max_age is not None or self.schema_version
-        ) and self._problem_with(stored, entry, metadata):
+            fingerprinted or mode is Mode.ALL or self.max_age is not None or self.schema_version
+        ) and self._problem_with(stored, entry, metadata if fingerprinted else None):
             return _UNFIT
         return self._replay(stored, entry, codec)  # _UNFIT for a misfit the mode re-records
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -31,13 +31,39 @@ DEFAULT_DROP_QUERY: Final = frozenset(
 )
 
 
+class LazyMetadata(Mapping[str, Any]):
+    """A request's metadata, made when first read: a replay never reads it (only a
+    recording and a miss's message do), and making it (the body's leaves) costs about as
+    much as the rest of a replay's own work."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], dict[str, Any]]) -> None:
+        self._make = make
+        self._made: dict[str, Any] | None = None
+
+    def _value(self) -> dict[str, Any]:
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def __getitem__(self, name: str) -> Any:
+        return self._value()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value())
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+
 @dataclass(frozen=True, slots=True)
 class NumberedKey:
     base: str
     """The key of the request itself, before repeats are numbered."""
     number: int
     key: str
-    metadata: dict[str, Any]
+    metadata: Mapping[str, Any]
     endpoint: tuple[str, str] = ("", "")
     """(method, ``host/path``)."""
     call: int = 0
@@ -84,7 +110,7 @@ class RequestKeys:
     def key_for(self, request: HttpRequest) -> tuple[str, dict[str, Any]]:
         """The recording key of ``request`` (repeats numbered) and its metadata."""
         numbered = self.numbered(request)
-        return numbered.key, numbered.metadata
+        return numbered.key, dict(numbered.metadata)
 
     def numbered(self, request: HttpRequest) -> NumberedKey:
         """The key of ``request`` and its place among repeats (see :meth:`give_back`)."""
@@ -115,11 +141,15 @@ class RequestKeys:
             call = self._calls.get(endpoint, 0) + 1
             self._calls[endpoint] = call
         key = base if count == 1 else f"{base}#{count}"
-        metadata = self.metadata(request, query, body)
-        if self.test is not None:
-            metadata["test"] = self.test
-            metadata["call"] = call
-        return NumberedKey(base, count, key, metadata, endpoint, call)
+
+        def metadata() -> dict[str, Any]:
+            made = self.metadata(request, query, body)
+            if self.test is not None:
+                made["test"] = self.test
+                made["call"] = call
+            return made
+
+        return NumberedKey(base, count, key, LazyMetadata(metadata), endpoint, call)
 
     def give_back(self, numbered: NumberedKey) -> None:
         """A request that got no answer (its real call failed, or its recording is
