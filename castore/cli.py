@@ -29,10 +29,10 @@ from castore._upkeep import collect, diff_report, packing
 from castore._upkeep import git as _git
 from castore._upkeep import stats as store_stats
 from castore._upkeep import verify as store_verify
-from castore._upkeep.dictionary import DEFAULT_DICTIONARY_SIZE, train_dictionary
 from castore._upkeep.importers import export_namespace, import_paths
 from castore._upkeep.jsonview import to_json_view
 from castore._upkeep.project import config_lines, default_store_root
+from castore._upkeep.retraining import DEFAULT_DICTIONARY_SIZE, train_dictionary
 from castore._upkeep.revisions import WorkingTreeStore, revision_store
 from castore._upkeep.store_diff import StoreSide, diff_stores
 from castore._upkeep.value_diff import PatternError, parse_pattern
@@ -298,7 +298,7 @@ def cat(settings: Settings, blob: str) -> None:
         raise click.BadParameter(f"{blob!r} is neither a blob digest nor a file", param_hint="BLOB")
     holding = store_holding(blob_file)
     store = Store(holding) if holding else settings.store(must_exist=False)
-    blobs = internals(store).blobs
+    blobs = internals(store).reader
     frame = blobs.read_file(blob_file)
     try:
         value = blobs.decode_file(frame, blob_file)

@@ -47,8 +47,8 @@ def no_hang() -> Iterator[None]:
 def plant(store: Store, key: str, packed: bytes) -> Path:
     """Record raw msgpack bytes as a blob named by their true digest, as a branch could."""
     entry = Entry(blob=digest(packed), size=len(packed), recorded_at=now())
-    internals(store).put_entry(NAMESPACE, key, entry, packed)
-    return internals(store).backend.location(entry.blob)
+    internals(store).writer.put_entry(NAMESPACE, key, entry, packed)
+    return internals(store).blobs.location(entry.blob)
 
 
 def nested_tuples(depth: int) -> bytes:
@@ -218,7 +218,7 @@ SPECIAL = ["symlink to /dev/zero", "fifo", "directory", "symlink loop"]
 def test_a_special_file_at_a_blob_path_is_refused_by_name(tmp_path: Path, kind: str) -> None:
     store = Store(tmp_path / "store")
     entry = store.put(NAMESPACE, "k", {"answer": 42})
-    path = internals(store).backend.location(entry.blob)
+    path = internals(store).blobs.location(entry.blob)
     replace_with(path, kind)
     with pytest.raises(CorruptBlobError) as raised:
         Store(store.root).get(NAMESPACE, "k")

@@ -69,7 +69,7 @@ def published(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
 
 def packs_needed(store_root: Path, namespaces: list[str]) -> set[str]:
     store = Store(store_root)
-    packs = internals(store).packs
+    packs = internals(store).blobs.packs
     assert packs is not None
     return {
         name

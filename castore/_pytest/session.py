@@ -26,6 +26,7 @@ from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder
 from castore._storage.last_run import Judgement, save_judgements
 from castore._storage.layout import STATE_DIR
+from castore._storage.references import unreferenced_loose_blobs
 from castore._storage.store import Store, internals
 from castore.errors import CastoreError, StoreError
 
@@ -138,7 +139,8 @@ class CastoreSession:
         if not self.usage.recorded or not self.root.is_dir():
             return ""
         try:
-            count, size = internals(self.store).unreferenced_loose_blobs()
+            core = internals(self.store)
+            count, size = unreferenced_loose_blobs(core.indexes, core.config.current, core.blobs)
         except CastoreError:
             return ""
         if not count:
@@ -166,14 +168,17 @@ class CastoreSession:
             return
         self._fetched_for.update(namespaces)
         try:
-            fetched = internals(self.store).fetch_lfs(namespaces)
+            reports = internals(self.store).residency.warm_up(namespaces)
         except CastoreError as error:  # a broken store: the tests' replays report it
-            self.usage.fetch_problems.append(f"lazy LFS fetch skipped: {error}")
+            self.usage.fetch_problems.append(f"lazy fetch skipped: {error}")
             return
-        if fetched.problem:
-            self.usage.fetch_problems.append(fetched.describe_problem())
-        if fetched.objects:
-            self.usage.fetched.append((fetched.objects, fetched.bytes, fetched.seconds))
+        for fetched in reports:
+            if fetched.problem:
+                self.usage.fetch_problems.append(fetched.describe_problem())
+            if fetched.objects:
+                self.usage.fetched.append(
+                    (fetched.objects, fetched.bytes, fetched.seconds, fetched.source)
+                )
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.usage.deselected.update(item.nodeid for item in items)

@@ -60,6 +60,17 @@ class IndexFiles:
                     found.append(path.relative_to(self.root).as_posix()[: -len(INDEX_SUFFIX)])
         return sorted(found)
 
+    def folder_times(self) -> dict[str, int]:
+        """The modification time (ns) of every folder under ``index/``: writing, renaming
+        or removing an index (castore writes by renaming) changes its folder's, and a new
+        folder changes its parent's. One stat per folder, no index read."""
+        times: dict[str, int] = {}
+        ensure_inside(self._store_root, self.root)
+        for directory, subdirs, _ in os.walk(self.root):
+            subdirs[:] = [name for name in subdirs if not name.startswith(".")]
+            times[directory] = os.stat(directory).st_mtime_ns  # noqa: PTH116 - string paths
+        return times
+
     def path(self, namespace: str) -> Path:
         return Path(self._file(namespace))
 
