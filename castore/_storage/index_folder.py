@@ -28,9 +28,11 @@ class _CachedIndex:
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when an index is replaced; of the link itself for a symlink, which the
+    read then refuses by name (a loop must not escape as a raw ELOOP)."""
     try:
-        stat = path.stat()
-    except FileNotFoundError:
+        stat = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 

@@ -81,7 +81,7 @@ class StoreWriter:
     def put_entry(self, namespace: str, key: str, entry: Entry, packed: bytes) -> None:
         """Store prepared ``packed`` bytes and their entry (``entry.blob`` must be their
         digest). For importers that set ``recorded_at`` and metadata themselves."""
-        if not os.path.exists(self._indexes.path(check_namespace(namespace))):  # noqa: PTH110
+        if not os.path.lexists(self._indexes.path(check_namespace(namespace))):
             check_new_namespace(namespace)  # creating it: the stricter rules for new names
         key = stored_key(key)
         check_entry(key, entry)
