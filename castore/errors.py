@@ -186,18 +186,29 @@ class LostBlobError(MissingBlobError):
 
 
 class ValueTooLargeError(BlobError):
-    """A blob would decompress (or unpack) to more than the store's size limit."""
+    """A blob would decompress (or unpack) to more than the store's size limit, or a value
+    being recorded is larger than it (``recording``): nothing is read or written."""
 
-    def __init__(self, path: Path, size: int | None, limit: int) -> None:
+    def __init__(
+        self, path: Path, size: int | None, limit: int, setting: str, *, recording: bool = False
+    ) -> None:
         self.path = path
         self.size = size
         self.limit = limit
         claimed = "an unknown size" if size is None else f"{size:,} bytes"
-        super().__init__(
-            f"blob {path} would decompress to {claimed}, over the limit of {limit:,} bytes; "
-            f"refusing to read it (a decompression bomb or a damaged file). If the value is "
-            f"genuine, open the store with a larger max_value_bytes"
-        )
+        if recording:
+            message = (
+                f"cannot record a value of {claimed} as blob {path}: it is over the limit of "
+                f"{limit:,} bytes that every read of it would be held to; nothing was "
+                f"written. Raise the limit with {setting} if such values are genuine"
+            )
+        else:
+            message = (
+                f"blob {path} would decompress to {claimed}, over the limit of {limit:,} "
+                f"bytes; refusing to read it (a decompression bomb or a damaged file). If "
+                f"the value is genuine, raise the limit with {setting}"
+            )
+        super().__init__(message)
 
 
 class IndexFormatError(StoreError):

@@ -21,6 +21,7 @@ from castore._pytest.marker_fixtures import request_fixture_for_marker
 from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
+from castore._pytest.storage_settings import add_ini_options as add_storage_ini_options
 from castore._recording.modes import Mode
 from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
 from castore._storage.layout import DEFAULT_ROOT
@@ -74,6 +75,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "JSON paths `castore diff` ignores, one a line (e.g. $..id, $..created)",
         type="linelist",
     )
+    add_storage_ini_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -126,9 +128,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
     if session.not_saved:
         lines.append(f"could not save the unused-recording verdicts: {session.not_saved}")
-    collectable = session.collectable()
-    if collectable:
-        lines.append(collectable)
+    lines += session.upkeep_lines()
     if lines:
         terminalreporter.write_sep("-", "castore")
         for line in lines:

@@ -155,11 +155,14 @@ def array_of(count: int, item: bytes) -> bytes:
 def test_a_frame_of_a_few_kb_that_unpacks_to_millions_of_objects_is_refused_cheaply(
     tmp_path: Path, run_python, name: str, packed: bytes
 ) -> None:
-    """The campaign's 1.4 GB case: max_value_bytes bounds bytes, this bounds objects."""
-    store = Store(tmp_path / "store")
+    """The campaign's 1.4 GB case: max_value_bytes bounds bytes, this bounds objects (the
+    byte limit is raised here so that the object count is what refuses)."""
+    store = Store(tmp_path / "store", max_value_bytes=2**30)
     path = plant(store, name, packed)
     assert path.stat().st_size < 100_000  # zstd squeezes it to almost nothing
-    run = run_python(MEMORY_CHILD, str(store.root), NAMESPACE, name)
+    run = run_python(
+        MEMORY_CHILD, str(store.root), NAMESPACE, name, env={"CASTORE_MAX_VALUE_BYTES": "1GiB"}
+    )
     outcome, peak_mib = run.stdout.splitlines()
     assert outcome.startswith("refused:"), outcome
     assert f"more than {MAX_VALUE_OBJECTS:,} objects" in outcome

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.blobs.verified import VerifiedBlobs
@@ -34,10 +33,8 @@ from castore._storage.index_folder import IndexFiles
 from castore._storage.layout import PACK_TABLE_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.remotes import reading_remote
 from castore._storage.residency import Residency
+from castore._storage.value_limit import DEFAULT_MAX_VALUE_BYTES
 from castore._storage.writer import StoreWriter
-
-#: Largest value a blob may decompress to; a guard against decompression bombs.
-DEFAULT_MAX_VALUE_BYTES: Final = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,6 +48,8 @@ class StoreCore:
     compression: Compression
     writer: StoreWriter
     residency: Residency
+    max_value_bytes: int
+    """Largest value read or recorded (``value_limit.py``)."""
 
     @property
     def quarantine_dir(self) -> Path:
@@ -96,6 +95,7 @@ def open_core(
     indexes = IndexFiles(root)
     writer = StoreWriter(
         state_dir,
+        max_value_bytes=max_value_bytes,
         config=config,
         indexes=indexes,
         blobs=blobs,
@@ -113,4 +113,5 @@ def open_core(
         compression=compression,
         writer=writer,
         residency=residency,
+        max_value_bytes=max_value_bytes,
     )

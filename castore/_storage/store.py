@@ -14,10 +14,11 @@ from typing import Any
 
 from castore._storage.blobs.stored import BlobFile
 from castore._storage.config import StoreConfig
-from castore._storage.core import DEFAULT_MAX_VALUE_BYTES, StoreCore, open_core
+from castore._storage.core import StoreCore, open_core
 from castore._storage.index import Entry, StreamKind
 from castore._storage.names import stored_key
 from castore._storage.namespace import Namespace
+from castore._storage.value_limit import max_value_bytes as max_value_bytes_in_force
 from castore.errors import EntryNotFoundError
 
 
@@ -28,11 +29,9 @@ class Store:
     ``.get("tests/test_x", "key")`` reads it back, checking its digest.
     """
 
-    def __init__(
-        self, root: str | os.PathLike[str], *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
-    ) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_value_bytes: int | None = None) -> None:
         self.root = Path(root).absolute()
-        self._core = open_core(self.root, max_value_bytes=max_value_bytes)
+        self._core = open_core(self.root, max_value_bytes=max_value_bytes_in_force(max_value_bytes))
         self._namespaces: dict[str, Namespace] = {}
 
     def __repr__(self) -> str:

@@ -22,7 +22,8 @@ from castore._storage.index import Entry, check_entry
 from castore._storage.index_folder import IndexFiles
 from castore._storage.locks import KeyLock, StoreLock
 from castore._storage.names import check_namespace, check_new_namespace, stored_key
-from castore.errors import StoreWriteError
+from castore._storage.value_limit import SETTING
+from castore.errors import StoreWriteError, ValueTooLargeError
 
 
 class StoreWriter:
@@ -32,6 +33,7 @@ class StoreWriter:
         self,
         state_dir: Path,
         *,
+        max_value_bytes: int,
         config: ConfigFile,
         indexes: IndexFiles,
         blobs: StoredBlobs,
@@ -39,6 +41,7 @@ class StoreWriter:
         compression: Compression,
     ) -> None:
         self.state_dir = state_dir
+        self.max_value_bytes = max_value_bytes
         self._config = config
         self._indexes = indexes
         self._blobs = blobs
@@ -85,6 +88,14 @@ class StoreWriter:
             check_new_namespace(namespace)  # creating it: the stricter rules for new names
         key = stored_key(key)
         check_entry(key, entry)
+        if len(packed) > self.max_value_bytes:  # a value no read of this store could return
+            raise ValueTooLargeError(
+                self._blobs.loose.location(entry.blob),
+                len(packed),
+                self.max_value_bytes,
+                SETTING,
+                recording=True,
+            )
         # Compress outside the lock; under it, only check that gc has not removed the blob.
         # A blob this store does not hold is written at once: asking a remote tier for it
         # would cost a round trip per recording (and fail offline).

@@ -128,6 +128,19 @@ def pack_store(
         return pack_parts(parts, repack=repack, target_bytes=target_bytes, progress=progress)
 
 
+def pack_if_due(store: Store, *, after_blobs: int, after_bytes: int) -> Packing | None:
+    """Pack the loose blobs if they pass either threshold (the automatic packing after a
+    session that recorded); None when they do not. A listing of ``blobs/`` decides."""
+    parts = UpkeepParts.of(store)
+    dictionaries = set(parts.config.current.dictionaries.values())
+    loose = [info for info in parts.blobs.loose.walk() if info.name not in dictionaries]
+    if len(loose) < after_blobs and sum(info.size for info in loose) < after_bytes:
+        return None
+    with parts.writer.lock():
+        store.refresh()
+        return pack_parts(parts, repack=False, target_bytes=PACK_TARGET_BYTES, progress=no_progress)
+
+
 def pack_parts(
     parts: UpkeepParts, *, repack: bool, target_bytes: int, progress: Progress
 ) -> Packing:

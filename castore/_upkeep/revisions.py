@@ -20,12 +20,12 @@ from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.blobs.verified import VerifiedBlobs
 from castore._storage.compression import Compression
 from castore._storage.config import ConfigFile, StoreConfig, parse_config
-from castore._storage.core import DEFAULT_MAX_VALUE_BYTES
 from castore._storage.files.git_tree import GitTreeFiles
 from castore._storage.frames import Decompressor
 from castore._storage.index import Entry, parse_index
 from castore._storage.layout import CONFIG_NAME, INDEX_DIR, INDEX_SUFFIX
 from castore._storage.store import Store
+from castore._storage.value_limit import max_value_bytes
 from castore._upkeep.git import git
 from castore._upkeep.parts import UpkeepParts
 from castore.errors import CastoreError, GitError
@@ -60,7 +60,7 @@ class RevisionStore:
         self._reader = VerifiedBlobs(
             blobs,
             Decompressor(
-                DEFAULT_MAX_VALUE_BYTES,
+                max_value_bytes(),
                 lambda number: compression.load_dictionary(number),  # noqa: PLW0108 - made below
             ),
         )

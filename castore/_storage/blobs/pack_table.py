@@ -19,7 +19,6 @@ not belong to the listing it claims, is rebuilt rather than trusted. ::
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import stat
@@ -81,9 +80,9 @@ def build_table(key: bytes, packs: Sequence[tuple[str, PackSlots]]) -> bytes:
 class PackTable:
     """A built table, in a bytes object or a memory-mapped file."""
 
-    __slots__ = ("_buffer", "_fanout_at", "_map", "_records_at", "count", "key", "names")
+    __slots__ = ("_buffer", "_fanout_at", "_records_at", "count", "key", "names")
 
-    def __init__(self, buffer: bytes | mmap.mmap, mapped: mmap.mmap | None = None) -> None:
+    def __init__(self, buffer: bytes | mmap.mmap) -> None:
         if len(buffer) < _HEADER.size:
             raise ValueError("too short")
         magic, count, packs, key = _HEADER.unpack_from(buffer, 0)
@@ -95,8 +94,7 @@ class PackTable:
         self.names = [buffer[at : at + 32].hex() for at in range(names_at, fanout_at, 32)]
         self.count = count
         self.key = key
-        self._buffer = buffer
-        self._map = mapped
+        self._buffer = buffer  # a mapping is unmapped when the table is dropped
         self._fanout_at = fanout_at
         self._records_at = records_at
         if _PAIR.unpack_from(buffer, fanout_at + 4 * (_FANOUT_SLOTS - 1))[1] != count:
@@ -118,12 +116,6 @@ class PackTable:
             at += 44
         return None
 
-    def close(self) -> None:
-        if self._map is not None:
-            with contextlib.suppress(BufferError):
-                self._map.close()
-            self._map = None
-
 
 def load_table(path: Path, key: bytes) -> PackTable | None:
     """The table at ``path`` if it is whole and built for ``key``; None otherwise."""
@@ -143,7 +135,7 @@ def load_table(path: Path, key: bytes) -> PackTable | None:
     finally:
         os.close(descriptor)
     try:
-        return PackTable(mapped, mapped)
+        return PackTable(mapped)
     except ValueError:
         mapped.close()
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from castore._storage.blobs.pack_table import (
@@ -59,8 +60,10 @@ class PackedBlobs:
     def __init__(self, files: Files, table_path: Path | None = None) -> None:
         self.files = files
         self._table_path = table_path
-        self._table: PackTable | None = None
-        self._readers: list[RangeReader | None] = []
+        #: The table and the packs opened through it, replaced together (never changed in
+        #: place), so a thread reading while another reloads sees one consistent pair;
+        #: what a replaced pair holds open is closed when its last reader lets go.
+        self._loaded: _Loaded | None = None
         self._signature: object = None
         self._listed: set[str] = set()
         #: Pack indexes that could not be read, by pack name (filled by :meth:`indexes`).
@@ -75,10 +78,9 @@ class PackedBlobs:
 
     # --- the table -----------------------------------------------------------------------
 
-    def _load(self) -> PackTable:
+    def _load(self) -> _Loaded:
         """The pack table for the ``.idx`` files as listed now: kept from an earlier
         session if it was built for this listing, else built (and kept) anew."""
-        self.close()
         self._signature = self.files.signature(_INDEX)
         listing = sorted(self.files.listing(_INDEX), key=lambda info: info.name)
         self._listed = {info.name for info in listing}
@@ -96,9 +98,9 @@ class PackedBlobs:
             if table_path is not None:
                 save_table(table_path, data)
             table = PackTable(data)
-        self._table = table
-        self._readers = [None] * len(table.names)
-        return table
+        loaded = _Loaded(table, [None] * len(table.names))
+        self._loaded = loaded
+        return loaded
 
     def _kept_table_path(self) -> Path | None:
         """Where the table is kept between sessions, if that folder lies inside the store
@@ -125,7 +127,8 @@ class PackedBlobs:
         return signature is None or signature != self._signature
 
     def _table_now(self) -> PackTable:
-        return self._table if self._table is not None else self._load()
+        loaded = self._loaded if self._loaded is not None else self._load()
+        return loaded.table
 
     def read_index(self, name: str) -> PackIndex:
         """A pack's ``.idx``, parsed and checked; IndexFormatError names it."""
@@ -178,7 +181,7 @@ class PackedBlobs:
         table = self._table_now()
         found = table.locate(digest)
         if found is None and self._changed():
-            table = self._load()
+            table = self._load().table
             found = table.locate(digest)
         return None if found is None else table.names[found[0]]
 
@@ -206,12 +209,13 @@ class PackedBlobs:
     def read_listed(self, digest: str) -> bytes | None:
         """The frame if the table as last loaded lists the blob: no system call on a
         miss, so a store of loose blobs pays one lookup for asking the packs first."""
-        table = self._table if self._table is not None else self._load()
+        loaded = self._loaded if self._loaded is not None else self._load()
+        table = loaded.table
         found = table.locate(digest)
         if found is None:
             return None
         ordinal, offset, length = found
-        reader = self._readers[ordinal] or self._open(ordinal, digest)
+        reader = loaded.readers[ordinal] or self._open(loaded, ordinal, digest)
         frame = reader.pread(length, offset)
         if len(frame) != length:
             raise CorruptBlobError(
@@ -221,9 +225,8 @@ class PackedBlobs:
             )
         return frame
 
-    def _open(self, ordinal: int, digest: str) -> RangeReader:
-        assert self._table is not None
-        name = self._table.names[ordinal]
+    def _open(self, loaded: _Loaded, ordinal: int, digest: str) -> RangeReader:
+        name = loaded.table.names[ordinal]
         path = self.pack_path(name)
         try:
             reader = self.files.open_ranges(_PACK, name)
@@ -247,7 +250,7 @@ class PackedBlobs:
         if problem is not None:
             reader.close()
             raise problem
-        self._readers[ordinal] = reader
+        loaded.readers[ordinal] = reader
         return reader
 
     def check_pack(self, name: str, index: PackIndex) -> tuple[str, Path, str] | None:
@@ -312,14 +315,16 @@ class PackedBlobs:
         self.close()
 
     def close(self) -> None:
-        """Forget the table and close the open packs (the next read loads them anew)."""
-        for reader in self._readers:
-            if reader is not None:
-                reader.close()
-        self._readers = []
-        if self._table is not None:
-            self._table.close()
-        self._table = None
+        """Forget the table and the open packs: the next read loads them anew. Nothing is
+        closed under a reader in another thread; the old pair goes when it is unused."""
+        self._loaded = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    table: PackTable
+    readers: list[RangeReader | None]
+    """By pack ordinal: the packs opened so far."""
 
 
 def pack_problem(name: str, data: bytes, path: Path) -> str | None:

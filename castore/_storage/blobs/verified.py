@@ -21,6 +21,7 @@ from castore._storage.files.lfs import is_lfs_pointer
 from castore._storage.frames import ZSTD_MAGIC, Decompressor, FrameError, FrameTooLargeError
 from castore._storage.layout import MAX_FILE_BYTES, FileKind
 from castore._storage.safe_files import FileRefused, read_user_file
+from castore._storage.value_limit import SETTING
 from castore.errors import (
     BlobError,
     CorruptBlobError,
@@ -60,7 +61,7 @@ class VerifiedBlobs:
         if frame is None:
             raise MissingBlobError(self.blobs.location(blob))
         try:
-            packed = self._decompressor.decompress(frame)
+            packed = self._decompressor.decompress(frame, blob)
         except FrameError:
             packed = self._unframe(frame, blob, blob)  # raises the error that names the file
         if _blake3(packed).hexdigest() != blob:
@@ -108,10 +109,10 @@ class VerifiedBlobs:
                 raise LfsPointerError(self._path(where))
             raise CorruptBlobError(self._path(where), "it is not a zstd frame")
         try:
-            packed = self._decompressor.decompress(frame, strict=strict)
+            packed = self._decompressor.decompress(frame, blob, strict)
         except FrameTooLargeError as error:
             limit = self._decompressor.max_output
-            raise ValueTooLargeError(self._path(where), error.size, limit) from None
+            raise ValueTooLargeError(self._path(where), error.size, limit, SETTING) from None
         except FrameError as error:
             raise CorruptBlobError(self._path(where), str(error)) from None
         actual = digest(packed)
