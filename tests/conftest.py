@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -144,3 +145,69 @@ def new_bucket(endpoint: str) -> str:
 def s3_bucket(s3_server: str, aws_env: dict[str, str]) -> str:
     """A fresh bucket on the session's moto server; yields its name."""
     return new_bucket(s3_server)
+
+
+class CuttingProxy:
+    """A TCP proxy on loopback in front of a server: it passes everything, or cuts each
+    response after ``cut_after`` bytes (a server that goes away in the middle of a
+    transfer), or holds each new connection ``delay`` seconds (a slow network)."""
+
+    def __init__(self, upstream: str) -> None:
+        import socket  # noqa: PLC0415 - only the fault tests need a proxy
+        import threading  # noqa: PLC0415
+        from urllib.parse import urlsplit  # noqa: PLC0415
+
+        target = urlsplit(upstream)
+        self._upstream = (target.hostname or "127.0.0.1", target.port or 80)
+        self.cut_after: int | None = None
+        self.delay = 0.0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._socket = socket
+        self._threading = threading
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: object) -> None:
+        import time  # noqa: PLC0415
+
+        socket = self._socket
+        if self.delay:
+            time.sleep(self.delay)
+        try:
+            upstream = socket.create_connection(self._upstream)
+        except OSError:
+            client.close()  # type: ignore[attr-defined]
+            return
+        limit = self.cut_after
+
+        def pump(source: object, sink: object, budget: int | None) -> None:
+            sent = 0
+            try:
+                while data := source.recv(65536):  # type: ignore[attr-defined]
+                    if budget is not None and sent + len(data) >= budget:
+                        sink.sendall(data[: max(0, budget - sent)])  # type: ignore[attr-defined]
+                        break
+                    sink.sendall(data)  # type: ignore[attr-defined]
+                    sent += len(data)
+            except OSError:
+                pass
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+                end.close()  # type: ignore[attr-defined]
+
+        self._threading.Thread(target=pump, args=(client, upstream, None), daemon=True).start()
+        pump(upstream, client, limit)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()

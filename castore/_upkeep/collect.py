@@ -18,6 +18,7 @@ from castore._storage.atomic import is_temp_file
 from castore._storage.blobs.stored import BlobFile, StoredBlobs
 from castore._storage.index_folder import IndexFiles
 from castore._storage.last_run import last_run_path, load_judgements, save_judgements
+from castore._storage.layout import FileKind
 from castore._storage.references import references
 from castore._storage.store import Store
 from castore._upkeep import gc_stamp
@@ -34,6 +35,8 @@ class Collection:
     """Loose files of referenced blobs that a pack also holds (a pack run was killed
     before it removed them)."""
     temp_files: list[Path] = field(default_factory=list)
+    unpaired_packs: list[str] = field(default_factory=list)
+    """Packs no ``.idx`` names (another branch's cached pack data, a killed packer's)."""
     packing: Packing = field(default_factory=Packing)
     """Packs rewritten because their dead share passed ``max_unused``."""
     dead_packed: int = 0
@@ -85,6 +88,7 @@ def collect_garbage(
         live = {blob for blob, users in refs.items() if users}
         # Under the lock no write is in progress, so every temporary file is a leftover.
         result.temp_files = list(_temp_files(blobs, indexes))
+        result.unpaired_packs = blobs.unpaired_packs()
         packs = blobs.packs
         result.packing = rewrite_sparse_packs(parts, live, max_unused=max_unused, dry_run=dry_run)
         rewritten = set(result.packing.removed_packs)
@@ -106,6 +110,8 @@ def collect_garbage(
             if not dry_run:
                 blobs.delete(blob.digest)
         if not dry_run:
+            for name in result.unpaired_packs:
+                blobs.files.delete(FileKind.PACK, name)
             for path in result.temp_files:
                 if path.is_relative_to(indexes.root):
                     path.unlink(missing_ok=True)

@@ -142,13 +142,19 @@ def pack_if_due(store: Store, *, after_blobs: int, after_bytes: int) -> Packing 
 
 
 def pack_parts(
-    parts: UpkeepParts, *, repack: bool, target_bytes: int, progress: Progress
+    parts: UpkeepParts,
+    *,
+    repack: bool,
+    target_bytes: int,
+    progress: Progress,
+    merge_young: bool = True,
 ) -> Packing:
-    """:func:`pack_store` under the store lock, for callers that hold it."""
+    """:func:`pack_store` under the store lock, for callers that hold it; without
+    ``merge_young``, only loose blobs are packed and no pack is rewritten."""
     report = Packing()
     packs = parts.blobs.packs
     loose = loose_values(parts)
-    young = small_packs(parts.blobs, target_bytes)
+    young = small_packs(parts.blobs, target_bytes) if merge_young else []
     merge = len(young) > MAX_SMALL_PACKS
     if not loose and not repack and not merge:
         return report  # nothing to do, known from two listings, no index read

@@ -107,6 +107,15 @@ def verify(
             1 for blob in blob_files if blob.digest not in refs and _is_packed(blob)
         )
         result.faults += _stray_faults(blobs)
+        result.faults += [
+            Fault(
+                FaultKind.STRAY,
+                blobs.packs.pack_path(name),
+                "a pack no .idx names (another branch's, or a killed packer's); "
+                "`castore gc` removes it",
+            )
+            for name in blobs.unpaired_packs()
+        ]
         result.faults += _pack_faults(blobs.packs, result)
         result.upkeep = [fault for fault in result.faults if _is_upkeep(fault)]
         result.faults = [fault for fault in result.faults if not _is_upkeep(fault)]
@@ -176,7 +185,8 @@ def _reference_faults(
 
 def _is_upkeep(fault: Fault) -> bool:
     return fault.kind is FaultKind.ORPHAN or (
-        fault.kind is FaultKind.STRAY and is_temp_file(fault.path)
+        fault.kind is FaultKind.STRAY
+        and (is_temp_file(fault.path) or fault.detail.endswith("`castore gc` removes it"))
     )
 
 

@@ -293,13 +293,6 @@ class PackedBlobs:
         for blob in sorted(found):
             yield found[blob]
 
-    def unpaired(self) -> Iterator[Path]:
-        """Packs whose ``.idx`` is gone: what a killed packer or a bad checkout leaves."""
-        indexed = set(self.names())
-        for info in self.files.listing(_PACK):
-            if info.name not in indexed:
-                yield self.pack_path(info.name)
-
     # --- writing (castore pack and gc only) ------------------------------------------------
 
     def add_pack(self, data: bytes, index: PackIndex) -> None:

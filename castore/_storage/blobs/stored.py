@@ -118,13 +118,19 @@ class StoredBlobs:
 
     def strays(self) -> Iterator[BlobFile]:
         """Files under ``blobs/`` and ``packs/`` that are not a store's: leftovers of
-        killed writers, misplaced files, a pack whose index is gone. ``digest`` is ''."""
+        killed writers, misplaced files. ``digest`` is ''."""
         folder = find_files(self.files, FolderFiles)
         if folder is None:
             return
-        for path in [*folder.strays(), *self.packs.unpaired()]:
+        for path in folder.strays():
             status = path.lstat()
             yield BlobFile("", path, status.st_size, status.st_mtime)
+
+    def unpaired_packs(self) -> list[str]:
+        """Packs no ``.idx`` names: another branch's (with pack data kept out of git, a
+        checkout leaves them), or a killed packer's. Nothing reads them; gc removes them."""
+        indexed = set(self.packs.names())
+        return [info.name for info in self.files.listing(FileKind.PACK) if info.name not in indexed]
 
     def remove_stray(self, path: Path) -> None:
         folder = self.folder()

@@ -84,7 +84,7 @@ class GitTreeFiles(Files):
         wanted = [path for path in dict.fromkeys(paths) if path in self.tree]
         fresh = [path for path in wanted if path not in self._contents]
         if fresh:
-            contents = _cat_files(self.repo, [self.tree[path][0] for path in fresh])
+            contents = cat_files(self.repo, [self.tree[path][0] for path in fresh])
             pointers: dict[str, bytes] = {}
             for path, data in zip(fresh, contents, strict=True):
                 if is_lfs_pointer(data):
@@ -144,7 +144,7 @@ def _safe_relative(path: str) -> bool:
     return bool(parts) and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
-def _cat_files(repo: Path, shas: list[str]) -> list[bytes]:
+def cat_files(repo: Path, shas: list[str]) -> list[bytes]:
     """The contents of git blobs, in order, from one ``git cat-file --batch``."""
     out = _git(repo, "cat-file", "--batch", stdin="".join(f"{sha}\n" for sha in shas).encode())
     position, contents = 0, []

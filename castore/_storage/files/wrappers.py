@@ -8,17 +8,14 @@ only, a shared folder in front of a slower one.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from castore._storage.files.lfs import is_lfs_pointer
 from castore._storage.files.seam import FileHandle, FileInfo, Files, RangeReader, Warmup
+from castore._storage.files.transfer import FileCheck, copy_files
 from castore._storage.layout import FileKind
 from castore.errors import CastoreError, ReadOnlyStoreError, RemoteObjectError
-
-#: Checks a downloaded file before it is kept: None if sound, else what is wrong with it.
-FileCheck = Callable[[FileKind, str, bytes], "str | None"]
 
 
 class ReadOnlyFiles(Files):
@@ -158,39 +155,25 @@ class ReadThroughFiles(Files):
         if not lacking:
             return []
         report = Warmup(self.label, wanted=len(lacking))
-        started = time.perf_counter()
         absent: list[FileHandle] = []
-        damaged: list[str] = []
         try:
-            for handle, fetched in self.source.read_many(lacking):
-                data = fetched
-                if data is None:
-                    absent.append(handle)
-                    continue
-                problem = self._problem(handle.kind, handle.name, data)
-                if problem is not None:  # once more, alone, before it is called damaged
-                    try:
-                        data = self._fetch(handle.kind, handle.name)
-                    except RemoteObjectError:
-                        damaged.append(str(handle))
-                        continue
-                    if data is None:
-                        absent.append(handle)
-                        continue
-                else:
-                    self.local.write(handle.kind, handle.name, data)
-                report.objects += 1
-                report.bytes += len(data)
+            copied = copy_files(self.source, self.local, lacking, check=self._check)
         except CastoreError as error:
             report.problem = str(error)
-        report.seconds = time.perf_counter() - started
-        if damaged and not report.problem:
-            report.problem = (
-                f"{len(damaged)} object(s) on the remote do not match their names (damaged "
-                f"or truncated), e.g. {damaged[0]}: `castore push` from a clone that has them "
-                "replaces nothing (objects are written once); delete them on the remote and "
-                "push again, or re-record"
+            absent = self.local.missing(lacking)
+        else:
+            report.objects, report.bytes, report.seconds = (
+                copied.files,
+                copied.bytes,
+                copied.seconds,
             )
+            absent = copied.absent
+            if copied.damaged:
+                handle, problem = copied.damaged[0]
+                report.problem = (
+                    f"{len(copied.damaged)} object(s) on the remote are damaged and were not "
+                    f"kept, e.g. {handle}: {problem}"
+                )
         reports = [report]
         if absent:
             reports += self.local.warm_up(absent)  # a checkout may still have them in LFS
