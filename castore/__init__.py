@@ -3,6 +3,7 @@
 The public API is what this module exports (docs/api.md); ``castore._*`` is private.
 """
 
+from castore._recording.hosts import HostList
 from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder, RecordingListener
 from castore._recording.redact import redactor
@@ -14,6 +15,7 @@ from castore._storage.store import Store
 
 __all__ = [
     "Entry",
+    "HostList",
     "Mode",
     "Namespace",
     "Recorder",

@@ -26,6 +26,8 @@
     │       └── RemoteObjectError       an object that does not match its name (also a BlobError)
     ├── EntryNotFoundError          Store.get of an absent key (also a KeyError)
     ├── MissingRecordingError       replay-only mode and no recording (also a LookupError)
+    ├── NetworkGuardError           a replaying test reached for another host (also a
+    │                               ConnectionRefusedError, as an offline machine gives)
     ├── StaleRecordingError         a recording that can no longer be used as it is
     │   └── ExpiredRecordingError       older than max_age, with on_expired="fail"
     ├── UnreadableRecordingError    a value just recorded that replay could not read back
@@ -35,6 +37,8 @@
     └── GitError                    git or git-lfs missing, or no repository (also a RuntimeError)
 
     ExpiredRecordingWarning (a UserWarning): older than max_age, with on_expired="warn"
+    RetriedMissError (a BaseException, as pytest.fail's is): a client retried a request
+        whose recording is missing; raised so that its retry loop stops at once
 
 Each message says what happened, to which namespace/key or file, and what to do next,
 so that a failing test run is a to-do item rather than a riddle. Library code never lets a
@@ -312,6 +316,34 @@ class UnreadableRecordingError(CastoreError):
             f"read back as {description} ({reason}); nothing was stored. Record it with a "
             "type that accepts it (or no type), or fix the call that produced it"
         )
+
+
+class NetworkGuardError(CastoreError, ConnectionRefusedError):
+    """A connection (or a name lookup) to a host a replaying test may not reach.
+
+    Also a ``ConnectionRefusedError``: every client turns it into its own connection
+    error, and code that copes with being offline copes with it."""
+
+    def __init__(self, host: str, port: int | None, where: str, advice: str) -> None:
+        self.host = host
+        self.port = port
+        self.where = where
+        target = f"{host}:{port}" if port is not None else host
+        super().__init__(
+            errno.ECONNREFUSED,
+            f"castore's network guard refused a connection to {target} ({where}): in "
+            f"replay nothing may leave this machine\n{advice}",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class RetriedMissError(BaseException):
+    """A client retried a request whose recording castore already found missing in this
+    test. Not an ``Exception`` (as ``pytest.fail``'s is not): an SDK's retry loop catches
+    ``Exception`` and would back off for seconds, while the test fails on the miss
+    anyway. The message is the miss's."""
 
 
 class ExpiredRecordingError(StaleRecordingError):

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from castore._pytest import hookspecs
+from castore._pytest.guard_plugin import GuardPlugin, allowed_hosts
 from castore._pytest.marker_fixtures import request_fixture_for_marker
 from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
 from castore._pytest.storage_settings import add_ini_options as add_storage_ini_options
+from castore._pytest.vcr_usage import CassetteUsage
 from castore._recording.modes import Mode
 from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
 from castore._storage.layout import DEFAULT_ROOT
@@ -71,6 +73,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
     parser.addini(
+        "castore_network_guard",
+        "while a session replays, refuse connections to hosts not in castore_allow_hosts, "
+        "at the socket (default true)",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
+        "castore_allow_hosts",
+        "hosts a replaying test may connect to: names, *.suffix, addresses, networks, "
+        "optionally :port (default: this machine's loopback names and addresses)",
+        type="linelist",
+    )
+    parser.addini(
+        "castore_ignore_hosts",
+        "hosts whose HTTP requests castore_http neither records nor replays (they go out "
+        "as without castore, and meet the network guard)",
+        type="linelist",
+    )
+    parser.addini(
         "castore_diff_ignore",
         "JSON paths `castore diff` ignores, one a line (e.g. $..id, $..created)",
         type="linelist",
@@ -82,17 +103,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "castore_http(match_on=None, match_headers=(), drop_headers=None, drop_query=None, "
-        "key=None, pace=None, redact_body=None): answer this test's httpx/httpx2 requests "
-        "from the store",
+        "key=None, pace=None, redact_body=None, ignore_hosts=()): answer this test's HTTP "
+        "requests (httpx, httpx2, aiohttp, requests, urllib3, botocore) from the store",
     )
     config.addinivalue_line(
         "markers",
         "castore(mode=None, namespace=None, schema_version=None, max_age=None, "
-        "on_expired=None): castore recorder options for this test",
+        "on_expired=None, allow_hosts=(), allow_misses=False): castore options for this "
+        "test: its recorders', the hosts the network guard lets it reach, and whether it "
+        "expects misses",
     )
     session = CastoreSession(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "castore-session")
+    if config.getini("castore_vcr"):
+        config.pluginmanager.register(CassetteUsage(session.usage), "castore-vcr-usage")
+    if config.getini("castore_network_guard"):
+        guard = GuardPlugin(session, allowed_hosts(config.getini("castore_allow_hosts")))
+        config.pluginmanager.register(guard, "castore-network-guard")
+        guard.install()
     # Recorders a test makes by hand (Recorder("tests/fixtures/castore", ...)) resolve
     # against the rootdir and, on the session's store, follow its mode and report to it.
     lend_to_recorders(
@@ -215,18 +244,29 @@ def session_recorder_factory(request: pytest.FixtureRequest) -> Callable[..., Re
 
 @pytest.fixture
 def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator[HttpRecorder]:
-    """Answer every httpx and httpx2 request of this test from the store (recording in a
-    recording mode), in the test module's namespace; the ``castore_http`` marker's
-    options (``match_headers``, ``drop_headers``, ``drop_query``, ``key``, ``pace``) apply.
+    """Answer every HTTP request of this test from the store (recording in a recording
+    mode), in the test module's namespace: httpx, httpx2, aiohttp, requests, urllib3,
+    botocore (boto3) and grpcio's unary and server-streaming calls. The ``castore_http``
+    marker's options apply: ``match_on``, ``match_headers``, ``drop_headers``,
+    ``drop_query``, ``key``, ``pace``, ``redact_body`` and ``ignore_hosts`` (added to the
+    ini's ``castore_ignore_hosts``).
     The marker alone, on a test, a class or a module (``pytestmark``), turns it on."""
     marker = request.node.get_closest_marker("castore_http")
     options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}
+    ignored = [
+        word for line in request.config.getini("castore_ignore_hosts") for word in line.split()
+    ]
+    options["ignore_hosts"] = [*ignored, *options.get("ignore_hosts", ())]
     # Imported here: a session that records nothing at the HTTP level (most) does not
     # pay for importing the interception and its stream classes.
     from castore.integrations.http import HttpRecorder  # noqa: PLC0415
 
-    with HttpRecorder(recorder, **options).active() as active:
-        yield active
+    http = HttpRecorder(recorder, **options)
+    try:
+        with http.active():
+            yield http
+    finally:
+        request.config.stash[SESSION_KEY].usage.error_answers.extend(http.error_answers)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -237,8 +277,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     """pytest-recording's hook: with ``castore_vcr = true``, cassettes keep their response
-    bodies in the session's store (``castore.integrations.vcr``); no conftest change."""
-    if config.getini("castore_vcr"):
-        from castore.integrations.vcr import use_castore  # noqa: PLC0415 - only with VCR.py
+    bodies in the session's store, and castore's rules hold (``castore.integrations.vcr``):
+    its mode is VCR.py's record mode unless ``--record-mode`` is given, and the secrets
+    ``castore_http`` keeps out of the store stay out of cassettes. No conftest change."""
+    if not config.getini("castore_vcr"):
+        return
+    # Imported here: only sessions that use VCR.py pay for it.
+    from castore.integrations.vcr import apply_castore_rules, use_castore  # noqa: PLC0415
 
-        use_castore(vcr, config.stash[SESSION_KEY].store, config.rootpath)
+    session = config.stash[SESSION_KEY]
+    use_castore(vcr, session.store, config.rootpath)
+    explicit = config.getoption("--record-mode", None) is not None
+    apply_castore_rules(vcr, None if explicit else session.mode_for(None).value)

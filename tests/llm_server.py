@@ -1,6 +1,9 @@
-"""A loopback server that speaks enough of the OpenAI and Anthropic HTTP APIs for the real
-SDKs: chat completions (JSON, server-sent events, structured output) and messages (JSON,
-server-sent events), with request-id headers, as the real services send them.
+"""A loopback server that speaks enough of the OpenAI, Anthropic, Gemini and Bedrock HTTP
+APIs for the real SDKs: chat completions (JSON, server-sent events, structured output),
+messages (JSON, server-sent events), Gemini's generateContent (JSON, server-sent events)
+and Bedrock's converse (JSON) and converse-stream (an AWS event stream, written here
+byte by byte from the specification), with request-id headers, as the real services send
+them.
 
 Answers are derived from the request (the last user message), so a changed prompt gives a
 changed answer, and every response carries a fresh request id, so a test can tell a replay
@@ -12,9 +15,11 @@ Run as ``python -m tests.llm_server`` it prints its base URL and serves until ki
 
 from __future__ import annotations
 
+import binascii
 import gzip
 import itertools
 import json
+import struct
 import threading
 import time
 import zlib
@@ -30,9 +35,12 @@ import zstandard
 class LLMServer:
     """A threaded HTTP server on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, gap: float = 0.0) -> None:
         self.delay = delay
         """Seconds each answer waits, as a real model would (the issue asks 0.5-1 s)."""
+        self.gap = gap
+        """Seconds between the chunks of a stream: the client then reads one per read, so
+        a live run's chunk boundaries are the server's, as with a real model."""
         self.requests = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -70,8 +78,9 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             request_id = server.next_request_id()
-            if server.delay:
-                time.sleep(server.delay)
+            delay = float(self.headers.get("x-test-delay") or server.delay)
+            if delay:
+                time.sleep(delay)
             encoding = self.path[1:].split("?")[0]
             if encoding in ENCODERS:
                 self._send_encoded(body, request_id, encoding)
@@ -81,8 +90,97 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 self._openai(body, request_id)
             elif path == "/messages":
                 self._anthropic(body, request_id)
+            elif path.startswith("/model/") and path.endswith("/converse"):
+                self._bedrock(body, request_id)
+            elif path.startswith("/model/") and path.endswith("/converse-stream"):
+                self._bedrock_stream(body, request_id)
+            elif ":generateContent" in path or ":streamGenerateContent" in path:
+                self._gemini(body, request_id, stream="streamGenerate" in path)
             else:
                 self._send_json(404, {"error": {"message": f"no route {self.path}"}}, request_id)
+
+        def do_GET(self) -> None:
+            request_id = server.next_request_id()
+            if self.path.startswith("/stream"):
+                self._send_events(
+                    ((name, {"n": n}) for n, name in enumerate(("a", "b", "c"))),
+                    request_id,
+                )
+                return
+            self._send_json(200, {"path": self.path, "id": request_id}, request_id)
+
+        def _bedrock(self, body: dict[str, Any], request_id: str) -> None:
+            text = f"echo: {_bedrock_text(body)}"
+            self._send_json(
+                200,
+                {
+                    "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                    "stopReason": "end_turn",
+                    "usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8},
+                    "metrics": {"latencyMs": 120},
+                },
+                request_id,
+                amazon=True,
+            )
+
+        def _bedrock_stream(self, body: dict[str, Any], request_id: str) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/vnd.amazon.eventstream")
+            self.send_header("transfer-encoding", "chunked")
+            self.send_header("x-amzn-requestid", request_id)
+            self.end_headers()
+            text = f"echo: {_bedrock_text(body)}"
+            events = [("messageStart", {"role": "assistant"})]
+            events += [
+                ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": word + " "}})
+                for word in text.split(" ")
+            ]
+            events += [
+                ("contentBlockStop", {"contentBlockIndex": 0}),
+                ("messageStop", {"stopReason": "end_turn"}),
+                (
+                    "metadata",
+                    {
+                        "usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8},
+                        "metrics": {"latencyMs": 120},
+                    },
+                ),
+            ]
+            for name, payload in events:
+                # Bedrock pads each event with a field of random length ("p").
+                padded = {**payload, "p": "abcdefghij"[: 1 + len(name) % 9]}
+                self._chunk(_aws_event(name, padded))
+            self._chunk(b"")
+
+        def _gemini(self, body: dict[str, Any], request_id: str, *, stream: bool) -> None:
+            parts = body.get("contents", [{}])[-1].get("parts", [{}])
+            text = f"echo: {' '.join(part.get('text', '') for part in parts)}"
+
+            def answer(piece: str, finish: str | None) -> dict[str, Any]:
+                candidate: dict[str, Any] = {
+                    "content": {"parts": [{"text": piece}], "role": "model"},
+                    "index": 0,
+                }
+                if finish:
+                    candidate["finishReason"] = finish
+                return {
+                    "candidates": [candidate],
+                    "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 3},
+                    "modelVersion": "gemini-test",
+                    "responseId": request_id,
+                }
+
+            if not stream:
+                self._send_json(200, answer(text, "STOP"), request_id)
+                return
+            words = text.split(" ")
+            self._send_events(
+                (
+                    ("", answer(word + " ", "STOP" if n == len(words) - 1 else None))
+                    for n, word in enumerate(words)
+                ),
+                request_id,
+            )
 
         def _openai(self, body: dict[str, Any], request_id: str) -> None:
             prompt = _last_user_text(body.get("messages", []))
@@ -149,12 +247,17 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _send_json(self, status: int, payload: dict[str, Any], request_id: str) -> None:
+        def _send_json(
+            self, status: int, payload: dict[str, Any], request_id: str, *, amazon: bool = False
+        ) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
-            self._request_id_headers(request_id)
+            if amazon:
+                self.send_header("x-amzn-requestid", request_id)
+            else:
+                self._request_id_headers(request_id)
             self.end_headers()
             self.wfile.write(data)
 
@@ -179,6 +282,8 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             self._chunk(b"")
 
         def _chunk(self, data: bytes) -> None:
+            if server.gap and data:
+                time.sleep(server.gap)
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
@@ -206,6 +311,30 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
                 return " ".join(part.get("text", "") for part in content)
             return str(content)
     return ""
+
+
+def _bedrock_text(body: dict[str, Any]) -> str:
+    message = body.get("messages", [{}])[-1]
+    return " ".join(part.get("text", "") for part in message.get("content", []))
+
+
+def _aws_event(name: str, payload: dict[str, Any]) -> bytes:
+    """One AWS event-stream message: prelude (lengths, CRC32), string headers, the JSON
+    payload, and the CRC32 of all of it (the specification botocore's parser checks)."""
+    headers = b""
+    for key, value in (
+        (":event-type", name),
+        (":content-type", "application/json"),
+        (":message-type", "event"),
+    ):
+        encoded = value.encode()
+        headers += bytes([len(key)]) + key.encode() + b"\x07"
+        headers += struct.pack(">H", len(encoded)) + encoded
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    prelude = struct.pack(">II", 12 + len(headers) + len(data) + 4, len(headers))
+    prelude += struct.pack(">I", binascii.crc32(prelude))
+    message = prelude + headers + data
+    return message + struct.pack(">I", binascii.crc32(message))
 
 
 def _openai_chunks(completion_id: str, model: str, content: str) -> Iterator[tuple[str, Any]]:

@@ -126,6 +126,53 @@ def test_cassettes_keep_bodies_in_the_store_and_replay_beside_yaml_ones(
     assert server.requests == recorded
 
 
+RULES_SUITE = """
+import os
+
+import httpx
+import pytest
+
+
+@pytest.mark.vcr
+def test_cookies_keys_and_headers():
+    response = httpx.post(
+        os.environ["LLM_BASE_URL"] + "/gzip?key=secret-query-key&kept=1",
+        json={"a": 1},
+        headers={"authorization": "Bearer sk-secret-in-a-header", "x-api-key": "sk-other"},
+    )
+    assert response.json() == {"echo": {"a": 1}}
+"""
+
+
+def test_castore_rules_hold_under_vcr(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With castore_vcr: RECORD_FIXTURES sets VCR.py's record mode, castore_http's secret
+    defaults keep cookies, keys and credentials out of cassettes, and VCR.py's
+    interactions count in castore's report."""
+    project.makepyfile(test_rules=RULES_SUITE)
+    ini(project, castore_vcr=True)
+    server = LLMServer().start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    try:
+        monkeypatch.setenv("RECORD_FIXTURES", "true")
+        recorded = project.runpytest_subprocess("-p", "no:cacheprovider")
+        monkeypatch.delenv("RECORD_FIXTURES")
+    finally:
+        server.stop()
+    recorded.assert_outcomes(passed=1)
+    assert server.requests == 1
+    recorded.stdout.fnmatch_lines(["0 replayed, 0 missing or stale, 1 recorded*"])
+    cassette = project.path / "cassettes" / "test_rules" / "test_cookies_keys_and_headers.yaml"
+    text = cassette.read_text()
+    for secret in ("sk-secret-in-a-header", "sk-other", "secret-query-key", "secret-cookie"):
+        assert secret not in text, secret
+    assert "kept=1" in text
+    replayed = project.runpytest_subprocess("-p", "no:cacheprovider")
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.fnmatch_lines(["1 replayed, 0 missing or stale, 0 recorded*"])
+
+
 def test_a_body_missing_from_the_store_is_a_clear_error(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

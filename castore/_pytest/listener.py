@@ -22,6 +22,8 @@ class SessionListener:
         self.usage = Usage()
         self.current_nodeid: str | None = None
         self._root_option = root_option
+        #: node id -> the messages of misses not yet judged (see ``swallowed``).
+        self._misses_of: dict[str, list[str]] = {}
 
     def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
         self.usage.hits += 1
@@ -36,6 +38,13 @@ class SessionListener:
         self.usage.misses += 1
         self.usage.missing.append((recorder.namespace, key, problem.miss, problem.reason))
         self.usage.note(recorder.namespace, key, self.current_nodeid)
+        if self.current_nodeid is not None:
+            message = problem.message or f"{recorder.namespace} :: {key}: {problem.reason}"
+            self._misses_of.setdefault(self.current_nodeid, []).append(message)
+
+    def take_misses(self, nodeid: str) -> list[str]:
+        """The messages of the misses ``nodeid`` had since it was last asked."""
+        return self._misses_of.pop(nodeid, [])
 
     def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str:
         runner = "uv run pytest" if "UV_RUN_RECURSION_DEPTH" in os.environ else "pytest"

@@ -38,7 +38,16 @@ def report_lines(
     verbose: bool,
 ) -> list[str]:
     """``ci_overrides_ini``: CI is set and the ini file names a mode, which CI ignores."""
-    if not usage.used and not judged and not usage.fetched and not usage.fetch_problems:
+    if not (
+        usage.used
+        or usage.hits
+        or usage.recorded
+        or judged
+        or usage.fetched
+        or usage.fetch_problems
+        or usage.unrecorded_hosts
+        or usage.refused
+    ):
         return []
     lines = [f"store {store} (mode {mode.value}: {mode.description})"]
     for source in dict.fromkeys(item[3] for item in usage.fetched):
@@ -59,6 +68,7 @@ def report_lines(
     for namespace, key, miss, _ in usage.missing:
         why = "no recording" if miss is Miss.MISSING else "stale"
         lines.append(f"  {why}: {namespace} :: {key}")
+    lines.extend(_network_lines(usage))
     unused = {ns: sorted(j.unused) for ns, j in judged.items() if j.unused}
     if unused:
         total = sum(len(keys) for keys in unused.values())
@@ -72,4 +82,32 @@ def report_lines(
             lines.append(f"  {namespace}: {shown}{more}")
     elif not judged and verbose:
         lines.append("unused recordings: not judged (only part of the suite ran)")
+    return lines
+
+
+def _network_lines(usage: Usage) -> list[str]:
+    """Error answers recorded, calls made outside castore, connections the guard refused."""
+    lines = []
+    if usage.error_answers:
+        count = len(usage.error_answers)
+        answers = "answer" if count == 1 else "answers"
+        lines.append(
+            f"recorded {count} error {answers} (kept for tests of error handling; "
+            f"commit them only if a test needs them):"
+        )
+        lines.extend(f"  {answer}" for answer in sorted(usage.error_answers)[:MAX_KEYS_SHOWN])
+    for target, count in sorted(usage.unrecorded_hosts.items(), key=lambda item: -item[1]):
+        calls = "call" if count == 1 else "calls"
+        were = "was" if count == 1 else "were"
+        lines.append(
+            f"{count} {calls} to {target} {were} not recorded (made outside castore: a "
+            "replay will not have them)"
+        )
+    if usage.refused:
+        count = len(usage.refused)
+        lines.append(
+            f"the network guard refused {count} connection{'s' if count != 1 else ''} "
+            f"(castore_allow_hosts lists the hosts tests may reach):"
+        )
+        lines.extend(f"  {refused}" for refused in usage.refused[:MAX_KEYS_SHOWN])
     return lines

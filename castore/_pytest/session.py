@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import pytest
 
-from castore._pytest import judging
+from castore._pytest import judging, swallowed
 from castore._pytest.listener import SessionListener
 from castore._pytest.settings import decide_mode, module_namespace, resolve_root
 from castore._pytest.storage_settings import storage_settings
@@ -33,6 +33,8 @@ from castore._storage.value_limit import max_value_bytes
 from castore.errors import CastoreError, StoreError
 
 WORKEROUTPUT_KEY: Final = "castore"
+#: ``castore`` marker options that the session reads, not the recorders.
+SESSION_OPTIONS: Final = ("allow_hosts", "allow_misses")
 
 
 class CastoreSession:
@@ -112,6 +114,8 @@ class CastoreSession:
         else:
             settings.pop("namespace", None)
         settings.update(options)
+        for session_only in SESSION_OPTIONS:  # the marker's options for the session, not recorders
+            settings.pop(session_only, None)
         mode = self.mode_for(settings.pop("mode", None))
         if self._fetched_for is not None and namespace not in self._fetched_for:
             self._fetch_lfs([namespace])  # chosen at run time (recorder_factory("x"))
@@ -217,6 +221,15 @@ class CastoreSession:
                     (fetched.objects, fetched.bytes, fetched.seconds, fetched.source)
                 )
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """A phase whose code caught a miss fails anyway (``swallowed``)."""
+        report = yield
+        misses = self.listener.take_misses(item.nodeid)
+        if misses and not _allows_misses(item):
+            swallowed.fail_report(report, misses)
+        return report
+
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.usage.deselected.update(item.nodeid for item in items)
 
@@ -287,3 +300,8 @@ class CastoreSession:
     def _keys_of(self, namespace: str) -> Iterable[str]:
         """Opens the store only if some namespace is judged."""
         return self.store.entries(namespace)
+
+
+def _allows_misses(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("castore")
+    return bool(marker and marker.kwargs.get("allow_misses"))

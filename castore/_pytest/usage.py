@@ -32,6 +32,12 @@ class Usage:
     """(objects, bytes, seconds, source) of each lazy fetch this process made; the source
     is ``LFS`` or ``remote NAME``."""
     fetch_problems: list[str] = field(default_factory=list)
+    unrecorded_hosts: dict[str, int] = field(default_factory=dict)
+    """``host:port`` -> connections a recording session made outside castore."""
+    refused: list[str] = field(default_factory=list)
+    """Connections the network guard refused: ``host:port (where)``."""
+    error_answers: list[str] = field(default_factory=list)
+    """HTTP error answers (4xx, 5xx) recorded: ``404 POST host/path``."""
 
     def note(self, namespace: str, key: str, nodeid: str | None) -> None:
         self.used.setdefault(namespace, set()).add(key)
@@ -52,6 +58,10 @@ class Usage:
         self.deselected.update(other.deselected)
         self.fetched.extend(other.fetched)
         self.fetch_problems.extend(other.fetch_problems)
+        for target, count in other.unrecorded_hosts.items():
+            self.unrecorded_hosts[target] = self.unrecorded_hosts.get(target, 0) + count
+        self.refused.extend(other.refused)
+        self.error_answers.extend(other.error_answers)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -66,6 +76,9 @@ class Usage:
                 "deselected": sorted(self.deselected),
                 "fetched": self.fetched,
                 "fetch_problems": self.fetch_problems,
+                "unrecorded_hosts": self.unrecorded_hosts,
+                "refused": self.refused,
+                "error_answers": self.error_answers,
             }
         )
 
@@ -86,4 +99,7 @@ class Usage:
                 for objects, size, seconds, source in data["fetched"]
             ],
             fetch_problems=list(data["fetch_problems"]),
+            unrecorded_hosts=dict(data.get("unrecorded_hosts", {})),
+            refused=list(data.get("refused", [])),
+            error_answers=list(data.get("error_answers", [])),
         )

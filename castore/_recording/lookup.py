@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from castore._recording.flights import Flight
+from castore._recording.live import live_call
 from castore._storage.index import StreamKind
 from castore._storage.locks import KeyLock
 
@@ -69,10 +70,12 @@ def run_sync(steps: Steps, generator_fn: Callable[[], Any], key: str) -> Any:
     def perform(step: Step) -> Any:
         __tracebackhide__ = True
         if isinstance(step, CallThrough):
-            return _refuse_async(generator_fn(), key)
+            with live_call():
+                return _refuse_async(generator_fn(), key)
         if isinstance(step, Call):
             started = time.perf_counter()
-            value, stream = _collect_sync(_refuse_async(generator_fn(), key))
+            with live_call():
+                value, stream = _collect_sync(_refuse_async(generator_fn(), key))
             return Collected(value, stream, time.perf_counter() - started)
         if isinstance(step, Wait):
             step.flight.done.wait()
@@ -97,11 +100,13 @@ async def run_async(steps: Steps, generator_fn: Callable[[], Any]) -> Any:
     async def perform(step: Step) -> Any:
         __tracebackhide__ = True
         if isinstance(step, CallThrough):
-            result = generator_fn()
-            return await result if inspect.isawaitable(result) else result
+            with live_call():
+                result = generator_fn()
+                return await result if inspect.isawaitable(result) else result
         if isinstance(step, Call):
             started = time.perf_counter()
-            value, stream = await _collect_async(generator_fn())
+            with live_call():
+                value, stream = await _collect_async(generator_fn())
             return Collected(value, stream, time.perf_counter() - started)
         if isinstance(step, Wait):
             while not step.flight.done.is_set():

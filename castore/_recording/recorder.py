@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol
@@ -382,15 +382,23 @@ class Recorder:
             return entry
         if self.mode.records:
             return None
-        self._misses += 1
-        self._listener.missed(self, stored, problem)
         hint = self._listener.how_to_record(self, stored, problem.fixed_by)
+        error: CastoreError
         if entry is None:
             nearest = nearest_recordings(self._namespace.entries(), stored, metadata)
-            raise MissingRecordingError(
+            error = MissingRecordingError(
                 self.namespace, stored, self.store.root, hint, nearest=nearest
             )
-        raise StaleRecordingError(self.namespace, stored, problem.reason, hint)
+        else:
+            error = StaleRecordingError(self.namespace, stored, problem.reason, hint)
+        raise self._missed(stored, problem, error)
+
+    def _missed(self, stored: str, problem: Problem, error: CastoreError) -> CastoreError:
+        """Count a lookup that fails, and tell the listener, with the message the caller
+        gets (code under test may catch the error; the session still reports it)."""
+        self._misses += 1
+        self._listener.missed(self, stored, replace(problem, message=str(error)))
+        return error
 
     def _usable_after_refresh(
         self, stored: str, metadata: Mapping[str, Any] | None
@@ -425,7 +433,8 @@ class Recorder:
             return problem
         hint = self._listener.how_to_record(self, stored, Mode.ALL)
         if self.on_expired == "fail":
-            raise ExpiredRecordingError(self.namespace, stored, problem.reason, hint)
+            expired = ExpiredRecordingError(self.namespace, stored, problem.reason, hint)
+            raise self._missed(stored, problem, expired)
         warnings.warn(
             ExpiredRecordingWarning(
                 f"recording {stored!r} in namespace {self.namespace!r}: {problem.reason}; "
@@ -447,11 +456,10 @@ class Recorder:
         except _Unfit as unfit:
             if self.mode.records:
                 return _UNFIT
-            self._misses += 1
             problem = Problem(Miss.UNREADABLE, unfit.reason)
-            self._listener.missed(self, stored, problem)
             hint = self._listener.how_to_record(self, stored, problem.fixed_by)
-            raise StaleRecordingError(self.namespace, stored, unfit.reason, hint) from None
+            error = StaleRecordingError(self.namespace, stored, unfit.reason, hint)
+            raise self._missed(stored, problem, error) from None
         self._hits += 1
         self._saved_seconds += entry.duration or 0.0
         self._listener.replayed(self, stored, entry)

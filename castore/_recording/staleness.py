@@ -37,6 +37,8 @@ class Miss(StrEnum):
 class Problem:
     miss: Miss
     reason: str
+    message: str = ""
+    """The whole message of the error the caller got, once one was raised for it."""
 
     @property
     def fixed_by(self) -> Mode:

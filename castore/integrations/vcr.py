@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from castore import Store
 from castore.errors import CastoreError
+from castore.integrations.http import DEFAULT_DROP_HEADERS, DEFAULT_DROP_QUERY
 
 CASSETTE_FORMAT: Final = 1
 _TAG: Final = "castore_cassette"
@@ -116,6 +117,37 @@ class CastorePersister:
         _write_atomically(
             path, json.dumps(document, indent=1, sort_keys=True, default=_text) + "\n"
         )
+
+
+#: castore's modes as VCR.py's record modes. ``off`` (call through, store nothing) has no
+#: VCR.py twin: pytest-recording's ``--disable-recording`` is its way.
+RECORD_MODES: Final = {"none": "none", "new_episodes": "new_episodes", "all": "all"}
+
+
+def apply_castore_rules(vcr: Any, mode: str | None) -> None:
+    """The rules of ``castore_http`` for a VCR.py instance whose own configuration does
+    not say otherwise: castore's mode (``RECORD_FIXTURES``, ``--castore-mode``) as its
+    record mode, and the same secrets kept out of cassettes: request headers that carry
+    credentials (``filter_headers``), the same response headers (cookies, org ids) and
+    the same query parameters (``?key=``). A ``vcr_config`` or marker that sets one of
+    these still wins, as it does in VCR.py."""
+    if mode in RECORD_MODES:
+        vcr.record_mode = RECORD_MODES[mode]
+    if not vcr.filter_headers:
+        vcr.filter_headers = sorted(DEFAULT_DROP_HEADERS)
+    if not vcr.filter_query_parameters:
+        vcr.filter_query_parameters = sorted(DEFAULT_DROP_QUERY)
+    if vcr.before_record_response is None:
+        vcr.before_record_response = drop_secret_response_headers
+
+
+def drop_secret_response_headers(response: dict[str, Any]) -> dict[str, Any]:
+    """A ``before_record_response`` hook: the response headers ``castore_http`` drops."""
+    headers = response.get("headers") or {}
+    for name in list(headers):
+        if name.lower() in DEFAULT_DROP_HEADERS:
+            del headers[name]
+    return response
 
 
 def use_castore(vcr: Any, store: Store | str | os.PathLike[str], root: Path | None = None) -> None:

@@ -1,0 +1,93 @@
+"""The network guard's pytest side: which policy holds for each test, and what it saw.
+
+Registered by the plugin only when ``castore_network_guard`` is on (the default). The
+session around the tests (collection included) follows the session's mode; each test
+follows its own (a ``castore(mode=...)`` marker may make one test record while the rest
+replay), and may allow more hosts with ``castore(allow_hosts=[...])``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from castore._pytest.network_guard import NetworkGuard, Policy
+from castore._recording.hosts import LOOPBACK, HostList
+from castore._recording.modes import Mode
+
+if TYPE_CHECKING:
+    from castore._pytest.session import CastoreSession
+
+
+def allowed_hosts(ini: Iterable[str]) -> HostList:
+    """``castore_allow_hosts`` (one or more per line), or this machine's loopback names."""
+    patterns = [word for line in ini for word in line.replace(",", " ").split()]
+    return HostList(patterns or LOOPBACK)
+
+
+class GuardPlugin:
+    def __init__(self, session: CastoreSession, allowed: HostList) -> None:
+        self.session = session
+        self.allowed = allowed
+        usage = session.usage
+        self.guard = NetworkGuard(self._session_policy("the session"), usage)
+
+    def install(self) -> None:
+        self.guard.install()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.guard.uninstall()
+
+    def pytest_collectstart(self, collector: pytest.Collector) -> None:
+        self.guard.policy = self._session_policy(f"collecting {collector.nodeid or 'tests'}")
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        marker = item.get_closest_marker("castore")
+        options = marker.kwargs if marker else {}
+        mode = self.session.mode_for(options.get("mode"))
+        extra = HostList(options.get("allow_hosts") or ())
+        self.guard.policy = Policy(
+            where=f"test {item.nodeid}",
+            blocking=mode is Mode.NONE,
+            allowed=self.allowed + extra,
+            advice=lambda target: self._advice(target, item.nodeid),
+        )
+        try:
+            return (yield)
+        finally:
+            self.guard.policy = self._session_policy("between tests")
+
+    def _session_policy(self, where: str) -> Policy:
+        return Policy(
+            where=where,
+            blocking=self.session.mode_for(None) is Mode.NONE,
+            allowed=self.allowed,
+            advice=lambda target: self._advice(target, None),
+        )
+
+    def _advice(self, target: str, nodeid: str | None) -> str:
+        host = target.rsplit(":", 1)[0] if target.count(":") == 1 else target
+        lines = []
+        if nodeid:
+            runner = "uv run pytest" if "UV_RUN_RECURSION_DEPTH" in os.environ else "pytest"
+            lines += [
+                "  to record this call, have castore record it (the castore_http marker, or "
+                "get_or_record) and run:",
+                f"    RECORD_FIXTURES=true {runner} {shlex.quote(nodeid)}",
+                f'  to let this test reach the host: @pytest.mark.castore(allow_hosts=["{host}"])',
+            ]
+        else:
+            lines.append(
+                "  this happened outside any test (at collection: an import that fetches?)"
+            )
+        lines += [
+            f"  to let every replaying test reach it: castore_allow_hosts = {host} (pytest "
+            "configuration; the default allows only this machine)",
+            "  to turn the guard off: castore_network_guard = false",
+        ]
+        return "\n".join(lines)

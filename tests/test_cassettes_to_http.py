@@ -1,0 +1,97 @@
+"""A suite leaves VCR.py behind: its cassettes become ``castore_http`` recordings
+(``castore.integrations.http.cassettes``), and the same tests, marked ``castore_http``
+instead of ``vcr``, replay them with no cassette and no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vcr.persisters.filesystem import FilesystemPersister
+from vcr.serializers import yamlserializer
+
+from castore import Store
+from castore.integrations.http.cassettes import import_cassettes, module_namespace
+from tests.llm_server import LLMServer
+
+SUITE = """
+import os
+
+import httpx
+import openai
+import pytest
+
+pytestmark = pytest.mark.vcr
+BASE_URL = os.environ["LLM_BASE_URL"]
+
+
+def client():
+    return openai.OpenAI(base_url=BASE_URL + "/v1", api_key="sk-in-a-header", max_retries=0)
+
+
+def test_a_completion_asked_twice():
+    answers = [
+        client().chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "twice"}]
+        ).choices[0].message.content
+        for _ in range(2)
+    ]
+    assert answers == ["echo: twice", "echo: twice"]
+
+
+def test_a_stream():
+    with client().chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "a stream"}], stream=True
+    ) as stream:
+        chunks = [chunk.choices[0].delta.content or "" for chunk in stream]
+    assert "".join(chunks) == "echo: a stream "
+    assert len(chunks) == 5  # one per server-sent event, as live
+
+
+def test_a_gzip_body_and_a_secret_query():
+    response = httpx.post(BASE_URL + "/gzip?key=secret-query-key", json={"a": 1})
+    assert response.json() == {"echo": {"a": 1}}
+"""
+
+
+def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RECORD_FIXTURES", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    tests = pytester.path / "tests"
+    tests.mkdir()
+    (tests / "test_chat.py").write_text(SUITE)
+    pytester.makeini("[pytest]\ncastore_root = recordings\n")
+    server = LLMServer().start()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    try:
+        recorded = pytester.runpytest_subprocess("--record-mode=once", "-p", "no:cacheprovider")
+    finally:
+        server.stop()
+    recorded.assert_outcomes(passed=3)
+    cassettes = sorted((tests / "cassettes" / "test_chat").glob("*.yaml"))
+    assert len(cassettes) == 3
+
+    store = Store(pytester.path / "recordings")
+    imported = import_cassettes(
+        cassettes,
+        store,
+        lambda path: FilesystemPersister.load_cassette(path, yamlserializer),
+        namespace_of=lambda path: module_namespace(path, pytester.path),
+    )
+    assert {item.namespace for item in imported} == {"tests/test_chat"}
+    assert sum(item.recordings for item in imported) == server.requests == 4
+    for cassette in cassettes:
+        cassette.unlink()
+
+    (tests / "test_chat.py").write_text(
+        SUITE.replace("pytestmark = pytest.mark.vcr", "pytestmark = pytest.mark.castore_http")
+    )
+    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    replayed.assert_outcomes(passed=3)
+    replayed.stdout.fnmatch_lines(["4 replayed, 0 missing or stale, 0 recorded*"])
+    assert (
+        b"secret-query-key"
+        not in Path(store.root / "index" / "tests" / "test_chat.json").read_bytes()
+    )
