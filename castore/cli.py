@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from castore import cli_remote
 from castore._storage.blobs.loose import store_holding
 from castore._storage.index import format_time
 from castore._storage.layout import DEFAULT_ROOT, MAX_INDEX_BYTES, is_digest
@@ -373,6 +374,8 @@ def _print_collection(collection: collect.Collection, *, dry_run: bool) -> None:
     )
     if collection.packed_copies:
         click.echo(f"{verb} {len(collection.packed_copies):,} loose copies of packed blobs")
+    if collection.unpaired_packs:
+        click.echo(f"{verb} {len(collection.unpaired_packs):,} pack(s) no .idx names")
     rewrite = collection.packing
     if rewrite.removed_packs:
         did = "would rewrite" if dry_run else "rewrote"
@@ -406,13 +409,37 @@ def _share(text: str) -> float:
     show_default=True,
     help="Rewrite a pack once more than this share of its bytes is unreferenced.",
 )
+@click.option("--remote", metavar="NAME", help="Collect on this remote instead (see --ref).")
+@click.option("--ref", "refs", multiple=True, help="With --remote: keep what these refs use.")
+@click.option(
+    "--grace",
+    default=cli_remote.DEFAULT_GRACE_TEXT,
+    show_default=True,
+    help="With --remote: keep objects younger than this (14d, 12h, 0).",
+)
 @json_option
 @click.pass_obj
-def gc(settings: Settings, dry_run: bool, max_unused: str, as_json: bool) -> None:
+def gc(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    max_unused: str,
+    remote: str | None,
+    refs: tuple[str, ...],
+    grace: str,
+    as_json: bool,
+) -> None:
     """Delete blobs no index refers to (as `git lfs prune` does), and leftover temp files.
 
     Loose blobs go at once. Packed ones go when their pack is rewritten: only packs whose
-    unreferenced share passes --max-unused, so one deletion does not re-upload a pack."""
+    unreferenced share passes --max-unused, so one deletion does not re-upload a pack.
+    With --remote NAME, delete the remote's objects that no index at any git ref (all
+    branches and tags, or --ref) nor the working tree uses, once older than --grace."""
+    if remote:
+        cli_remote.gc_remote(
+            settings, remote=remote, refs=refs, grace=grace, dry_run=dry_run, as_json=as_json
+        )
+        return
     collection = collect.collect_garbage(
         settings.store(), dry_run=dry_run, max_unused=_share(max_unused), progress=progress
     )
@@ -431,6 +458,7 @@ def _collection_json(collection: collect.Collection, dry_run: bool) -> dict[str,
         "packs_rewritten": collection.packing.removed_packs,
         "packs_written": [index.name for index in collection.packing.written],
         "dead_packed_blobs": collection.dead_packed,
+        "unpaired_packs": collection.unpaired_packs,
     }
 
 
@@ -796,16 +824,17 @@ def git_group() -> None:
 
 @git_group.command(name="setup")
 @click.option("--lfs/--no-lfs", default=True, show_default=True, help="Track blobs with git-lfs.")
+@click.option("--remote", metavar="NAME", help="Keep pack data out of git: remote NAME holds it.")
 @click.option("--undo", is_flag=True, help="Remove what setup added.")
 @click.pass_obj
-def git_setup(settings: Settings, lfs: bool, undo: bool) -> None:
+def git_setup(settings: Settings, lfs: bool, remote: str | None, undo: bool) -> None:
     """Configure the repository holding the store (idempotent; --undo reverses it).
 
     Writes a castore block to .gitattributes (blobs: git-lfs unless --no-lfs, binary,
     shown as JSON by `git diff`; indexes: text, merged by castore) and sets the diff and
     merge drivers in .git/config.
     """
-    report = _git.undo(settings.root) if undo else _git.setup(settings.root, lfs=lfs)
+    report = _git.undo(settings.root) if undo else _git.setup(settings.root, lfs=lfs, remote=remote)
     for action in report.actions:
         click.echo(action)
     if not report.actions:
@@ -867,4 +896,6 @@ def _accept_root_everywhere(group: click.Group) -> None:
         )
 
 
+for _command in cli_remote.COMMANDS:  # the remote tier's commands live in their own module
+    main.add_command(_command)
 _accept_root_everywhere(main)

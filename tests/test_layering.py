@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 #: The faces users touch: the only modules allowed at the package's top level.
-FACES = {"__init__", "__main__", "errors", "cli", "pytest_plugin"}
+FACES = {"__init__", "__main__", "errors", "cli", "cli_remote", "pytest_plugin"}
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
