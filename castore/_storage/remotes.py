@@ -8,11 +8,13 @@ for one process, or turns reading through off (``CASTORE_REMOTE=none``).
 from __future__ import annotations
 
 import os
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from castore._storage.config import StoreConfig
-from castore._storage.files.object_store import ObjectStoreFiles
 from castore.errors import RemoteConfigError
+
+if TYPE_CHECKING:
+    from castore._storage.files.object_store import ObjectStoreFiles
 
 REMOTE_VARIABLE: Final = "CASTORE_REMOTE"
 _OFF: Final = frozenset({"none", "off", "false", "0"})
@@ -29,6 +31,8 @@ def open_remote(config: StoreConfig, name: str | None = None) -> ObjectStoreFile
             f"castore.json names no {wanted} (remotes: {known}); add one with "
             "`castore remote add NAME URL`"
         )
+    from castore._storage.files.object_store import ObjectStoreFiles  # noqa: PLC0415 - remotes only
+
     spec = config.remotes[chosen]
     return ObjectStoreFiles(chosen, spec.url, spec.options)
 

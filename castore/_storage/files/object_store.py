@@ -16,12 +16,10 @@ and handed to obstore in memory.
 
 from __future__ import annotations
 
-import configparser
 import datetime as dt
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -228,7 +226,7 @@ class ObjectStoreFiles(Files):
         if len(wanted) <= 1:
             yield from super().read_many(wanted)
             return
-        with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
+        with _pool(len(wanted)) as pool:
             futures = [pool.submit(self.read, *handle) for handle in wanted]
             try:
                 for handle, future in zip(wanted, futures, strict=True):
@@ -258,7 +256,7 @@ class ObjectStoreFiles(Files):
     def write_many(self, files: Iterable[tuple[FileHandle, bytes]]) -> Iterator[FileHandle]:
         """Upload concurrently; yields each handle once its object is written."""
         items = list(files)
-        with ThreadPoolExecutor(max(1, min(CONCURRENCY, len(items)))) as pool:
+        with _pool(len(items)) as pool:
             futures = {pool.submit(self.write, *handle, data): handle for handle, data in items}
             for future, handle in futures.items():
                 future.result()
@@ -308,7 +306,7 @@ class ObjectStoreFiles(Files):
             return [handle for handle in wanted if (handle.kind, handle.name) not in present]
         if not wanted:
             return []
-        with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
+        with _pool(len(wanted)) as pool:
             held = list(pool.map(lambda handle: self.stat(*handle) is not None, wanted))
         return [handle for handle, here in zip(wanted, held, strict=True) if not here]
 
@@ -350,6 +348,13 @@ class _RemoteRanges:
         pass
 
 
+def _pool(jobs: int) -> Any:
+    """Threads for a batch (imported here: a replay that fetches nothing never pays)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    return ThreadPoolExecutor(max(1, min(CONCURRENCY, jobs)))
+
+
 def _last_words(text: str) -> str:
     """The useful end of an obstore message (which repeats the whole request)."""
     for marker in ("Server returned non-2xx status code: ", "HTTP error: "):
@@ -361,6 +366,8 @@ def _last_words(text: str) -> str:
 def _aws_profile() -> dict[str, Any] | None:
     """The keys of the AWS profile in use (``AWS_PROFILE``, else ``default``) from the
     shared credentials file, or None."""
+    import configparser  # noqa: PLC0415 - only without credentials in the environment
+
     env = os.environ
     path = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
     name = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from castore._storage.files.lfs import is_lfs_pointer
 from castore._storage.files.seam import FileHandle, FileInfo, Files, RangeReader, Warmup
-from castore._storage.files.transfer import FileCheck, copy_files
+
+if TYPE_CHECKING:
+    from castore._storage.files.transfer import FileCheck
 from castore._storage.layout import FileKind
 from castore.errors import CastoreError, ReadOnlyStoreError, RemoteObjectError
 
@@ -154,6 +157,8 @@ class ReadThroughFiles(Files):
         lacking = self.local.missing(list(handles))
         if not lacking:
             return []
+        from castore._storage.files.transfer import copy_files  # noqa: PLC0415 - threads: when needed
+
         report = Warmup(self.label, wanted=len(lacking))
         absent: list[FileHandle] = []
         try:
