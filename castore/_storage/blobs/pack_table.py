@@ -101,20 +101,21 @@ class PackTable:
             raise ValueError("its fan-out does not add up")
 
     def locate(self, digest: str) -> tuple[int, int, int] | None:
-        """(pack ordinal, offset, length) of a blob, or None: two slices and two unpacks."""
+        """(pack ordinal, offset, length) of a blob, or None: the digest's fan-out slot,
+        one search of its few records (a match must start on a record), one unpack."""
         try:
             key = bytes.fromhex(digest)
         except ValueError:
             return None
-        buffer = self._buffer
+        buffer, records = self._buffer, self._records_at
         first, last = _PAIR.unpack_from(buffer, self._fanout_at + ((key[0] << 8 | key[1]) << 2))
-        at = self._records_at + first * 44
-        for _ in range(first, last):
-            if buffer[at : at + 32] == key:
-                found: tuple[int, int, int] = _LOCATION.unpack_from(buffer, at + 32)
-                return found
-            at += 44
-        return None
+        at = buffer.find(key, records + first * 44, records + last * 44)
+        while at >= 0 and (at - records) % 44:  # inside a record: not a digest
+            at = buffer.find(key, at + 1, records + last * 44)
+        if at < 0:
+            return None
+        found: tuple[int, int, int] = _LOCATION.unpack_from(buffer, at + 32)
+        return found
 
 
 def load_table(path: Path, key: bytes) -> PackTable | None:
