@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.config import ConfigFile
-from castore._storage.files.lfs import MAX_POINTER_BYTES
+from castore._storage.files.pointers import MAX_POINTER_BYTES
 from castore._storage.files.seam import FileHandle, Warmup
 from castore._storage.index_folder import IndexFiles
 from castore._storage.layout import FileKind

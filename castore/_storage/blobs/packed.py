@@ -35,7 +35,7 @@ from castore._storage.blobs.packfile import (
     parse_index,
     read_trailer,
 )
-from castore._storage.files.lfs import MAX_POINTER_BYTES, is_lfs_pointer
+from castore._storage.files.pointers import MAX_POINTER_BYTES, is_lfs_pointer
 from castore._storage.files.seam import Files, RangeReader, find_files
 from castore._storage.files.wrappers import ReadThroughFiles
 from castore._storage.layout import FileKind

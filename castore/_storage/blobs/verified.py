@@ -17,7 +17,7 @@ from castore._storage.blobs.packed import pack_problem
 from castore._storage.blobs.packfile import parse_index
 from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.codec import DecodeError, digest, unpack_value
-from castore._storage.files.lfs import is_lfs_pointer
+from castore._storage.files.pointers import is_lfs_pointer
 from castore._storage.frames import ZSTD_MAGIC, Decompressor, FrameError, FrameTooLargeError
 from castore._storage.layout import MAX_FILE_BYTES, FileKind
 from castore._storage.safe_files import FileRefused, read_user_file

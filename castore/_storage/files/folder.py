@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from castore._storage.atomic import sync_all, write_atomic
-from castore._storage.files.lfs import MAX_POINTER_BYTES, is_lfs_pointer
+from castore._storage.files.pointers import MAX_POINTER_BYTES, is_lfs_pointer
 from castore._storage.files.seam import FileInfo, Files
 from castore._storage.layout import (
     BLOB_SUFFIX,

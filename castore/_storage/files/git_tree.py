@@ -19,8 +19,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from castore._storage.files.lfs import include_chunks, is_lfs_pointer
+from castore._storage.files.lfs import include_chunks
 from castore._storage.files.memory import BytesRanges
+from castore._storage.files.pointers import is_lfs_pointer
 from castore._storage.files.seam import FileHandle, FileInfo, Files, Warmup
 from castore._storage.layout import FileKind, file_at, relative_path
 from castore.errors import GitError

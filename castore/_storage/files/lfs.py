@@ -26,16 +26,8 @@ from castore._storage.layout import FileKind
 if TYPE_CHECKING:
     from castore._storage.files.folder import FolderFiles
 
-LFS_POINTER_PREFIX: Final = b"version https://git-lfs.github.com/spec/"
-#: A pointer file is about 130 bytes; anything over this is real content.
-MAX_POINTER_BYTES: Final = 1024
 #: Longest ``--include`` list given to one ``git lfs pull`` (command lines have limits).
 MAX_INCLUDE_CHARS: Final = 60_000
-
-
-def is_lfs_pointer(data: bytes) -> bool:
-    """True for the bytes of a git-lfs pointer file (what a clone holds before a pull)."""
-    return len(data) < MAX_POINTER_BYTES and data.startswith(LFS_POINTER_PREFIX)
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:

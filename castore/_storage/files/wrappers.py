@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from castore._storage.files.lfs import is_lfs_pointer
+from castore._storage.files.pointers import is_lfs_pointer
 from castore._storage.files.seam import FileHandle, FileInfo, Files, RangeReader, Warmup
 
 if TYPE_CHECKING:
