@@ -62,10 +62,12 @@ class Residency:
 
     def warm_up(self, namespaces: Iterable[str]) -> list[Warmup]:
         """Fetch what replaying ``namespaces`` needs and this checkout lacks, once: under
-        the store lock, so of several xdist workers only the first fetches."""
+        the store lock, so of several xdist workers only the first fetches. A complete
+        checkout answers before the lock is even taken (a replay-only run never loads
+        filelock, nor creates the store's lock file)."""
+        if self.complete():
+            return []
         with self._writer.lock_for_reading():
-            if self.complete():
-                return []
             return self._blobs.files.warm_up(self.handles_for(namespaces))
 
     def warm_up_blobs(self, digests: Iterable[str]) -> list[Warmup]:
