@@ -363,6 +363,9 @@ def verify(
 
 
 def _print_collection(collection: collect.Collection, *, dry_run: bool) -> None:
+    if collection.unchanged:
+        click.echo("the store is as the last gc left it: nothing to collect")
+        return
     verb = "would remove" if dry_run else "removed"
     for blob in collection.removed:
         click.echo(f"{verb} {blob.path} ({human(blob.size)})")
@@ -459,6 +462,7 @@ def _collection_json(collection: collect.Collection, dry_run: bool) -> dict[str,
         "packs_written": [index.name for index in collection.packing.written],
         "dead_packed_blobs": collection.dead_packed,
         "unpaired_packs": collection.unpaired_packs,
+        "unchanged": collection.unchanged,
     }
 
 
@@ -507,6 +511,7 @@ def pack(settings: Settings, repack: bool, target_size: str, as_json: bool) -> N
                 "loose_bytes": report.loose_bytes,
                 "pack_bytes": report.pack_bytes,
                 "dictionary_trained": report.dictionary,
+                "packs_merged": report.merged,
             }
         )
         return
@@ -521,6 +526,7 @@ def pack(settings: Settings, repack: bool, target_size: str, as_json: bool) -> N
         f"packed {report.blobs_packed:,} blobs into {len(report.written)} pack(s), "
         f"{human(report.pack_bytes)} (their loose files took {human(report.loose_bytes)})"
         + (f"; replaced {len(report.removed_packs)} old pack(s)" if report.removed_packs else "")
+        + (f", merging {len(report.merged)} young pack(s)" if report.merged else "")
     )
 
 

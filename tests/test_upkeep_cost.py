@@ -12,9 +12,12 @@ import textwrap
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from castore import Store
 from castore._upkeep.collect import collect_garbage
 from castore._upkeep.packing import pack_store
+from castore.cli import main
 
 CHILD = textwrap.dedent(
     """
@@ -68,3 +71,15 @@ def test_pack_and_gc_with_nothing_to_do_open_no_index(tmp_path: Path) -> None:
     busy = upkeep_in_a_child(store.root)
     assert busy["pack"][0] >= 20 and busy["pack"][1] == 1  # it had work: it read them
     assert busy["gc"][0] >= 20 and busy["gc"][1] is False
+
+
+def test_castore_gc_says_when_the_store_is_as_the_last_gc_left_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.put("tests/test_a", "key", {"answer": 1})
+    time.sleep(0.2)
+    runner = CliRunner()
+    first = runner.invoke(main, ["--root", str(store.root), "gc", "--json"])
+    assert first.exit_code == 0 and '"unchanged": false' in first.output
+    second = runner.invoke(main, ["--root", str(store.root), "gc"])
+    assert second.exit_code == 0
+    assert "as the last gc left it: nothing to collect" in second.output

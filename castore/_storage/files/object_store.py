@@ -253,15 +253,6 @@ class ObjectStoreFiles(Files):
         except (obstore.exceptions.BaseError, OSError) as error:
             raise self._mapped(error) from None
 
-    def write_many(self, files: Iterable[tuple[FileHandle, bytes]]) -> Iterator[FileHandle]:
-        """Upload concurrently; yields each handle once its object is written."""
-        items = list(files)
-        with _pool(len(items)) as pool:
-            futures = {pool.submit(self.write, *handle, data): handle for handle, data in items}
-            for future, handle in futures.items():
-                future.result()
-                yield handle
-
     def stat(self, kind: FileKind, name: str) -> FileInfo | None:
         obstore = _obstore()
         try:
