@@ -160,3 +160,14 @@ def test_a_session_reads_only_the_indexes_and_packs_of_the_tests_it_runs(
     packs_of = internals(store).blobs.packs
     needed = {packs_of.pack_of(entry.blob) for entry in store.entries("tests/test_m1").values()}
     assert {Path(name).stem for name in files if name.endswith(".pack")} == needed
+
+
+def test_under_xdist_the_controller_packs_once_after_the_workers_recorded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(pytester, modules=4, keys=30)
+    result = record(pytester, monkeypatch, "-n", "2")
+    result.assert_outcomes(passed=4)
+    assert result.stdout.str().count("packed 120 blobs into") == 1, result.stdout.str()
+    assert len(loose(root)) == 1 and packs(root)
+    pytester.runpytest("-n", "2").assert_outcomes(passed=4)
