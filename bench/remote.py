@@ -312,7 +312,7 @@ def shard_run(
     git_bytes = du(target / ".git")
     on_disk = _fetchable_bytes(target)
     pytest_s, output = pytest_in(target, *selection, env=env)
-    fetched = [(int(m[1]), m[3]) for m in FETCHED.finditer(output)]
+    fetched = [(int(m[1]), m[2]) for m in FETCHED.finditer(output)]
     result: dict[str, Any] = {
         "clone_s": round(clone_s, 2),
         "pytest_s": round(pytest_s, 2),
