@@ -328,3 +328,32 @@ def test_push_and_pull_handles_are_sorted_data_before_tables(tmp_path: Path) -> 
     kinds = [handle.kind for handle in wanted]
     assert kinds.index(FileKind.PACK_INDEX) > kinds.index(FileKind.PACK)
     assert all(isinstance(handle, FileHandle) for handle in wanted)
+
+
+NO_OBSTORE = """
+import sys
+sys.modules["obstore"] = None  # as if castore[remote] were not installed
+from castore import Store
+from castore.errors import RemoteConfigError
+store = Store(sys.argv[1])
+assert store.get("tests/test_a", "loose key") == {"module": 1}  # no remote needed: fine
+try:
+    store.get("tests/test_a", "key 1")
+except RemoteConfigError as error:
+    print(error)
+"""
+
+
+def test_without_obstore_a_store_opens_and_a_fetch_names_the_install(
+    tmp_path: Path, run_python
+) -> None:
+    store = Store(tmp_path / "store")
+    for key in range(3):
+        store.put("tests/test_a", f"key {key}", answer(1, key))
+    remotes.add_remote(store, "shelf", (tmp_path / "shelf").as_uri())
+    remotes.push(Store(store.root))
+    for pack in (store.root / "packs").glob("*.pack"):
+        pack.unlink()
+    Store(store.root).put("tests/test_a", "loose key", {"module": 1})
+    result = run_python(NO_OBSTORE, str(store.root))
+    assert "pip install 'castore[remote]'" in result.stdout, result.stdout + result.stderr
