@@ -148,7 +148,8 @@ def publish(document: dict[str, Any], *, update_docs: bool) -> None:
         log(f"updated {DOC} and docs/benchmarks.png")
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
+    """The command line of ``python -m bench`` (docs/benchmarks.md shows its forms)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -171,7 +172,11 @@ def main() -> None:
         action="store_true",
         help="measure nothing: render results.json again (report.md, the plot, --update-docs)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = arguments().parse_args()
     if args.from_results:
         publish(json.loads((RESULTS / "results.json").read_text()), update_docs=args.update_docs)
         return

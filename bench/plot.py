@@ -10,11 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 STYLE = {
     "castore": ("castore", "#1b7837", "o"),
     "vcr": ("VCR.py cassettes", "#c51b7d", "s"),
@@ -24,6 +19,13 @@ STYLE = {
 
 
 def plot(document: dict[str, Any], output: Path) -> None:
+    # matplotlib is in the bench group only: importing bench (tests, docs checks) must
+    # not need it, and `uv run mypy` from a fresh clone does not have it.
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
     results = sorted(document["results"], key=lambda result: result["lookups"])
     sizes = [result["lookups"] for result in results]
     figure, (footprint, replay) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -1,27 +1,84 @@
 """castore: record expensive API responses once, replay them in every test run.
 
 The public API is what this module exports (docs/api.md); ``castore._*`` is private.
+Every type a public signature names is exported here too, and public classes say they
+come from ``castore`` (``castore.Entry``, not ``castore._storage.index.Entry``), as
+httpx's do: reprs, tracebacks and pickles name the public path, which stays put when
+the private modules move.
 """
 
+import inspect
+import typing
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _installed_version
+
 from castore._recording.hosts import HostList
+from castore._recording.listening import RecordingListener
 from castore._recording.modes import Mode
-from castore._recording.recorder import Recorder, RecordingListener
+from castore._recording.recorder import Recorder
 from castore._recording.redact import redactor
-from castore._recording.request_keys import request_key
-from castore._storage.index import Entry
+from castore._recording.request_keys import request_key, request_summary
+from castore._recording.staleness import Miss, Problem
+from castore._recording.tally import RecorderStats
+from castore._recording.volatile import Volatility
+from castore._storage.blobs.stored import BlobFile
+from castore._storage.config import StoreConfig
+from castore._storage.index import Entry, StreamKind
+from castore._storage.locks import KeyLock
 from castore._storage.names import stored_key
 from castore._storage.namespace import Namespace
 from castore._storage.store import Store
 
+try:
+    #: The installed distribution's version: pyproject.toml is its only source.
+    __version__ = _installed_version("castore")
+except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "BlobFile",
     "Entry",
     "HostList",
+    "KeyLock",
+    "Miss",
     "Mode",
     "Namespace",
+    "Problem",
     "Recorder",
+    "RecorderStats",
     "RecordingListener",
     "Store",
+    "StoreConfig",
+    "StreamKind",
+    "Volatility",
     "redactor",
     "request_key",
+    "request_summary",
     "stored_key",
 ]
+
+
+def _present_as_public(cls: type) -> None:
+    """Make ``cls`` report ``castore`` as its module.
+
+    Its annotations (and a dataclass's field types) are resolved first, where they were
+    written: ``typing.get_type_hints`` and pydantic evaluate a class's string annotations
+    in the namespace of ``cls.__module__``, which is this module afterwards. A class whose
+    annotations name types only imported for type checking keeps its strings.
+    """
+    own = inspect.get_annotations(cls)
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except NameError:
+        hints = {}
+    if own and hints:
+        cls.__annotations__ = {name: hints.get(name, value) for name, value in own.items()}
+        for field in getattr(cls, "__dataclass_fields__", {}).values():
+            field.type = hints.get(field.name, field.type)
+    cls.__module__ = __name__
+
+
+for _name in __all__:
+    if isinstance(globals()[_name], type):
+        _present_as_public(globals()[_name])
+del _name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,9 +24,11 @@ from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
 from castore._pytest.storage_settings import add_ini_options as add_storage_ini_options
+from castore._pytest.validation import ini_problem, marker_problems, mode_option
 from castore._pytest.vcr_usage import CassetteUsage
+from castore._recording.ambient import Ambient, lend, take_back
 from castore._recording.modes import Mode
-from castore._recording.recorder import Ambient, Recorder, lend_to_recorders
+from castore._recording.recorder import Recorder
 from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.store import Store
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from castore.integrations.http import HttpRecorder
 
 SESSION_KEY: Final = pytest.StashKey[CastoreSession]()
+#: The token that gives back what was lent to hand-made recorders before this session.
+LENT_KEY: Final = pytest.StashKey[Token[Ambient | None]]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -46,6 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--castore-mode",
         dest="castore_mode",
         default=None,
+        type=mode_option,
         help=f"recording mode for this run: {modes} (default: ini castore_mode, else none; "
         f"RECORD_FIXTURES=true means all)",
     )
@@ -92,6 +98,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="linelist",
     )
     parser.addini(
+        "castore_volatile",
+        "JSON paths of answer parts that change on every call, beyond castore's defaults "
+        "(e.g. headers.x-trace-id, $..trace_id): an answer that differs only there is kept "
+        "as recorded when re-recorded",
+        type="linelist",
+    )
+    parser.addini(
         "castore_diff_ignore",
         "JSON paths `castore diff` ignores, one a line (e.g. $..id, $..created)",
         type="linelist",
@@ -100,6 +113,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    where = str(config.inipath) if config.inipath else "the pytest configuration"
+    problem = ini_problem(config.getini("castore_mode"), where)
+    if problem:
+        raise pytest.UsageError(problem)
     config.addinivalue_line(
         "markers",
         "castore_http(match_on=None, match_headers=(), drop_headers=None, drop_query=None, "
@@ -124,19 +141,19 @@ def pytest_configure(config: pytest.Config) -> None:
         guard.install()
     # Recorders a test makes by hand (Recorder("tests/fixtures/castore", ...)) resolve
     # against the rootdir and, on the session's store, follow its mode and report to it.
-    lend_to_recorders(
-        Ambient(
-            rootdir=config.rootpath,
-            store_root=session.root,
-            listener=session.listener,
-            mode=lambda: session.mode_for(None),
-        )
+    ambient = Ambient(
+        rootdir=config.rootpath,
+        store_root=session.root,
+        listener=session.listener,
+        mode=lambda: session.mode_for(None),
     )
+    config.stash[LENT_KEY] = lend(ambient)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(SESSION_KEY, None) is not None:
-        lend_to_recorders(None)
+    token = config.stash.get(LENT_KEY, None)
+    if token is not None:
+        take_back(token)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -152,7 +169,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         session.judged,
         store=store,
         mode=session.mode_for(None),
-        ci_overrides_ini=truthy(os.environ.get("CI")) and bool(config.getini("castore_mode")),
+        ci_overrides_ini=truthy(os.environ.get("CI"))
+        and (bool(config.getini("castore_mode")) or session.usage.ci_ignored > 0),
         verbose=config.get_verbosity() > 0,
     )
     if session.not_saved:
@@ -261,7 +279,7 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
     # pay for importing the interception and its stream classes.
     from castore.integrations.http import HttpRecorder  # noqa: PLC0415
 
-    http = HttpRecorder(recorder, **options)
+    http = HttpRecorder(recorder, test=request.node.nodeid, **options)
     try:
         with http.active():
             yield http
@@ -270,7 +288,17 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``castore_http`` marker turns the ``castore_http`` fixture on."""
+    """Markers with a bad keyword stop the run before any test does; the ``castore_http``
+    marker turns the ``castore_http`` fixture on."""
+    problems = marker_problems(
+        (item.nodeid, mark.name, mark.kwargs)
+        for item in items
+        for mark in item.iter_markers()
+        if mark.name in ("castore", "castore_http")
+    )
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise pytest.UsageError("castore: bad marker options:\n  " + "\n  ".join(unique))
     request_fixture_for_marker(items, "castore_http", "castore_http")
 
 

@@ -1,20 +1,135 @@
-"""Shared helpers: a fresh store per test and a way to run Python in a real subprocess."""
+"""Shared helpers: a fresh store per test, the castore command in-process or as a real
+subprocess, and a way to run Python in a real subprocess.
+
+Plain functions here (``cli``, ``castore``) are imported by test modules (``from conftest
+import cli``): module-scoped fixtures can call them, which function-scoped fixtures
+cannot offer.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from castore import Store
+from castore.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCS = REPO_ROOT / "docs"
+
+#: A fenced code block at the start of a line: ```lang title="path"\n…\n``` (or more
+#: backticks, for a block that shows fences itself).
+FENCE = re.compile(r"^(`{3,})(\w*)(?: title=\"([^\"]+)\")?\n(.*?)^\1$", re.MULTILINE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced code block of a docs page."""
+
+    lang: str
+    title: str | None
+    body: str
+
+    @property
+    def first_line(self) -> str:
+        return next((line.strip() for line in self.body.splitlines() if line.strip()), "")
+
+
+def markdown_blocks(text: str) -> list[Block]:
+    """The fenced code blocks of Markdown text, in order (indented ones, inside list
+    items, are left out: docs pages use them for example output)."""
+    return [Block(m[2], m[3], m[4]) for m in FENCE.finditer(text)]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a run of the castore command gave, in-process or not: the fields tests read
+    of a ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(
+    *args: str, cwd: Path | None = None, stdin: str | None = None, check: bool = False
+) -> CommandResult:
+    """Run ``castore ARGS`` in this process through click's CliRunner: the same parsing,
+    output and exit codes as the installed command, in milliseconds rather than the
+    second a fresh interpreter takes. ``CASTORE_ROOT`` is unset, as in a clean shell.
+    An exception castore let through (a bug: the command turns every failure into a
+    message) is raised here, with its traceback. ``check`` fails the test on a non-zero
+    exit, showing the output."""
+    runner = CliRunner()
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = runner.invoke(main, list(args), input=stdin, env={"CASTORE_ROOT": None})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    if check and result.exit_code != 0:
+        pytest.fail(
+            f"castore {' '.join(args)} exited {result.exit_code}:\n{result.stdout}\n{result.stderr}"
+        )
+    return CommandResult(result.exit_code, result.stdout, result.stderr)
+
+
+def castore(
+    *args: str,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m castore ARGS`` as a real subprocess, without ``CASTORE_ROOT``: for
+    what only a fresh process shows (the entry point, signals, git running castore)."""
+    environment = {key: value for key, value in os.environ.items() if key != "CASTORE_ROOT"}
+    return subprocess.run(
+        [sys.executable, "-m", "castore", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**environment, **(env or {})},
+        input=stdin,
+        timeout=timeout,
+        check=False,
+    )
+
+
+#: The HTTP clients and SDKs the suites under test import.
+CLIENTS = (
+    "aiobotocore.session",
+    "aiohttp",
+    "anthropic",
+    "boto3",
+    "google.genai",
+    "httpcore",
+    "httpx",
+    "openai",
+    "requests",
+    "urllib3",
+)
+
+
+@pytest.fixture(scope="session")
+def clients_imported() -> None:
+    """The clients and SDKs, imported once per process, before any in-process pytester
+    session: a session that imported them itself would have them forgotten after it
+    (pytester restores ``sys.modules``), so each session would import them anew, seconds
+    every time, and a library's cached state (httpx's map of httpcore's errors) would
+    point at classes a later session no longer raises."""
+    for name in CLIENTS:
+        importlib.import_module(name)
 
 
 @pytest.fixture
@@ -211,3 +326,122 @@ class CuttingProxy:
     def close(self) -> None:
         self._closed = True
         self._listener.close()
+
+
+# --- real-SDK suites against the loopback LLM server ----------------------------------
+
+
+@pytest.fixture
+def suite(
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Path:
+    """The requesting test module's suite (its ``SUITE`` source, run as ``SUITE_MODULE``.py)
+    as a pytester project (tests/llm_server.py's ``suite_project``); the folder returned
+    is where the live run keeps what it saw, for the replay to compare."""
+    from tests.llm_server import suite_project  # noqa: PLC0415 - only these suites need it
+
+    live = tmp_path / "live"
+    suite_project(pytester, monkeypatch, live, request.module.SUITE_MODULE, request.module.SUITE)
+    return live
+
+
+# --- real git and git-lfs -------------------------------------------------------------
+
+needs_lfs = pytest.mark.skipif(
+    shutil.which("git-lfs") is None,
+    reason="git-lfs is not installed (.ci/run installs Debian's git-lfs package)",
+)
+
+
+def run(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a program; ``check`` fails the test on a non-zero exit, showing its output."""
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def git(
+    repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run("git", *args, cwd=repo, check=check, env=env)
+
+
+def run_pytest(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A real pytest session in ``repo``, as a user runs it there."""
+    return run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        cwd=repo,
+        check=False,
+        env=env,
+    )
+
+
+#: What a test's own git must not inherit from the shell that runs the suite.
+GIT_UNSET = ("CI", "RECORD_FIXTURES", "CASTORE_ROOT", "GIT_LFS_SKIP_SMUDGE")
+
+
+@pytest.fixture(scope="session")
+def git_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HOME of the tests' own, made once: a git identity, ``main`` as the first branch,
+    and git-lfs's filters (``git lfs install --skip-repo``) where git-lfs is installed.
+    `git lfs install` and user settings never touch the real HOME."""
+    home = tmp_path_factory.mktemp("git-home")
+    environment = {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    for name, value in (
+        ("user.email", "tests@castore.invalid"),
+        ("user.name", "castore tests"),
+        ("init.defaultBranch", "main"),
+    ):
+        git(home, "config", "--global", name, value, env=environment)
+    if shutil.which("git-lfs") is not None:
+        git(home, "lfs", "install", "--skip-repo", env=environment)
+    return home
+
+
+def use_git_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in GIT_UNSET:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def isolated_git(git_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test with :func:`git_home` as HOME (``usefixtures("isolated_git")``)."""
+    use_git_home(git_home, monkeypatch)
+
+
+def make_repo(path: Path) -> Path:
+    """A git repository whose pytest.ini puts the store in recordings/."""
+    path.mkdir()
+    git(path, "init", "-q")
+    (path / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
+    return path
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)

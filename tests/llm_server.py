@@ -19,6 +19,8 @@ import binascii
 import gzip
 import itertools
 import json
+import random
+import secrets
 import struct
 import threading
 import time
@@ -35,12 +37,17 @@ import zstandard
 class LLMServer:
     """A threaded HTTP server on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, delay: float = 0.0, gap: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, gap: float = 0.0, *, volatile: bool = False) -> None:
         self.delay = delay
         """Seconds each answer waits, as a real model would (the issue asks 0.5-1 s)."""
         self.gap = gap
         """Seconds between the chunks of a stream: the client then reads one per read, so
         a live run's chunk boundaries are the server's, as with a real model."""
+        self.volatile = volatile
+        """Answer as the real APIs do, with what they mint per call: a ``date`` header,
+        random request and body ids, ``created`` from the clock, a system fingerprint,
+        stream obfuscation and processing times, and chunks at uneven intervals; the
+        content stays the same for the same request."""
         self.requests = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -189,9 +196,14 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             else:
                 content = f"echo: {prompt}"
             completion_id = f"chatcmpl-{request_id}"
+            minted = _minted() if server.volatile else {"created": 1_700_000_000}
+            if server.volatile:
+                completion_id = f"chatcmpl-{secrets.token_hex(12)}"
             if body.get("stream"):
                 self._send_events(
-                    _openai_chunks(completion_id, body["model"], content), request_id, done=True
+                    _openai_chunks(completion_id, body["model"], content, minted),
+                    request_id,
+                    done=True,
                 )
                 return
             self._send_json(
@@ -199,7 +211,7 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 {
                     "id": completion_id,
                     "object": "chat.completion",
-                    "created": 1_700_000_000,
+                    **minted,
                     "model": body["model"],
                     "choices": [
                         {
@@ -222,7 +234,7 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
         def _anthropic(self, body: dict[str, Any], request_id: str) -> None:
             text = f"echo: {_last_user_text(body.get('messages', []))}"
             message = {
-                "id": f"msg_{request_id}",
+                "id": f"msg_{secrets.token_hex(12) if server.volatile else request_id}",
                 "type": "message",
                 "role": "assistant",
                 "model": body["model"],
@@ -283,13 +295,17 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
 
         def _chunk(self, data: bytes) -> None:
             if server.gap and data:
-                time.sleep(server.gap)
+                time.sleep(server.gap * (random.uniform(0.5, 1.5) if server.volatile else 1))
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
         def _request_id_headers(self, request_id: str) -> None:
             self.send_header("x-request-id", request_id)  # openai
             self.send_header("request-id", request_id)  # anthropic
+            if server.volatile:
+                self.send_header("cf-ray", f"{secrets.token_hex(8)}-AMS")
+                self.send_header("openai-processing-ms", str(random.randint(200, 900)))
+                self.send_header("x-ratelimit-remaining-tokens", str(random.randint(1, 10**6)))
 
     return Handler
 
@@ -337,15 +353,25 @@ def _aws_event(name: str, payload: dict[str, Any]) -> bytes:
     return message + struct.pack(">I", binascii.crc32(message))
 
 
-def _openai_chunks(completion_id: str, model: str, content: str) -> Iterator[tuple[str, Any]]:
+def _minted() -> dict[str, Any]:
+    """What OpenAI mints per call beside the id."""
+    return {"created": int(time.time()), "system_fingerprint": f"fp_{secrets.token_hex(5)}"}
+
+
+def _openai_chunks(
+    completion_id: str, model: str, content: str, minted: dict[str, Any]
+) -> Iterator[tuple[str, Any]]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
+        event = {
             "id": completion_id,
             "object": "chat.completion.chunk",
-            "created": 1_700_000_000,
+            **minted,
             "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
+        if "system_fingerprint" in minted:  # streamed answers carry random padding too
+            event["obfuscation"] = secrets.token_hex(random.randint(1, 8))
+        return event
 
     yield "", chunk({"role": "assistant", "content": ""})
     for word in content.split(" "):

@@ -97,3 +97,52 @@ def test_the_error_tree_drawn_in_errors_py_is_the_class_tree() -> None:
         and cls is not castore.errors.CastoreError
     }
     assert drawn == actual
+
+
+def integrations_block() -> str:
+    return page().split("The integrations", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+
+
+def test_every_option_of_the_http_recorder_is_documented_on_the_page_and_in_the_fixture() -> None:
+    """docs/api.md and the castore_http fixture's docstring name each of HttpRecorder's
+    options (issue 27: match_on and redact_body were missing from both)."""
+    from castore import pytest_plugin  # noqa: PLC0415
+    from castore.integrations.http import HttpRecorder  # noqa: PLC0415
+
+    options = set(inspect.signature(HttpRecorder).parameters) - {"recorder"}
+    block = integrations_block()
+    assert {name for name in options if f"{name}=" not in block} == set()
+    fixture_doc = inspect.getdoc(pytest_plugin.castore_http) or ""
+    assert {name for name in options - {"test"} if f"``{name}``" not in fixture_doc} == set()
+    methods = {name for name in vars(HttpRecorder) if not name.startswith("_")}
+    documented = set(re.findall(r"\bhttp\.([a-z_]+)\b", block))
+    assert (
+        methods
+        - {
+            "passes_through",
+            "answer",
+            "answer_async",
+            "recorded",
+            "recorded_async",
+            "note_error_answer",
+            "match_on",
+            "match_headers",
+            "drop_query",
+        }
+        <= documented
+    )
+
+
+def test_every_public_name_of_the_integrations_is_on_the_page() -> None:
+    import castore.integrations.http as http  # noqa: PLC0415
+    import castore.integrations.vcr as vcr  # noqa: PLC0415
+
+    block = integrations_block()
+    public = set(http.__all__) | {
+        name
+        for name, member in vars(vcr).items()
+        if not name.startswith("_")
+        and (inspect.isfunction(member) or inspect.isclass(member))
+        and member.__module__ == vcr.__name__
+    }
+    assert {name for name in public if name not in block} == set()

@@ -4,14 +4,13 @@ instead of ``vcr``, replay them with no cassette and no server."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from vcr.persisters.filesystem import FilesystemPersister
-from vcr.serializers import yamlserializer
 
 from castore import Store
-from castore.integrations.http.cassettes import import_cassettes, module_namespace
+from tests.conftest import cli
 from tests.llm_server import LLMServer
 
 SUITE = """
@@ -54,6 +53,7 @@ def test_a_gzip_body_and_a_secret_query():
 """
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,7 +66,7 @@ def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_serv
     server = LLMServer().start()
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     try:
-        recorded = pytester.runpytest_subprocess("--record-mode=once", "-p", "no:cacheprovider")
+        recorded = pytester.runpytest_inprocess("--record-mode=once", "-p", "no:cacheprovider")
     finally:
         server.stop()
     recorded.assert_outcomes(passed=3)
@@ -74,21 +74,21 @@ def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_serv
     assert len(cassettes) == 3
 
     store = Store(pytester.path / "recordings")
-    imported = import_cassettes(
-        cassettes,
-        store,
-        lambda path: FilesystemPersister.load_cassette(path, yamlserializer),
-        namespace_of=lambda path: module_namespace(path, pytester.path),
+    imported = cli(
+        *("--root", "recordings", "import", "--vcr-cassettes", "--as-http"),
+        *("--remove-cassettes", "--json", "tests"),
+        cwd=pytester.path,
+        check=True,
     )
-    assert {item.namespace for item in imported} == {"tests/test_chat"}
-    assert sum(item.recordings for item in imported) == server.requests == 4
-    for cassette in cassettes:
-        cassette.unlink()
+    report = json.loads(imported.stdout)
+    assert {item["namespace"] for item in report["cassettes"]} == {"tests/test_chat"}
+    assert report["recordings"] == server.requests == 4
+    assert not any(cassette.exists() for cassette in cassettes)
 
     (tests / "test_chat.py").write_text(
         SUITE.replace("pytestmark = pytest.mark.vcr", "pytestmark = pytest.mark.castore_http")
     )
-    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    replayed = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=3)
     replayed.stdout.fnmatch_lines(["4 replayed, 0 missing or stale, 0 recorded*"])
     assert (

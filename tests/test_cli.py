@@ -1,34 +1,24 @@
-"""The castore command, run as a real subprocess on real stores."""
+"""The castore command on real stores: in-process through click's runner (``cli``), and
+as the installed entry point in a real subprocess where only that shows the behaviour."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, castore, cli
 
-from castore import Entry, Store
+import castore as castore_package
+from castore import Entry, Store, request_key
 from castore._storage.store import internals
 
 RESPONSE = {"choices": [{"message": {"content": "def find_index(xs, x): ..."}}], "n": 1}
-
-
-def castore(*args: str, cwd: Path | None = None, stdin: str | None = None):  # type: ignore[no-untyped-def]
-    environment = {key: value for key, value in os.environ.items() if key != "CASTORE_ROOT"}
-    return subprocess.run(
-        [sys.executable, "-m", "castore", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
 
 
 def blob_path(store: Store, entry: Entry) -> Path:
@@ -49,18 +39,37 @@ def filled(tmp_path: Path) -> Store:
     return store
 
 
+def test_the_installed_command_and_python_m_castore_both_run(filled: Store) -> None:
+    """The console script (``castore = "castore.cli:main"``) and ``python -m castore``, as
+    real processes: their exit code and output are the command's."""
+    script = Path(sys.executable).with_name("castore")
+    assert script.is_file(), "the castore console script is not installed in this venv"
+    installed = subprocess.run(
+        [str(script), "--root", str(filled.root), "verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert "checked 3 of 3 blobs and 4 entries: 0 fault(s)" in installed.stdout
+    missing = castore("--root", str(filled.root / "absent"), "stats")
+    assert missing.returncode == 3
+    assert "no store at" in missing.stderr
+
+
 def test_help_lists_every_subcommand_and_the_exit_codes() -> None:
-    result = castore("--help")
+    result = cli("--help")
     assert result.returncode == 0
     for command in ("stats", "ls", "show", "cat", "verify", "gc", "prune", "import", "export"):
         assert command in result.stdout
     assert "Exit codes" in result.stdout
-    for command in ("stats", "verify", "gc", "prune", "import", "export", "git"):
-        assert castore(command, "--help").returncode == 0
+    for command in ("stats", "verify", "gc", "prune", "import", "export", "git", "diff"):
+        assert cli(command, "--help").returncode == 0
 
 
 def test_stats_json_counts_namespaces_entries_blobs_and_bytes(filled: Store) -> None:
-    result = castore("--root", str(filled.root), "stats", "--json")
+    result = cli("--root", str(filled.root), "stats", "--json")
 
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
@@ -86,22 +95,60 @@ def test_the_root_defaults_to_castore_root_in_the_pytest_configuration(
         f'[tool.pytest.ini_options]\ncastore_root = "{filled.root.as_posix()}"\n'
     )
 
-    result = castore("ls", cwd=project / "tests" / "deep")
+    result = cli("ls", cwd=project / "tests" / "deep")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "tests/test_a", "3", "tests/test_b"]
+    assert [line.split()[-1] for line in result.stdout.splitlines()[1:3]] == [
+        "tests/test_a",
+        "tests/test_b",
+    ]
 
 
-def test_ls_lists_the_entries_of_a_namespace(filled: Store) -> None:
-    result = castore("--root", str(filled.root), "ls", "tests/test_b")
+def test_ls_lists_the_entries_of_a_namespace_under_column_headers(filled: Store) -> None:
+    result = cli("--root", str(filled.root), "ls", "tests/test_b")
     assert result.returncode == 0
-    assert [line.split()[3] for line in result.stdout.splitlines()] == ["big", "shared-2", "typed"]
-    listed = json.loads(castore("--root", str(filled.root), "ls", "tests/test_b", "--json").stdout)
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["recorded", "at", "(UTC)", "size", "key", "about"]
+    key_column = header.index("key")
+    assert [row[key_column:].split()[0] for row in rows] == ["big", "shared-2", "typed"]
+    assert rows[1][key_column:].split()[1:] == ["40.0", "s"]
+    listed = json.loads(cli("--root", str(filled.root), "ls", "tests/test_b", "--json").stdout)
     assert listed["shared-2"]["duration"] == 40.0
 
 
+def test_ls_has_column_headers_and_names_the_largest_entries_by_namespace_and_key(
+    filled: Store,
+) -> None:
+    """Issue 27, item 7: `castore ls` printed bare numbers, and the largest entries only
+    as blob hashes. Each namespace shows its entries and size under a header; the largest
+    entries name their namespace and key, and say what a hashed key asked."""
+    hashed = request_key(model="gpt-4o", messages=[{"role": "user", "content": "Summarise"}])
+    filled.put("tests/test_h", hashed, {"text": "y" * 3000}, metadata={"prompt": "Summarise"})
+
+    result = cli("--root", str(filled.root), "ls", "--top", "2")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["entries", "size", "namespace"]
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "3", "1"]
+    assert lines[2].endswith("  tests/test_b") and "5.0 KiB" in lines[2]
+    largest = lines[lines.index("largest entries:") + 1 :]
+    assert largest[0].split() == ["size", "namespace", "key", "about"]
+    assert largest[1].split() == ["4.9", "KiB", "tests/test_b", "big", "prompt=long"]
+    assert largest[2].split()[2:] == ["tests/test_h", hashed, "prompt=Summarise"]
+    assert len(largest) == 3  # --top 2
+    listed = json.loads(cli("--root", str(filled.root), "ls", "--json").stdout)
+    shared = filled.entries("tests/test_a")["shared-1"].size
+    assert listed["namespaces"][0] == {"namespace": "tests/test_a", "entries": 1, "bytes": shared}
+    assert [(item["namespace"], item["key"]) for item in listed["largest"][:2]] == [
+        ("tests/test_b", "big"),
+        ("tests/test_h", hashed),
+    ]
+    assert listed["largest"][1]["metadata"] == {"prompt": "Summarise"}
+
+
 def test_show_prints_the_value_as_json_with_bytes_and_datetimes_faithful(filled: Store) -> None:
-    result = castore("--root", str(filled.root), "show", "tests/test_b", "typed")
+    result = cli("--root", str(filled.root), "show", "tests/test_b", "typed")
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
@@ -110,19 +157,19 @@ def test_show_prints_the_value_as_json_with_bytes_and_datetimes_faithful(filled:
         "t": {"$tuple": [1, 2]},
     }
     with_entry = json.loads(
-        castore("--root", str(filled.root), "show", "tests/test_b", "big", "--entry").stdout
+        cli("--root", str(filled.root), "show", "tests/test_b", "big", "--entry").stdout
     )
     assert with_entry["entry"]["metadata"] == {"prompt": "long"}
 
 
 def test_show_of_an_unknown_key_exits_1_naming_it(filled: Store) -> None:
-    result = castore("--root", str(filled.root), "show", "tests/test_b", "nope")
+    result = cli("--root", str(filled.root), "show", "tests/test_b", "nope")
     assert result.returncode == 1
     assert "'nope'" in result.stderr
 
 
 def test_a_missing_store_is_exit_code_3_with_advice(tmp_path: Path) -> None:
-    result = castore("--root", str(tmp_path / "absent"), "stats")
+    result = cli("--root", str(tmp_path / "absent"), "stats")
     assert result.returncode == 3
     assert "no store at" in result.stderr
 
@@ -134,7 +181,7 @@ def test_cat_shows_a_blob_file_or_a_copy_of_it_as_json(filled: Store, tmp_path: 
     copy.write_bytes(blob_path(filled, entry).read_bytes())
 
     for target in (blob_path(filled, entry), copy):
-        result = castore("--root", str(filled.root), "cat", str(target))
+        result = cli("--root", str(filled.root), "cat", str(target))
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == RESPONSE
 
@@ -143,7 +190,7 @@ def test_cat_shows_a_blob_file_or_a_copy_of_it_as_json(filled: Store, tmp_path: 
 
 
 def test_verify_of_a_sound_store_exits_0(filled: Store) -> None:
-    result = castore("--root", str(filled.root), "verify")
+    result = cli("--root", str(filled.root), "verify")
     assert result.returncode == 0, result.stdout
     assert "checked 3 of 3 blobs and 4 entries: 0 fault(s)" in result.stdout
 
@@ -165,36 +212,40 @@ def test_verify_reports_every_injected_fault_on_its_own_line_and_exits_1(filled:
     (filled.root / "blobs" / "ab").mkdir(exist_ok=True)
     (filled.root / "blobs" / "ab" / ".half-written.zst.1234.tmp").write_bytes(b"x")
 
-    result = castore("--root", str(filled.root), "verify")
+    result = cli("--root", str(filled.root), "verify")
 
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    by_kind = {line.split()[0]: line for line in lines[:-1]}
+    # The pointer's advice: three lines after the fault lines, the command on its own.
+    (advice,) = [n for n, line in enumerate(lines) if "this clone has not downloaded" in line]
+    assert lines[advice].startswith("1 file is a git-lfs pointer")
+    assert lines[advice + 1] == "    git lfs pull"  # the store is in no git repository
+    by_kind = {line.split()[0]: line for line in lines[:advice] + lines[advice + 3 : -1]}
     assert set(by_kind) == {"corrupt", "missing", "lfs-pointer", "orphan", "stray"}
     assert flipped.blob in by_kind["corrupt"] and "tests/test_b :: big" in by_kind["corrupt"]
     assert missing.blob in by_kind["missing"] and "tests/test_c :: gone" in by_kind["missing"]
-    assert pointer.blob in by_kind["lfs-pointer"] and "git lfs pull" in by_kind["lfs-pointer"]
+    assert pointer.blob in by_kind["lfs-pointer"] and "not downloaded" in by_kind["lfs-pointer"]
     assert orphan.blob in by_kind["orphan"] and "castore gc" in by_kind["orphan"]
     assert "half-written" in by_kind["stray"]
     assert lines[-1].endswith("3 fault(s); 2 for `castore gc`")
     assert "(upkeep, not a fault)" in by_kind["orphan"] and "(upkeep" in by_kind["stray"]
-    strict = castore("--root", str(filled.root), "verify", "--strict")
+    strict = cli("--root", str(filled.root), "verify", "--strict")
     assert strict.returncode == 1
 
 
 def test_orphans_left_by_re_recording_are_upkeep_not_faults_unless_strict(filled: Store) -> None:
     """Issue 14, bug 6: every re-record or delete used to make verify exit 1."""
     filled.put("tests/test_b", "typed", {"re-recorded": True})  # the old blob is an orphan
-    result = castore("--root", str(filled.root), "verify")
+    result = cli("--root", str(filled.root), "verify")
     assert result.returncode == 0, result.stdout
     assert "0 fault(s); 1 for `castore gc`" in result.stdout
-    report = json.loads(castore("--root", str(filled.root), "verify", "--json").stdout)
+    report = json.loads(cli("--root", str(filled.root), "verify", "--json").stdout)
     assert report["faults"] == []
     assert [item["kind"] for item in report["upkeep"]] == ["orphan"]
-    strict = castore("--root", str(filled.root), "verify", "--strict")
+    strict = cli("--root", str(filled.root), "verify", "--strict")
     assert strict.returncode == 1
-    castore("--root", str(filled.root), "gc")
-    assert castore("--root", str(filled.root), "verify", "--strict").returncode == 0
+    cli("--root", str(filled.root), "gc")
+    assert cli("--root", str(filled.root), "verify", "--strict").returncode == 0
 
 
 def test_verify_quarantine_moves_corrupt_blobs_aside(filled: Store) -> None:
@@ -202,7 +253,7 @@ def test_verify_quarantine_moves_corrupt_blobs_aside(filled: Store) -> None:
     assert entry is not None
     blob_path(filled, entry).write_bytes(b"\x28\xb5\x2f\xfd garbage")
 
-    result = castore("--root", str(filled.root), "verify", "--quarantine", "--json")
+    result = cli("--root", str(filled.root), "verify", "--quarantine", "--json")
 
     assert result.returncode == 1
     report = json.loads(result.stdout)
@@ -212,7 +263,7 @@ def test_verify_quarantine_moves_corrupt_blobs_aside(filled: Store) -> None:
     assert quarantined.parent == filled.root / ".castore" / "quarantine"
     assert quarantined.read_bytes().endswith(b"garbage")
     # Now it is simply missing, which verify reports as such.
-    assert "missing" in castore("--root", str(filled.root), "verify").stdout
+    assert "missing" in cli("--root", str(filled.root), "verify").stdout
 
 
 def test_verify_can_sample_blob_contents(tmp_path: Path) -> None:
@@ -220,9 +271,7 @@ def test_verify_can_sample_blob_contents(tmp_path: Path) -> None:
     with store.batch():
         for number in range(100):
             store.put("ns", f"k{number}", number)
-    result = json.loads(
-        castore("--root", str(tmp_path), "verify", "--sample", "0.1", "--json").stdout
-    )
+    result = json.loads(cli("--root", str(tmp_path), "verify", "--sample", "0.1", "--json").stdout)
     assert (result["blobs"], result["blobs_checked"], result["entries"]) == (100, 10, 100)
 
 
@@ -240,25 +289,25 @@ def test_gc_keeps_a_blob_two_namespaces_share_and_removes_orphans(filled: Store)
     temp.write_bytes(b"left by a killed writer")
     size = blob_path(filled, big).stat().st_size
 
-    dry = castore("--root", str(filled.root), "gc", "--dry-run")
+    dry = cli("--root", str(filled.root), "gc", "--dry-run")
     assert dry.returncode == 0
     assert f"would remove 1 unreferenced blob(s), {size} B, and 1 temporary file(s)" in dry.stdout
     assert blob_path(filled, big).exists() and temp.exists()  # nothing deleted
 
-    result = castore("--root", str(filled.root), "gc", "--json")
+    result = cli("--root", str(filled.root), "gc", "--json")
 
     assert json.loads(result.stdout)["blobs"] == [big.blob]
     assert not blob_path(filled, big).exists()
     assert not temp.exists()
     assert blob_path(filled, shared).exists()
     assert Store(filled.root).get("tests/test_a", "shared-1") == RESPONSE
-    assert castore("--root", str(filled.root), "verify").returncode == 0
+    assert cli("--root", str(filled.root), "verify").returncode == 0
 
 
 def test_gc_refuses_to_run_on_an_unreadable_index(filled: Store) -> None:
     internals(filled).indexes.path("tests/test_a").write_text("{broken")
 
-    result = castore("--root", str(filled.root), "gc")
+    result = cli("--root", str(filled.root), "gc")
 
     assert result.returncode == 3
     assert "tests/test_a.json" in result.stderr
@@ -289,17 +338,17 @@ def test_prune_drops_what_the_last_complete_run_did_not_use_then_collects(
     pytester.runpytest().assert_outcomes(passed=1)  # the complete run that judges
     store.put("test_suite", "recorded-later", "after the judging run")
 
-    dry = castore("prune", "--dry-run", cwd=pytester.path)
+    dry = cli("prune", "--dry-run", cwd=pytester.path)
     assert dry.returncode == 0, dry.stderr
     assert "would drop test_suite :: stale" in dry.stdout
     assert "recorded-later" not in dry.stdout
     assert Store(pytester.path / "store").contains("test_suite", "stale")
 
-    refused = castore("prune", cwd=pytester.path, stdin="")
+    refused = cli("prune", cwd=pytester.path, stdin="")
     assert refused.returncode == 2  # no terminal and no --yes: nothing deleted
     assert Store(pytester.path / "store").contains("test_suite", "stale")
 
-    done = castore("prune", "--yes", cwd=pytester.path)
+    done = cli("prune", "--yes", cwd=pytester.path)
 
     assert done.returncode == 0, done.stderr
     after = Store(pytester.path / "store")
@@ -309,27 +358,31 @@ def test_prune_drops_what_the_last_complete_run_did_not_use_then_collects(
 
 
 def test_delete_removes_keys_or_a_whole_namespace(filled: Store) -> None:
-    result = castore("--root", str(filled.root), "delete", "tests/test_b", "big", "--yes")
+    result = cli("--root", str(filled.root), "delete", "tests/test_b", "big", "--yes")
     assert result.returncode == 0, result.stderr
+    assert result.stdout == "deleted 1 entry of tests/test_b\n"
+    reported = cli("--root", str(filled.root), "delete", "tests/test_a", "--yes", "--json")
+    assert json.loads(reported.stdout) == {"namespace": "tests/test_a", "deleted": ["shared-1"]}
+    assert Store(filled.root).namespaces() == ["tests/test_b"]
     assert set(Store(filled.root).entries("tests/test_b")) == {"shared-2", "typed"}
-    castore("--root", str(filled.root), "delete", "tests/test_b", "--yes")
-    assert Store(filled.root).namespaces() == ["tests/test_a"]
+    cli("--root", str(filled.root), "delete", "tests/test_b", "--yes")
+    assert Store(filled.root).namespaces() == []
 
 
 def test_root_is_accepted_after_the_subcommand_too(filled: Store) -> None:
     """Issue 14: `castore stats --root DIR` failed with "No such option '--root'"."""
     for arguments in (["stats"], ["ls"], ["verify"], ["gc", "--dry-run"], ["pack", "--json"]):
-        after = castore(*arguments, "--root", str(filled.root))
+        after = cli(*arguments, "--root", str(filled.root))
         assert after.returncode in (0, 1), (arguments, after.stderr)
         assert "No such option" not in after.stderr
-    assert str(filled.root) in castore("stats", "--root", str(filled.root)).stdout
+    assert str(filled.root) in cli("stats", "--root", str(filled.root)).stdout
 
 
 def test_a_test_file_path_names_its_namespace_and_an_unknown_namespace_says_so(
     filled: Store,
 ) -> None:
     """Issue 14: show said "no key … in namespace …" for a namespace that does not exist."""
-    by_path = castore("--root", str(filled.root), "show", "./tests/test_b.py", "typed")
+    by_path = cli("--root", str(filled.root), "show", "./tests/test_b.py", "typed")
     assert by_path.returncode == 0, by_path.stderr
     assert json.loads(by_path.stdout)["t"] == {"$tuple": [1, 2]}
     for command in (
@@ -338,7 +391,7 @@ def test_a_test_file_path_names_its_namespace_and_an_unknown_namespace_says_so(
         ["export", "tests/test_nope"],
         ["delete", "tests/test_nope", "--yes"],
     ):
-        missing = castore("--root", str(filled.root), *command)
+        missing = cli("--root", str(filled.root), *command)
         assert missing.returncode == 1, command
         assert "no namespace 'tests/test_nope'" in missing.stderr, (command, missing.stderr)
 
@@ -349,5 +402,41 @@ def test_ls_shows_each_entry_s_metadata_so_hashed_keys_say_what_was_asked(
     """Issue 14: `castore ls NS` showed only hashes for request_key keys."""
     store = Store(tmp_path / "store")
     store.put("tests/test_h", "gpt-4o-0123abcd", {"a": 1}, metadata={"prompt": "Translate x"})
-    listed = castore("--root", str(store.root), "ls", "tests/test_h").stdout
+    listed = cli("--root", str(store.root), "ls", "tests/test_h").stdout
     assert "gpt-4o-0123abcd" in listed and "prompt=Translate x" in listed
+
+
+def test_every_command_that_reports_prints_the_same_facts_as_json(
+    filled: Store, tmp_path: Path
+) -> None:
+    """Each report renders twice, as text and as --json: the JSON parses, and it holds
+    the facts the text shows (the commands that change nothing; delete's is below)."""
+    root = ["--root", str(filled.root)]
+    exported = tmp_path / "export.json"
+    assert cli(*root, "export", "tests/test_a", "-o", str(exported)).returncode == 0
+    reports = {
+        "stats": (["stats"], lambda data: f"entries        {data['entries']}"),
+        "ls": (["ls"], lambda data: f"  {data['namespaces'][1]['namespace']}"),
+        "ls NS": (["ls", "tests/test_b"], lambda data: sorted(data)[0]),
+        "verify": (["verify"], lambda data: f"checked {data['blobs_checked']} of"),
+        "gc": (["gc", "--dry-run"], lambda data: f"{len(data['blobs'])} unreferenced blob(s)"),
+        "prune": (["prune", "--dry-run"], lambda data: f"drop {len(data['dropped'])} unused"),
+        "import": (
+            ["import", "--dry-run", str(exported)],
+            lambda data: f"would import {data['entries']} entries",
+        ),
+    }
+    for name, (arguments, fact) in reports.items():
+        as_json = cli(*root, *arguments, "--json")
+        assert as_json.returncode == 0, (name, as_json.stderr)
+        data = json.loads(as_json.stdout)
+        text = cli(*root, *arguments)
+        assert text.returncode == 0, (name, text.stderr)
+        assert fact(data) in text.stdout, (name, fact(data), text.stdout)
+
+
+def test_the_version_comes_from_the_package_metadata_of_pyproject() -> None:
+    """Issue 27, item 9: castore had no version. pyproject.toml is its one source."""
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert castore_package.__version__ == declared == metadata.version("castore")
+    assert cli("--version").stdout == f"castore, version {declared}\n"

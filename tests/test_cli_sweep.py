@@ -12,6 +12,7 @@ from pathlib import Path
 import msgpack
 import pytest
 from click.testing import CliRunner
+from conftest import commit_all, git
 
 from castore import Entry, Store
 from castore._storage.codec import digest
@@ -147,36 +148,19 @@ def commands(store: Store, tmp_path: Path, good_blob: str) -> list[list[str]]:
     ]
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(repo),
-            "-c",
-            "user.name=sweep",
-            "-c",
-            "user.email=s@castore.invalid",
-            *args,
-        ],
-        capture_output=True,
-        check=False,
-    )
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.usefixtures("isolated_git")
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
 def test_every_command_on_a_broken_store_ends_in_a_message_never_a_traceback(
     tmp_path: Path, breakage: str
 ) -> None:
     store = healthy(tmp_path / "store")
     good_blob = store.entries(NAMESPACE)["good"].blob
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "commit", "-q", "-m", "healthy")
+    git(tmp_path, "init", "-q")
+    commit_all(tmp_path, "healthy")
     BREAKAGES[breakage](store)
-    _git(tmp_path, "add", "-A")  # what git can hold of the damage (not a FIFO, say)
-    _git(tmp_path, "commit", "-q", "--allow-empty", "-m", "broken")
+    git(tmp_path, "add", "-A", check=False)  # what git can hold of the damage (not a FIFO)
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "broken")
     outside_before = sorted(path.name for path in tmp_path.iterdir())
     runner = CliRunner()
     for arguments in commands(store, tmp_path, good_blob):

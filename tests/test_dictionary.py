@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import zstandard
+from conftest import cli
 
 from castore import Store
 from castore._storage.store import internals
@@ -59,23 +57,11 @@ def empty_twin(store: Store, dictionary_blob: str, twin: Path) -> Path:
     return twin
 
 
-def castore(*args: str):  # type: ignore[no-untyped-def]
-    environment = {key: value for key, value in os.environ.items() if key != "CASTORE_ROOT"}
-    return subprocess.run(
-        [sys.executable, "-m", "castore", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_training_recompresses_every_blob_with_a_dictionary_kept_as_a_blob(similar: Store) -> None:
     names_before = sorted(blob.digest for blob in similar.blobs())
     bytes_before = sum(blob.size for blob in similar.blobs())
 
-    result = castore("--root", str(similar.root), "train-dictionary", "--size", "16384", "--json")
+    result = cli("--root", str(similar.root), "train-dictionary", "--size", "16384", "--json")
 
     assert result.returncode == 0, result.stderr
     training = json.loads(result.stdout)
@@ -91,8 +77,8 @@ def test_training_recompresses_every_blob_with_a_dictionary_kept_as_a_blob(simil
     assert training["bytes_after"] < bytes_before / 2
     for number in (0, 99, 199):
         assert store.get(f"tests/test_{number % 7}", f"key-{number}") == response(number)
-    assert castore("--root", str(similar.root), "verify").returncode == 0
-    assert castore("--root", str(similar.root), "gc", "--dry-run").stdout.startswith(
+    assert cli("--root", str(similar.root), "verify").returncode == 0
+    assert cli("--root", str(similar.root), "gc", "--dry-run").stdout.startswith(
         "would remove 0 unreferenced blob(s)"
     )
 
@@ -189,7 +175,7 @@ def test_cat_of_a_dictionary_compressed_blob_copied_out_of_the_store(
     copy = tmp_path / "git-textconv-tempfile"
     shutil.copy(internals(similar).blobs.location(entry.blob), copy)
 
-    result = castore("--root", str(similar.root), "cat", str(copy))
+    result = cli("--root", str(similar.root), "cat", str(copy))
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == response(3)

@@ -8,10 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_git import castore, commit_all, git, isolated_git, make_repo  # noqa: F401
+from conftest import cli, commit_all, git, make_repo
 
 from bench.lfs_server import giftless
 from castore import Recorder, Store
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 NAMESPACE = "tests/test_chat"
 IGNORE = ("--ignore", "$..id", "--ignore", "$..created", "--ignore", "$.._request_id")
@@ -48,7 +50,7 @@ def record(repo: Path, answers: dict[str, str], run: int, *, stream: str | None 
 
 
 def diff(repo: Path, *args: str, code: int | None = None) -> str:
-    result = castore(repo, "diff", *args, check=False)
+    result = cli("diff", *args, cwd=repo)
     assert result.returncode in (0, 1), result.stderr
     if code is not None:
         assert result.returncode == code, result.stdout + result.stderr
@@ -64,7 +66,7 @@ def repo(tmp_path: Path) -> Path:
 def history(repo: Path) -> Path:
     """Commit 1 records four answers and a stream; commit 2 re-records all of them: two
     answers change in content, two only in ids and timestamps, the stream's text changes."""
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     record(repo, ANSWERS, run=1, stream="one two three")
     commit_all(repo, "record")
     changed = {
@@ -151,7 +153,7 @@ def test_markdown_report_for_a_pull_request(history: Path) -> None:
 
 
 def test_same_blob_is_never_decoded_and_exit_code_zero(repo: Path) -> None:
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     record(repo, ANSWERS, run=1)
     commit_all(repo, "record")
     git(repo, "commit", "-q", "--allow-empty", "-m", "nothing")
@@ -164,13 +166,13 @@ def test_same_blob_is_never_decoded_and_exit_code_zero(repo: Path) -> None:
 
 
 def test_packed_blobs_on_both_sides(repo: Path) -> None:
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     record(repo, ANSWERS, run=1)
-    castore(repo, "pack")
+    cli("pack", cwd=repo, check=True)
     commit_all(repo, "packed")
     record(repo, {"sum": "Two plus two makes four."}, run=2)
-    castore(repo, "pack")
-    castore(repo, "gc")
+    cli("pack", cwd=repo, check=True)
+    cli("gc", cwd=repo, check=True)
     commit_all(repo, "re-recorded and packed again")
     assert not list((repo / "recordings" / "blobs").rglob("*.zst"))
     report = json.loads(diff(repo, "HEAD~1", "HEAD", "--json", *IGNORE, code=1))
@@ -183,14 +185,14 @@ def test_packed_blobs_on_both_sides(repo: Path) -> None:
 def test_errors_are_clear(repo: Path, tmp_path: Path) -> None:
     record(repo, ANSWERS, run=1)
     commit_all(repo, "record")
-    unknown = castore(repo, "diff", "no-such-branch", check=False)
+    unknown = cli("diff", "no-such-branch", cwd=repo)
     assert unknown.returncode == 3
     assert "unknown revision 'no-such-branch'" in unknown.stderr
-    bad = castore(repo, "diff", "--ignore", "choices", check=False)
+    bad = cli("diff", "--ignore", "(choices", cwd=repo)
     assert bad.returncode == 2 and "must start with '$'" in bad.stderr
     outside = tmp_path / "elsewhere"
     Store(outside).put("ns", "k", "v")
-    lost = castore(repo, "--root", str(outside), "diff", check=False)
+    lost = cli("--root", str(outside), "diff", cwd=repo)
     assert lost.returncode == 3 and "not inside a git repository" in lost.stderr
 
 
@@ -208,8 +210,7 @@ def test_a_symlink_committed_under_the_store_is_not_followed(repo: Path, tmp_pat
 @pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed")
 def test_lfs_tracked_blobs_are_read_from_the_lfs_server(repo: Path, tmp_path: Path) -> None:
     """In a clone with no LFS content, both revisions' values come from the LFS server."""
-    git(tmp_path, "lfs", "install", "--skip-repo")
-    castore(repo, "git", "setup")
+    cli("git", "setup", cwd=repo, check=True)
     with giftless(tmp_path / "lfs-objects") as url:
         (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
         record(repo, ANSWERS, run=1)

@@ -3,68 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli, commit_all, git, make_repo, needs_lfs, run_pytest
 
 from castore import Store
 
-needs_lfs = pytest.mark.skipif(
-    shutil.which("git-lfs") is None,
-    reason="git-lfs is not installed (.ci/run installs Debian's git-lfs package)",
-)
-
-
-def run(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    result = subprocess.run(
-        args,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-def git(repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return run("git", *args, cwd=repo, check=check, env=env)
-
-
-def castore(repo: Path, *args: str, check: bool = True):  # type: ignore[no-untyped-def]
-    return run(sys.executable, "-m", "castore", *args, cwd=repo, check=check)
-
-
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A HOME of our own: `git lfs install` and user settings never touch the real one."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("CI", "RECORD_FIXTURES", "CASTORE_ROOT", "GIT_LFS_SKIP_SMUDGE"):
-        monkeypatch.delenv(name, raising=False)
-    git(tmp_path, "config", "--global", "user.email", "tests@castore.invalid")
-    git(tmp_path, "config", "--global", "user.name", "castore tests")
-    git(tmp_path, "config", "--global", "init.defaultBranch", "main")
-
-
-def make_repo(path: Path) -> Path:
-    """A git repository whose pytest.ini puts the store in recordings/."""
-    path.mkdir()
-    git(path, "init", "-q")
-    (path / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
-    return path
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture
@@ -72,19 +20,14 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-
-
 def test_setup_is_idempotent_and_undo_takes_it_all_back(repo: Path) -> None:
     (repo / ".gitattributes").write_text("*.png binary\n")
     Store(repo / "recordings").put("ns", "k", "v")
 
-    first = castore(repo, "git", "setup", "--no-lfs")
+    first = cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     attributes = (repo / ".gitattributes").read_text()
     config = git(repo, "config", "--local", "--list").stdout
-    second = castore(repo, "git", "setup", "--no-lfs")
+    second = cli("git", "setup", "--no-lfs", cwd=repo, check=True)
 
     assert "wrote the castore block" in first.stdout
     assert "already set up" in second.stdout
@@ -98,7 +41,7 @@ def test_setup_is_idempotent_and_undo_takes_it_all_back(repo: Path) -> None:
     assert "merge: castore-index" in index_attributes
     assert "castore cat" in git(repo, "config", "diff.castore.textconv").stdout
 
-    castore(repo, "git", "setup", "--undo")
+    cli("git", "setup", "--undo", cwd=repo, check=True)
 
     assert (repo / ".gitattributes").read_text() == "*.png binary\n"
     assert "castore" not in git(repo, "config", "--local", "--list").stdout
@@ -118,12 +61,12 @@ def diff_lines(diff: str, sign: str) -> list[str]:
 
 
 def test_git_diff_of_a_re_recorded_blob_shows_readable_json(repo: Path) -> None:
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     Store(repo / "recordings").put("tests/test_x", "find_index", answer("first answer"))
     commit_all(repo, "record")
 
     Store(repo / "recordings").put("tests/test_x", "find_index", answer("second answer"))
-    castore(repo, "gc")  # the first answer's blob is now unreferenced
+    cli("gc", cwd=repo, check=True)  # the first answer's blob is now unreferenced
     git(repo, "add", "-A")
     diff = git(repo, "diff", "--cached").stdout
 
@@ -142,7 +85,7 @@ def record_keys(repo: Path, *keys: str) -> None:
 
 
 def test_two_branches_that_record_new_keys_merge_without_conflict(repo: Path) -> None:
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     record_keys(repo, "k1", "k5")
     commit_all(repo, "base")
     git(repo, "checkout", "-q", "-b", "feature")
@@ -165,13 +108,13 @@ def test_two_branches_that_record_new_keys_merge_without_conflict(repo: Path) ->
     assert sorted(store.entries("tests/test_x")) == ["k1", "k2", "k3", "k5"]
     for key in ("k1", "k2", "k3", "k5"):
         assert store.get("tests/test_x", key) == answer(f"answer for {key}")
-    assert castore(repo, "verify").returncode == 0
+    assert cli("verify", cwd=repo).returncode == 0
 
 
 def test_the_same_key_recorded_differently_on_two_branches_is_a_clear_conflict(
     repo: Path,
 ) -> None:
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     record_keys(repo, "k1")
     commit_all(repo, "base")
     git(repo, "checkout", "-q", "-b", "feature")
@@ -208,30 +151,15 @@ def test_factorial(recorder):
 """
 
 
-def pytest_in(repo: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return run(
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        *args,
-        cwd=repo,
-        check=False,
-        env=env,
-    )
-
-
 @needs_lfs
 def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulled(
     tmp_path: Path, repo: Path
 ) -> None:
-    git(repo, "lfs", "install", "--skip-repo")
     (repo / "tests").mkdir()
     (repo / "tests" / "test_llm.py").write_text(SUITE)
-    recorded = pytest_in(repo, "--castore-mode=new_episodes", env={"CASTORE_LIVE": "1"})
+    recorded = run_pytest(repo, "--castore-mode=new_episodes", env={"CASTORE_LIVE": "1"})
     assert recorded.returncode == 0, recorded.stdout
-    castore(repo, "git", "setup")  # with LFS
+    cli("git", "setup", cwd=repo, check=True)  # with LFS
     commit_all(repo, "record with LFS")
     tracked = git(repo, "lfs", "ls-files", "--name-only").stdout.split()
     assert len(tracked) == 2 and all(name.startswith("recordings/blobs/") for name in tracked)
@@ -245,24 +173,24 @@ def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulle
 
     lazy = tmp_path / "lazy"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(lazy), env={"GIT_LFS_SKIP_SMUDGE": "1"})
-    fetched = pytest_in(lazy)  # lazy fetch: no `git lfs pull` needed first
+    fetched = run_pytest(lazy)  # lazy fetch: no `git lfs pull` needed first
     assert fetched.returncode == 0, fetched.stdout
     assert re.search(r"fetched 2 objects \([0-9.]+ MB\) from LFS in [0-9.]+ s", fetched.stdout)
     assert "2 replayed, 0 missing or stale, 0 recorded" in fetched.stdout
-    again = pytest_in(lazy)
+    again = run_pytest(lazy)
     assert "from LFS" not in again.stdout  # fetched once: the next run has them
 
     unpulled = tmp_path / "unpulled"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(unpulled), env={"GIT_LFS_SKIP_SMUDGE": "1"})
-    failing = pytest_in(unpulled, "-o", "castore_lfs_fetch=false")
+    failing = run_pytest(unpulled, "-o", "castore_lfs_fetch=false")
     assert failing.returncode == 1
     assert "is a git-lfs pointer file, not the recorded data" in failing.stdout
     assert "git lfs pull" in failing.stdout
-    verify = castore(unpulled, "verify", check=False)
+    verify = cli("verify", cwd=unpulled)
     assert verify.returncode == 1 and verify.stdout.count("lfs-pointer") == 2
 
     shutil.rmtree(remote / "lfs")  # the server lost the objects: a clear report, no crash
-    lost = pytest_in(unpulled)
+    lost = run_pytest(unpulled)
     assert lost.returncode == 1
     assert "could not fetch 2 of 2 object(s) from LFS" in lost.stdout
     assert "is a git-lfs pointer file, not the recorded data" in lost.stdout
@@ -270,19 +198,18 @@ def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulle
     git(repo, "push", "-q", "origin", "main")
     git(repo, "lfs", "push", "--all", "origin")
     git(unpulled, "lfs", "pull")
-    replay = pytest_in(unpulled)
+    replay = run_pytest(unpulled)
     assert replay.returncode == 0, replay.stdout
     assert "2 replayed, 0 missing or stale, 0 recorded" in replay.stdout
 
     fresh = tmp_path / "fresh"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(fresh))
-    assert pytest_in(fresh).returncode == 0
+    assert run_pytest(fresh).returncode == 0
 
 
 @needs_lfs
 def test_git_diff_shows_lfs_tracked_blobs_as_json(repo: Path) -> None:
-    git(repo, "lfs", "install", "--skip-repo")
-    castore(repo, "git", "setup")
+    cli("git", "setup", cwd=repo, check=True)
     Store(repo / "recordings").put("tests/test_x", "find_index", answer("first answer"))
     commit_all(repo, "record")
     Store(repo / "recordings").put("tests/test_x", "find_index", answer("second answer"))
@@ -299,7 +226,7 @@ def test_git_diff_of_an_index_shows_the_values_that_changed_not_only_digests(
 ) -> None:
     """Issue 14 (and 15's git integration): a re-recording showed in `git diff` as a
     changed digest; the index diff driver shows the old and the new answer."""
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     store = Store(repo / "recordings")
     store.put("tests/test_x", "find_index", answer("first answer"))
     store.put("tests/test_x", "unchanged", answer("stays the same"))
@@ -315,24 +242,92 @@ def test_git_diff_of_an_index_shows_the_values_that_changed_not_only_digests(
 
 
 def test_the_index_diff_says_so_when_an_old_value_is_not_in_the_checkout(repo: Path) -> None:
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     Store(repo / "recordings").put("tests/test_x", "k", answer("first answer"))
     commit_all(repo, "record")
     Store(repo / "recordings").put("tests/test_x", "k", answer("second answer"))
-    castore(repo, "gc")  # the first answer's blob is gone from the working tree
+    cli("gc", cwd=repo, check=True)  # the first answer's blob is gone from the working tree
     diff = git(repo, "diff", "--", "recordings/index").stdout
     assert "(value not available here: MissingBlobError)" in diff_lines(diff, "-")
     assert '"content": "second answer"' in diff_lines(diff, "+")
 
 
 def test_the_index_diff_reads_values_from_packs_too(repo: Path) -> None:
-    castore(repo, "git", "setup", "--no-lfs")
+    cli("git", "setup", "--no-lfs", cwd=repo, check=True)
     store = Store(repo / "recordings")
     for number in range(20):  # enough values for the first pack to train a dictionary
         store.put("tests/test_x", f"k{number}", answer(f"answer {number}"))
-    castore(repo, "pack")
+    cli("pack", cwd=repo, check=True)
     commit_all(repo, "record and pack")
     Store(repo / "recordings").put("tests/test_x", "k3", answer("re-recorded answer"))
     diff = git(repo, "diff", "--", "recordings/index").stdout
     assert '"content": "answer 3"' in diff_lines(diff, "-")  # read from the pack
     assert '"content": "re-recorded answer"' in diff_lines(diff, "+")  # loose, new
+
+
+def lfs_files(repo: Path) -> list[str]:
+    return sorted(git(repo, "lfs", "ls-files", "--name-only").stdout.split())
+
+
+def is_pointer(path: Path) -> bool:
+    return path.read_bytes().startswith(b"version https://git-lfs.github.com/spec/")
+
+
+@needs_lfs
+def test_setup_after_the_store_was_committed_moves_its_blobs_and_packs_into_lfs(
+    tmp_path: Path, repo: Path
+) -> None:
+    """Issue 27, item 2: docs/migrating.md commits the store, then runs `castore git
+    setup`; the committed blobs and packs stayed plain git objects (`git lfs ls-files`
+    empty). setup re-adds them under the new attributes, and says so; --undo (and
+    --no-lfs) moves them back, except files this clone holds only as pointers."""
+    store = Store(repo / "recordings")
+    for number in range(20):
+        store.put("tests/test_x", f"k{number}", answer(f"answer {number}"))
+    cli("pack", cwd=repo, check=True)
+    store.put("tests/test_x", "loose", answer("recorded after packing"))
+    commit_all(repo, "record, in plain git")
+    blobs_and_packs = sorted(
+        path.relative_to(repo).as_posix()
+        for path in [
+            *(repo / "recordings" / "blobs").rglob("*.zst"),
+            *(repo / "recordings" / "packs").glob("*.pack"),
+        ]
+    )
+    assert len(blobs_and_packs) == 3  # the pack, its dictionary, a loose blob
+    assert lfs_files(repo) == []
+
+    setup = cli("git", "setup", cwd=repo, check=True)
+
+    assert (
+        "moved 3 committed blob and pack file(s) into git-lfs with `git add --renormalize`: "
+        "commit them, with .gitattributes"
+    ) in setup.stdout
+    commit_all(repo, "castore git setup")
+    assert lfs_files(repo) == blobs_and_packs
+    assert git(repo, "status", "--porcelain").stdout == ""
+    again = cli("git", "setup", cwd=repo, check=True)
+    assert again.stdout == "already set up; nothing changed\n"
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", remote.as_uri())
+    git(repo, "push", "-q", "origin", "main")
+    lazy = tmp_path / "lazy"
+    git(tmp_path, "clone", "-q", remote.as_uri(), str(lazy), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    assert all(is_pointer(lazy / name) for name in blobs_and_packs)  # LFS holds them
+
+    stuck = cli("git", "setup", "--undo", cwd=lazy, check=True)
+    assert "left 3 committed blob and pack file(s) in git-lfs" in stuck.stdout
+    assert "Run `git lfs pull`, then `castore git setup --undo` again" in stuck.stdout
+    assert git(lazy, "diff", "--cached", "--name-only").stdout == ""  # nothing staged
+
+    undone = cli("git", "setup", "--undo", "--json", cwd=repo, check=True)
+
+    assert json.loads(undone.stdout)["out_of_lfs"] == blobs_and_packs
+    commit_all(repo, "castore git setup --undo")
+    assert lfs_files(repo) == []
+    git(repo, "push", "-q", "origin", "main")
+    plain = tmp_path / "plain"
+    git(tmp_path, "clone", "-q", remote.as_uri(), str(plain), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    assert not any(is_pointer(plain / name) for name in blobs_and_packs)
+    assert Store(plain / "recordings").get("tests/test_x", "k7") == answer("answer 7")

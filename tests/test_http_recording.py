@@ -15,7 +15,7 @@ from castore import Store
 from tests.llm_server import LLMServer, suite_project
 
 SUITE = (Path(__file__).parent / "http_suite.py").read_text()
-TESTS = 21
+TESTS = 22
 SECRETS = (
     "sk-proj-0123456789abcdefTHISISSECRET",
     "sk-ant-api03-SECRETSECRETSECRET",
@@ -34,6 +34,7 @@ def suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return tmp_path / "live"
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_every_client_records_then_replays_offline_and_with_the_server_up(
     pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -49,7 +50,7 @@ def test_every_client_records_then_replays_offline_and_with_the_server_up(
             pytester.makeini(  # castore is not loaded: its marker and options are unknown
                 ini.replace("castore_root = recordings", "markers = castore_http")
             )
-            pytester.runpytest_subprocess(*WARNINGS, "-p", "no:castore").assert_outcomes(
+            pytester.runpytest_inprocess(*WARNINGS, "-p", "no:castore").assert_outcomes(
                 passed=TESTS
             )
             pytester.makeini(ini)
@@ -60,7 +61,7 @@ def test_every_client_records_then_replays_offline_and_with_the_server_up(
             recording.setenv("ANTHROPIC_API_KEY", SECRETS[1])
             recording.setenv("AWS_SECRET_ACCESS_KEY", SECRETS[2])
             recording.setenv("GEMINI_API_KEY", SECRETS[3])
-            recorded = pytester.runpytest_subprocess(*WARNINGS)
+            recorded = pytester.runpytest_inprocess(*WARNINGS)
         recorded.assert_outcomes(passed=TESTS)
         recorded.stdout.fnmatch_lines(
             ["recorded 1 error answer (*", "  404 POST 127.0.0.1/v1/embeddings"]
@@ -69,7 +70,7 @@ def test_every_client_records_then_replays_offline_and_with_the_server_up(
         # One recording per request sent: no client recorded another's request twice.
         assert len(Store(pytester.path / "recordings").entries("test_http")) == calls
 
-        up = pytester.runpytest_subprocess(*WARNINGS)
+        up = pytester.runpytest_inprocess(*WARNINGS)
         up.assert_outcomes(passed=TESTS)
         up.stdout.fnmatch_lines([f"{calls} replayed, 0 missing or stale, 0 recorded*"])
         assert server.requests == before + calls  # the server was up, and got nothing
@@ -79,11 +80,11 @@ def test_every_client_records_then_replays_offline_and_with_the_server_up(
         with monkeypatch.context() as changed:
             changed.setenv("CI", "true")
             changed.setenv("REQUEST_SUFFIX", " changed")
-            failing = pytester.runpytest_subprocess(*WARNINGS)
+            failing = pytester.runpytest_inprocess(*WARNINGS)
         assert server.requests == before + calls
     finally:
         server.stop()
-    stopped = pytester.runpytest_subprocess(*WARNINGS)
+    stopped = pytester.runpytest_inprocess(*WARNINGS)
     stopped.assert_outcomes(passed=TESTS)
 
     failing.assert_outcomes(passed=1, failed=TESTS - 1)  # match_on ignores the prompt
@@ -97,6 +98,13 @@ def test_every_client_records_then_replays_offline_and_with_the_server_up(
         ]
     )
     failing.stdout.fnmatch_lines(["*RetriedMissError: the client retried POST 127.0.0.1/*"])
+    failing.stdout.fnmatch_lines(
+        [
+            "*MissingRecordingError: no recording for key 'POST 127.0.0.1/v1/chat/completions-*",
+            "*nearest recorded keys*",
+            '*(body.messages[[]0[]].content: "hello" → "hello changed"*',
+        ]
+    )
 
     # No secret reached the store: keys, the cookie, the query's key.
     stored = b"".join(
@@ -115,30 +123,6 @@ def failure_sections(output: str) -> dict[str, str]:
     failures = output.split("= FAILURES =", 1)[1].split("short test summary info", 1)[0]
     parts = re.split(r"\n_{3,} (\S+) _{3,}\n", failures)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
-
-
-def test_a_missing_recording_names_the_request_and_the_nearest_one(
-    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server = LLMServer().start()
-    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
-    monkeypatch.setenv("RECORD_FIXTURES", "true")
-    try:
-        pytester.runpytest_subprocess("-k", "chat_completion", "-p", "no:cacheprovider")
-    finally:
-        server.stop()
-    monkeypatch.delenv("RECORD_FIXTURES")
-    changed = SUITE.replace('"content": "hello"}]', '"content": "hullo"}]')
-    pytester.makepyfile(test_http=changed)
-    result = pytester.runpytest_subprocess("-k", "chat_completion", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*MissingRecordingError: no recording for key 'POST 127.0.0.1/v1/chat/completions-*",
-            "*nearest recorded keys*",
-            '*(body.messages[[]0[]].content: "hello" → "hullo")',
-        ]
-    )
 
 
 XDIST_SUITE = """

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import cli
 from vcr.serializers import jsonserializer, yamlserializer
 
 from castore import Recorder, Store
@@ -25,18 +24,6 @@ CORPUS = (
     / "crewai"
 )
 LONG_PROMPT = "Write a Python function that finds the index of an element in a list. " * 3
-
-
-def castore(*args: str):  # type: ignore[no-untyped-def]
-    environment = {key: value for key, value in os.environ.items() if key != "CASTORE_ROOT"}
-    return subprocess.run(
-        [sys.executable, "-m", "castore", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-        check=False,
-    )
 
 
 def seeds_fixture_file(path: Path) -> None:
@@ -63,7 +50,7 @@ def test_a_seeds_fixture_file_imports_under_the_keys_tests_pass(tmp_path: Path) 
     fixture.parent.mkdir(parents=True)
     seeds_fixture_file(fixture)
 
-    result = castore("--root", str(tmp_path / "store"), "import", str(fixture))
+    result = cli("--root", str(tmp_path / "store"), "import", str(fixture))
 
     assert result.returncode == 0, result.stderr
     assert "seeds" in result.stdout and "-> ir_responses: 2" in result.stdout
@@ -97,12 +84,10 @@ def test_export_then_import_gives_back_the_same_blobs_and_metadata(tmp_path: Pat
     exported = tmp_path / "export.json"
 
     assert (
-        castore(
-            "--root", str(source.root), "export", "tests/test_x", "-o", str(exported)
-        ).returncode
+        cli("--root", str(source.root), "export", "tests/test_x", "-o", str(exported)).returncode
         == 0
     )
-    assert castore("--root", str(tmp_path / "copy"), "import", str(exported)).returncode == 0
+    assert cli("--root", str(tmp_path / "copy"), "import", str(exported)).returncode == 0
 
     copy = Store(tmp_path / "copy")
     assert copy.namespaces() == ["tests/test_x"]
@@ -122,12 +107,12 @@ def test_a_file_that_is_not_a_recording_is_refused_when_named_and_skipped_in_a_w
     (folder / "package.json").write_text('{"name": "web", "version": "1.0.0"}')
     seeds_fixture_file(folder / "modal_responses.json")
 
-    named = castore("--root", str(tmp_path / "store"), "import", str(folder / "package.json"))
+    named = cli("--root", str(tmp_path / "store"), "import", str(folder / "package.json"))
     assert named.returncode == 3
     assert "package.json" in named.stderr and "neither a VCR.py cassette" in named.stderr
     assert not (tmp_path / "store").exists()
 
-    walked = castore("--root", str(tmp_path / "store"), "import", str(folder))
+    walked = cli("--root", str(tmp_path / "store"), "import", str(folder))
     assert walked.returncode == 0, walked.stderr
     assert "skipped" in walked.stdout and "package.json" in walked.stdout
     assert Store(tmp_path / "store").namespaces() == ["modal_responses"]
@@ -156,7 +141,7 @@ def test_a_json_cassette_imports_too(tmp_path: Path) -> None:
     path.parent.mkdir()
     path.write_text(jsonserializer.serialize(cassette))
 
-    result = castore("--root", str(tmp_path / "store"), "import", str(tmp_path / "cassettes"))
+    result = cli("--root", str(tmp_path / "store"), "import", str(tmp_path / "cassettes"))
 
     assert result.returncode == 0, result.stderr
     store = Store(tmp_path / "store")
@@ -172,7 +157,7 @@ def test_a_json_cassette_imports_too(tmp_path: Path) -> None:
 def test_importing_the_crewai_cassettes_loses_no_interaction_and_replays_each_exactly(
     tmp_path: Path,
 ) -> None:
-    result = castore("--root", str(tmp_path / "store"), "import", str(CORPUS), "--json")
+    result = cli("--root", str(tmp_path / "store"), "import", str(CORPUS), "--json")
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -201,4 +186,4 @@ def test_importing_the_crewai_cassettes_loses_no_interaction_and_replays_each_ex
     assert report["entries"] == expected_interactions
     assert sum(item["repeats"] for item in report["files"]) == expected_repeats
     assert expected_repeats >= 206
-    assert castore("--root", str(store.root), "verify").returncode == 0
+    assert cli("--root", str(store.root), "verify").returncode == 0

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
+
+import pytest
+from conftest import commit_all, git
 
 from castore import Store
 from castore._storage.store import internals
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout
-
-
-def init_repo(repo: Path) -> None:
-    repo.mkdir(exist_ok=True)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "tests@castore.invalid")
-    git(repo, "config", "user.name", "castore tests")
 
 
 def test_index_is_sorted_json_with_one_entry_per_line_and_a_version_on_top(store: Store) -> None:
@@ -51,22 +40,23 @@ def test_rewriting_an_unchanged_index_gives_the_same_bytes(tmp_path: Path) -> No
     assert internals(fresh).indexes.path("ns").read_bytes() == before
 
 
+@pytest.mark.usefixtures("isolated_git")
 def test_re_recording_one_key_of_1000_changes_one_line_of_the_index(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    init_repo(repo)
+    repo.mkdir()
+    git(repo, "init", "-q")
     store = Store(repo / "fixtures")
     with store.batch():
         for number in range(1000):
             store.put("tests/test_big", f"key-{number:04d}", {"answer": number})
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "record 1000 keys")
+    commit_all(repo, "record 1000 keys")
 
     Store(repo / "fixtures").put("tests/test_big", "key-0500", {"answer": "re-recorded"})
 
-    stat = git(repo, "diff", "--numstat", "--", "fixtures/index").split()
+    stat = git(repo, "diff", "--numstat", "--", "fixtures/index").stdout.split()
     assert stat == ["1", "1", "fixtures/index/tests/test_big.json"]
     git(repo, "add", "-A")
-    summary = git(repo, "diff", "--cached", "--stat").splitlines()[-1]
+    summary = git(repo, "diff", "--cached", "--stat").stdout.splitlines()[-1]
     # The changed index line, plus the one new blob file (binary, so no line count).
     assert summary.strip().startswith("2 files changed, 1 insertion(+), 1 deletion(-)")
 

@@ -3,22 +3,21 @@ without LFS content, and lazy fetch of only what the selected tests need."""
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_git import castore, commit_all, git, isolated_git, pytest_in  # noqa: F401
+from conftest import cli, commit_all, git, needs_lfs, run, run_pytest, use_git_home
 
 from bench.lfs_server import giftless, stored_objects
 from castore import Store
+from castore._storage.files.pointers import is_pointer_file
 from castore._storage.store import internals
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("git-lfs") is None,
-    reason="git-lfs is not installed (.ci/run installs Debian's git-lfs package)",
-)
+pytestmark = [needs_lfs, pytest.mark.usefixtures("isolated_git")]
 
 MODULES = 6
 KEYS = 40
@@ -39,32 +38,40 @@ def answer(module: int, key: int) -> dict[str, object]:
     return {"module": module, "key": key, "text": text}
 
 
-@pytest.fixture
-def published(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
-    """A repository whose packed store is pushed to a bare remote (git) and giftless (LFS)."""
-    git(tmp_path, "lfs", "install", "--skip-repo")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
-    (repo / "tests").mkdir()
-    store = Store(repo / "recordings")
-    for module in range(MODULES):
-        (repo / "tests" / f"test_m{module}.py").write_text(MODULE.format(keys=KEYS, module=module))
-        for key in range(KEYS):
-            store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
-    castore(repo, "pack", "--target-size", "8KiB")
-    castore(repo, "git", "setup")
-    objects = tmp_path / "lfs-server"
-    with giftless(objects) as url:
-        # Committed, so that a fresh clone finds the LFS server with no set-up step.
-        (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
-        commit_all(repo, "packed recordings")
-        remote = tmp_path / "remote.git"
-        git(tmp_path, "init", "-q", "--bare", str(remote))
-        git(repo, "remote", "add", "origin", remote.as_uri())
-        git(repo, "push", "-q", "origin", "main")
-        yield repo, remote.as_uri(), objects
+@pytest.fixture(scope="module")
+def published(
+    tmp_path_factory: pytest.TempPathFactory, git_home: Path
+) -> Iterator[tuple[Path, str, Path]]:
+    """A repository whose packed store is pushed to a bare remote (git) and giftless (LFS).
+
+    Made once per module (per xdist worker), as building it takes seconds: the tests only
+    read it and clone it into their own folders."""
+    tmp_path = tmp_path_factory.mktemp("published")
+    with pytest.MonkeyPatch.context() as patch:
+        use_git_home(git_home, patch)
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        git(repo, "init", "-q")
+        (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
+        (repo / "tests").mkdir()
+        store = Store(repo / "recordings")
+        for module in range(MODULES):
+            test_file = repo / "tests" / f"test_m{module}.py"
+            test_file.write_text(MODULE.format(keys=KEYS, module=module))
+            for key in range(KEYS):
+                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+        cli("pack", "--target-size", "8KiB", cwd=repo, check=True)
+        cli("git", "setup", cwd=repo, check=True)
+        objects = tmp_path / "lfs-server"
+        with giftless(objects) as url:
+            # Committed, so that a fresh clone finds the LFS server with no set-up step.
+            (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
+            commit_all(repo, "packed recordings")
+            remote = tmp_path / "remote.git"
+            git(tmp_path, "init", "-q", "--bare", str(remote))
+            git(repo, "remote", "add", "origin", remote.as_uri())
+            git(repo, "push", "-q", "origin", "main")
+            yield repo, remote.as_uri(), objects
 
 
 def packs_needed(store_root: Path, namespaces: list[str]) -> set[str]:
@@ -107,7 +114,7 @@ def test_a_run_of_one_module_fetches_only_its_packs_and_passes(
     all_packs = {path.stem for path in (root / "packs").glob("*.pack")}
     assert needed < all_packs
 
-    run = pytest_in(clone, "tests/test_m4.py")
+    run = run_pytest(clone, "tests/test_m4.py")
     assert run.returncode == 0, run.stdout + run.stderr
     found = re.search(r"fetched (\d+) objects \(([0-9.]+) MB\) from LFS in [0-9.]+ s", run.stdout)
     assert found, run.stdout
@@ -139,7 +146,7 @@ def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
     root = clone / "recordings"
     needed = packs_needed(root, ["tests/test_m2"])
 
-    run = pytest_in(clone, "tests/test_runtime.py")
+    run = run_pytest(clone, "tests/test_runtime.py")
     assert run.returncode == 0, run.stdout + run.stderr
     # The dictionary at collection, then test_m2's packs in one fetch when the recorder
     # is made: the report adds them up on one line.
@@ -158,7 +165,7 @@ def test_xdist_workers_fetch_each_object_once(
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", remote, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
     needed = packs_needed(clone / "recordings", [f"tests/test_m{n}" for n in range(MODULES)])
-    run = pytest_in(clone, "-n", "2")
+    run = run_pytest(clone, "-n", "2")
     assert run.returncode == 0, run.stdout + run.stderr
     counts = [int(n) for n in re.findall(r"fetched (\d+) objects", run.stdout)]
     assert counts == [len(needed) + 1], run.stdout
@@ -175,7 +182,7 @@ def test_a_full_clone_with_lfs_replays_the_whole_suite(
         pack.read_bytes().startswith(b"version https://git-lfs")
         for pack in (clone / "recordings" / "packs").glob("*.pack")
     )
-    run = pytest_in(clone)
+    run = run_pytest(clone)
     assert run.returncode == 0, run.stdout
     assert "from LFS" not in run.stdout
     assert f"{MODULES * KEYS} replayed" in run.stdout
@@ -193,8 +200,58 @@ def test_a_clone_that_excludes_packs_by_lfs_fetchexclude_fetches_them_lazily(
         for pack in root.glob("packs/*.pack")
     )
     needed = packs_needed(root, ["tests/test_m1", "tests/test_m2"])
-    run = pytest_in(clone, "tests/test_m1.py", "tests/test_m2.py")
+    run = run_pytest(clone, "tests/test_m1.py", "tests/test_m2.py")
     assert run.returncode == 0, run.stdout + run.stderr
     found = re.search(r"fetched (\d+) objects", run.stdout)
     assert found, run.stdout
     assert int(found.group(1)) == len(needed)  # the dictionary was not excluded
+
+
+def test_verify_in_a_clone_without_lfs_content_groups_the_pointers_and_names_one_command(
+    published: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    """Issue 27, item 8: verify printed the same pack-pointer line once per blob in the
+    pack and counted each as a fault. Now each pointer file is one line and one fault,
+    and the command it prints downloads them, also past an lfs.fetchexclude."""
+    _, remote, _ = published
+    for name, clone_options, env in (
+        ("lazy", [], {"GIT_LFS_SKIP_SMUDGE": "1"}),  # packs and the dictionary are pointers
+        ("excluding", ["-c", "lfs.fetchexclude=recordings/packs/*"], None),  # packs only
+    ):
+        clone = tmp_path / name
+        git(tmp_path, "clone", "-q", *clone_options, remote, str(clone), env=env)
+        root = clone / "recordings"
+        blobs = list(Store(root).blobs())
+        held = Counter(blob.path for blob in blobs)
+        pointers = sorted(path for path in held if is_pointer_file(path))
+        assert len(pointers) == len(list(root.glob("packs/*.pack"))) + (name == "lazy")
+
+        report = cli("verify", cwd=clone)
+
+        assert report.returncode == 1, report.stdout
+        lines = report.stdout.splitlines()
+        listed = [line for line in lines if line.startswith("lfs-pointer")]
+        assert [line.split()[1].rstrip(":") for line in listed] == [str(p) for p in pointers]
+        for line, path in zip(listed, pointers, strict=True):
+            many = f" holding {held[path]} blobs" if held[path] > 1 else ""
+            assert line.endswith(f": a git-lfs pointer{many}, not downloaded"), line
+        unchecked = sum(held[path] for path in pointers)
+        assert lines[-1] == (
+            f"checked {len(blobs) - unchecked} of {len(blobs)} blobs ({unchecked} not "
+            f"downloaded from git-lfs) and {MODULES * KEYS} entries: {len(pointers)} fault(s)"
+        )
+        (command,) = [line.strip() for line in lines if line.startswith("    git lfs pull")]
+        assert command == 'git lfs pull --include="recordings/**" --exclude=""'
+        assert "castore_lfs_fetch" in report.stdout
+        as_json = json.loads(cli("verify", "--json", cwd=clone).stdout)
+        assert [fault["blobs"] for fault in as_json["faults"]] == [held[p] for p in pointers]
+        assert as_json["lfs_pull"] == command
+
+        run("bash", "-c", command, cwd=clone)
+
+        healed = cli("verify", cwd=clone)
+        assert healed.returncode == 0, healed.stdout
+        assert (
+            healed.stdout == f"checked {len(blobs)} of {len(blobs)} blobs and "
+            f"{MODULES * KEYS} entries: 0 fault(s)\n"
+        )

@@ -7,6 +7,7 @@ the second replays against a port nothing listens on."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ SUITE = """
 import os
 import socket
 
-import litellm  # at collection: fetches its price map, which the guard refuses
+import litellm
 import pytest
 
 pytestmark = pytest.mark.castore_http
@@ -57,17 +58,30 @@ castore_ignore_hosts = raw.githubusercontent.com
 """
 
 
+@pytest.fixture(scope="session")
+def litellm_imported() -> None:
+    """litellm, imported in this process before any pytester session, and once: it takes
+    seconds, and it puts importlib_metadata's finder on ``sys.meta_path`` (disabling the
+    standard library's), which pytester would take back off after a session that
+    imported it, leaving no package metadata findable. Its price map is the bundled one
+    here; the session's own fetch is what the test shows the guard refusing."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        importlib.import_module("litellm")
+
+
+@pytest.mark.usefixtures("litellm_imported")
 def test_litellm_replays_offline_with_its_price_map_host_ignored(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    suite_project(pytester, monkeypatch, tmp_path / "live", "test_litellm", SUITE)
+    suite_project(pytester, monkeypatch, tmp_path / "live", "test_llm_via_litellm", SUITE)
     pytester.makeini(INI)
     for name in ("LITELLM_LOCAL_MODEL_COST_MAP", "LITELLM_OFFLINE_MODE"):
         monkeypatch.delenv(name, raising=False)
     server = LLMServer().start()
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     try:
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     finally:
         server.stop()
     result.assert_outcomes(passed=2)
@@ -75,8 +89,7 @@ def test_litellm_replays_offline_with_its_price_map_host_ignored(
     result.stdout.fnmatch_lines(
         [
             "1 replayed, 0 missing or stale, 1 recorded*",
-            "the network guard refused * connection*",
-            "  raw.githubusercontent.com:443 (collecting test_litellm.py)",
+            "the network guard refused 1 connection*",
+            "  raw.githubusercontent.com:443 (test *test_2_replays_offline)",
         ]
     )
-    result.stdout.fnmatch_lines(["  raw.githubusercontent.com:443 (test *test_2_replays_offline)"])

@@ -140,18 +140,20 @@ def test_a_missing_key_fails_with_key_namespace_store_and_the_command_that_recor
             "*MissingRecordingError: no recording for key 'sync' in namespace 'tests/test_llm'",
             f"*store: {store_path}*",
             "*mode:  none (replay only)*",
-            "*pytest tests/test_llm.py::test_sync --castore-mode=new_episodes",
+            "*RECORD_FIXTURES=true *pytest tests/test_llm.py::test_sync",
+            "*(or --castore-mode=new_episodes, to record only what is missing)",
         ]
     )
     assert "FileNotFoundError" not in result.stdout.str()
     assert "the real API was called" not in result.stdout.str()
 
     # The command it gives really records the key.
-    command = re.search(r"pytest (\S+) (--castore-mode=\S+)", result.stdout.str())
+    command = re.search(r"RECORD_FIXTURES=true (?:uv run )?pytest (\S+)", result.stdout.str())
     assert command is not None
     with monkeypatch.context() as live:
         live.setenv("CASTORE_LIVE", "1")
-        project.runpytest(command.group(1), command.group(2)).assert_outcomes(passed=1)
+        live.setenv("RECORD_FIXTURES", "true")
+        project.runpytest(command.group(1)).assert_outcomes(passed=1)
     project.runpytest("tests/test_llm.py::test_sync").assert_outcomes(passed=1)
 
 

@@ -1,10 +1,15 @@
 """docs/quickstart.md, run as written, in a fresh project that installs castore as it says.
 
 The page's files (code blocks with a ``title="path"``) are written into a project made by
-``uv init``, castore is installed with the page's own ``uv add --dev --editable ../castore``
-line (``../castore`` is this checkout), and the page's commands run in order. The
-install lines that name the repository's URL or pip are the only ones not run: this
-machine has no castore repository to clone, and the uv line already installs it.
+``uv init``, castore is installed from a wheel with the page's own two lines (``uv build``
+of ``../castore``, this checkout, then ``uv add`` of the wheel), and the page's commands
+run in order. Where CI built the wheel first (``.ci/run`` sets ``CASTORE_WHEEL``), the
+page's wheel must be that very file, byte for byte.
+
+The other install lines run in a second fresh project: the git URL line against this
+repository (``file://``, at HEAD) and the ``--editable ../castore`` line, whose relative
+path the page warns about. Only the pip lines are not run: the uv lines install the same
+things.
 """
 
 from __future__ import annotations
@@ -16,25 +21,32 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import DOCS, REPO_ROOT, markdown_blocks
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-QUICKSTART = REPO_ROOT / "docs" / "quickstart.md"
-FENCE = re.compile(r"^```(\w*)(?: title=\"([^\"]+)\")?\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+import castore
+
+QUICKSTART = DOCS / "quickstart.md"
 
 
 def _blocks() -> list[tuple[str, str | None, str]]:
-    return [(m[1], m[2], m[3]) for m in FENCE.finditer(QUICKSTART.read_text())]
+    return _blocks_of(QUICKSTART.read_text())
 
 
-def _commands_after(heading: str) -> list[str]:
-    """The shell lines of the first bash block under ``## heading``."""
-    section = QUICKSTART.read_text().split(f"## {heading}\n", 1)[1]
-    block = next(body for lang, _, body in _blocks_of(section) if lang == "bash")
-    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+def _commands_after(heading: str, *, every_block: bool = False) -> list[str]:
+    """The shell lines of the first bash block under ``## heading`` (or of every bash
+    block in that section)."""
+    section = QUICKSTART.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [body for lang, _, body in _blocks_of(section) if lang == "bash"]
+    lines = [
+        line.split("  #")[0].strip()
+        for block in (blocks if every_block else blocks[:1])
+        for line in block.splitlines()
+    ]
+    return [line for line in lines if line]
 
 
 def _blocks_of(text: str) -> list[tuple[str, str | None, str]]:
-    return [(m[1], m[2], m[3]) for m in FENCE.finditer(text)]
+    return [(block.lang, block.title, block.body) for block in markdown_blocks(text)]
 
 
 def _environment(home: Path) -> dict[str, str]:
@@ -65,7 +77,8 @@ def _run(command: str, cwd: Path, environment: dict[str, str]) -> str:
     return result.stdout
 
 
-def test_the_quickstart_runs_as_written_in_a_fresh_project(tmp_path: Path) -> None:
+def _fresh_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """``demo/`` made by ``uv init`` in a git repository, with ``../castore`` this checkout."""
     if shutil.which("uv") is None:
         pytest.fail("uv is not on PATH: the quickstart installs castore with uv (see README)")
     (tmp_path / "castore").symlink_to(REPO_ROOT)  # the page's ../castore checkout
@@ -73,11 +86,30 @@ def test_the_quickstart_runs_as_written_in_a_fresh_project(tmp_path: Path) -> No
     project.mkdir()
     environment = _environment(tmp_path)
     _run("git init -q -b main && uv init --no-workspace --name demo -q", project, environment)
+    return project, environment
 
-    install = [line for line in _commands_after("Install") if line.startswith("uv add")]
-    local = [line for line in install if "../castore" in line]
-    assert local == ["uv add --dev --editable ../castore"]
-    _run(local[0], project, environment)
+
+def test_the_quickstart_runs_as_written_in_a_fresh_project(tmp_path: Path) -> None:
+    project, environment = _fresh_project(tmp_path)
+
+    install = _commands_after("Install", every_block=True)
+    from_wheel = [line for line in install if "wheels" in line and not line.startswith("pip")]
+    assert from_wheel == [
+        "uv build --wheel --out-dir wheels ../castore",
+        f"uv add --dev ./wheels/castore-{castore.__version__}-py3-none-any.whl",
+    ]
+    for line in from_wheel:
+        _run(line, project, environment)
+    (wheel,) = (project / "wheels").glob("*.whl")
+    built_by_ci = os.environ.get("CASTORE_WHEEL")
+    if built_by_ci:
+        assert wheel.read_bytes() == Path(built_by_ci).read_bytes(), built_by_ci
+    version = _run("uv run castore --version", project, environment)
+    assert version == f"castore, version {castore.__version__}\n"
+    location = _run(
+        "uv run python -c 'import castore; print(castore.__file__)'", project, environment
+    )
+    assert location.startswith(str(project / ".venv")), location  # the wheel, not this tree
 
     files = [(title, body) for _, title, body in _blocks() if title]
     assert [title for title, _ in files] == ["pytest.ini", "tests/integration/test_translate.py"]
@@ -113,3 +145,40 @@ def test_the_quickstart_runs_as_written_in_a_fresh_project(tmp_path: Path) -> No
     assert len(blobs) == 2
     attributes = _run(f"git check-attr filter diff -- {blobs[0]}", project, environment)
     assert "filter: lfs" in attributes  # blobs go to git-lfs, as `castore git setup` says
+
+
+def test_the_git_url_and_checkout_install_lines_work_and_the_checkout_one_is_relative(
+    tmp_path: Path,
+) -> None:
+    """The page's git URL line (pointed at this repository, at HEAD) installs castore;
+    its ``--editable ../castore`` line writes a path relative to the project, so a clone
+    at another depth fails ``uv sync``, as the page warns."""
+    project, environment = _fresh_project(tmp_path)
+    install = _commands_after("Install", every_block=True)
+    (from_git,) = [line for line in install if "git+https" in line]
+    tag = f"@v{castore.__version__}"
+    assert from_git.endswith(f'{tag}"'), (from_git, "the page's tag is not this version")
+    head = _run("git rev-parse HEAD", REPO_ROOT, environment).strip()
+    here = from_git.replace("https://github.com/<owner>/castore", REPO_ROOT.as_uri())
+    _run(here.replace(tag, f"@{head}"), project, environment)
+    assert _run("uv run castore --version", project, environment).startswith("castore, version")
+
+    (editable,) = [line for line in install if "--editable" in line and line.startswith("uv")]
+    _run(editable, project, environment)
+
+    pyproject = (project / "pyproject.toml").read_text()
+    assert 'castore = { path = "../castore", editable = true }' in pyproject
+    assert _run("uv run castore --version", project, environment).startswith("castore, version")
+    deeper = tmp_path / "elsewhere" / "deeper"
+    deeper.mkdir(parents=True)
+    shutil.copytree(project, deeper / "demo", ignore=shutil.ignore_patterns(".venv"))
+    moved = subprocess.run(
+        ["uv", "sync"],
+        cwd=deeper / "demo",
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert moved.returncode != 0
+    assert "castore" in moved.stderr

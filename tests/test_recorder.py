@@ -478,12 +478,26 @@ def test_a_request_changed_under_a_fixed_key_is_stale_and_new_episodes_re_record
         Recorder(tmp_path, NAMESPACE).get_or_record_sync(
             "translate", must_not_be_called, request=changed
         )
-    assert "the request changed since it was recorded (in messages)" in str(caught.value)
+    # The path that changed, old value and new (issue 27: not just "in messages").
+    assert (
+        "the request changed since it was recorded: request.messages[0].content: "
+        '"Translate x" → "Translate y"'
+    ) in str(caught.value)
     assert "mode='new_episodes'" in str(caught.value)
     fresh = Recorder(tmp_path, NAMESPACE, mode="new_episodes").get_or_record_sync(
         "translate", lambda: {"answer": "new"}, request=changed
     )
     assert fresh == {"answer": "new"}
+    # A recording made before request summaries were kept still names the part.
+    store = Store(tmp_path)
+    entry = store.entry(NAMESPACE, "translate")
+    assert entry is not None
+    bare = {k: v for k, v in entry.metadata.items() if not k.startswith("request.")}
+    store.put(NAMESPACE, "translate", {"answer": "new"}, metadata=bare)
+    with pytest.raises(StaleRecordingError, match=r"since it was recorded \(in messages\)"):
+        Recorder(tmp_path, NAMESPACE).get_or_record_sync(
+            "translate", must_not_be_called, request=first
+        )
     # A call without request= replays whatever is recorded, as before.
     assert Recorder(tmp_path, NAMESPACE).get_or_record_sync("translate", must_not_be_called) == {
         "answer": "new"

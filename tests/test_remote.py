@@ -15,7 +15,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from test_git import castore, commit_all, git, isolated_git, pytest_in  # noqa: F401
+from conftest import castore, commit_all, git
+from conftest import run_pytest as pytest_in
 
 from castore import Store
 from castore._storage.files.seam import FileHandle
@@ -27,6 +28,8 @@ from castore._upkeep.packing import pack_store
 from castore._upkeep.parts import UpkeepParts
 from castore._upkeep.remote_gc import collect_remote
 from castore.errors import LostBlobError, RemoteAccessError, RemoteConfigError
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 MODULES = 6
 KEYS = 40
@@ -167,7 +170,7 @@ def test_pull_brings_a_selection_or_everything(
     assert {path.stem for path in (store.root / "packs").glob("*.pack")} == needed
     everything = remotes.pull(Store(store.root))
     assert everything.copied.files + len(needed) == len(list((store.root / "packs").glob("*.idx")))
-    assert castore(work, "verify").returncode == 0
+    assert castore("verify", cwd=work).returncode == 0
     with pytest.raises(RemoteConfigError, match="names no namespace"):
         remotes.selected_namespaces(store, ["tests/test_nothing"])
 
@@ -316,7 +319,7 @@ def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
         for kind in (FileKind.PACK, FileKind.PACK_INDEX)
     }
     assert gone.deleted[0].kind is FileKind.PACK_INDEX  # a table goes before its pack
-    assert castore(repo, "verify").returncode == 0
+    assert castore("verify", cwd=repo).returncode == 0
     assert pytest_in(repo).returncode == 0
 
 
@@ -357,3 +360,23 @@ def test_without_obstore_a_store_opens_and_a_fetch_names_the_install(
     Store(store.root).put("tests/test_a", "loose key", {"module": 1})
     result = run_python(NO_OBSTORE, str(store.root))
     assert "pip install 'castore[remote]'" in result.stdout, result.stdout + result.stderr
+
+
+def test_git_setup_remote_takes_committed_packs_out_of_git(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    store = Store(repo / "recordings")
+    for key in range(5):
+        store.put("tests/test_a", f"key {key}", answer(1, key))
+    pack_store(store)
+    setup(store.root, lfs=False)
+    commit_all(repo, "packs in plain git")
+    assert ".pack" in git(repo, "ls-files").stdout
+    remotes.add_remote(store, "shelf", (tmp_path / "shelf").as_uri())
+    report = setup(store.root, lfs=False, remote="shelf")
+    assert any("from git's index" in action for action in report.actions)
+    tracked = git(repo, "ls-files").stdout
+    assert ".pack" not in tracked and ".idx" in tracked
+    assert list((store.root / "packs").glob("*.pack"))  # the files themselves stay
+    assert git(repo, "status", "--porcelain").stdout.count(".pack") == 1  # staged removal

@@ -14,10 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_git import commit_all, git, isolated_git, pytest_in  # noqa: F401
+from conftest import commit_all, git
+from conftest import run_pytest as pytest_in
 
 from castore import Store
 from castore._storage.store import internals
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 MODULES = 4
 KEYS = 30
@@ -119,7 +122,7 @@ def test_push_clone_replay_pull_and_gc_from_the_command_line(repo: Path, tmp_pat
     assert needed <= {path.stem for path in (clone / "recordings" / "packs").glob("*.pack")}
     everything = castore(clone, "pull").stdout
     assert "pulled" in everything and "from remote origin" in everything
-    assert castore(clone, "verify").returncode == 0
+    assert castore("verify", cwd=clone).returncode == 0
 
     listed = json.loads(castore(repo, "remote", "list", "--json").stdout)
     assert listed["default"] == "origin"

@@ -23,7 +23,8 @@ import pytest
 from conftest import CuttingProxy, new_bucket
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
-from test_git import commit_all, git, isolated_git, pytest_in  # noqa: F401
+from conftest import commit_all, git
+from conftest import run_pytest as pytest_in
 
 from castore import Store
 from castore._storage.files.object_store import ObjectStoreFiles
@@ -39,6 +40,8 @@ from castore.errors import (
     RemoteObjectError,
     RemoteUnavailableError,
 )
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 MODULES = 4
 KEYS = 30

@@ -16,30 +16,27 @@ from pathlib import Path
 import pytest
 
 from castore import Store
-from tests.llm_server import LLMServer, suite_project
+from tests.llm_server import LLMServer
 
+#: The suite conftest.py's ``suite`` fixture runs: sdk_suite.py, as test_llm.py.
 SUITE = (Path(__file__).parent / "sdk_suite.py").read_text()
+SUITE_MODULE = "test_llm"
 
 
-@pytest.fixture
-def sdk_suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    suite_project(pytester, monkeypatch, tmp_path / "live", "test_llm", SUITE)
-    return tmp_path / "live"
-
-
+@pytest.mark.usefixtures("clients_imported")
 def test_record_then_replay_with_the_server_stopped(
-    pytester: pytest.Pytester, sdk_suite: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = LLMServer().start()
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     monkeypatch.setenv("RECORD_FIXTURES", "true")
     try:
-        recorded = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
+        recorded = pytester.runpytest_inprocess("-W", "error", "-p", "no:cacheprovider")
     finally:
         server.stop()
     recorded.assert_outcomes(passed=9)
     assert server.requests == 9
-    assert sorted(path.stem for path in sdk_suite.iterdir()) == [
+    assert sorted(path.stem for path in suite.iterdir()) == [
         "hello",
         "message",
         "parse",
@@ -47,7 +44,7 @@ def test_record_then_replay_with_the_server_stopped(
     ]
 
     monkeypatch.delenv("RECORD_FIXTURES")
-    replayed = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
+    replayed = pytester.runpytest_inprocess("-W", "error", "-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=9)
     assert server.requests == 9  # nothing reached a server (it is stopped anyway)
     replayed.stdout.fnmatch_lines(
@@ -56,13 +53,14 @@ def test_record_then_replay_with_the_server_stopped(
 
     # A prompt changed under the fixed key is stale, named by the part that changed.
     monkeypatch.setenv("PROMPT", "a different prompt")
-    changed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "fingerprint")
+    changed = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "fingerprint")
     changed.assert_outcomes(failed=1)
     changed.stdout.fnmatch_lines(["*StaleRecordingError*request changed*messages*"])
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_stored_form_is_the_servers_json(
-    pytester: pytest.Pytester, sdk_suite: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An SDK model is stored as the server sent it (set fields only), with _request_id
     beside it, and a parse() result names the class of its parsed field."""
@@ -70,7 +68,7 @@ def test_stored_form_is_the_servers_json(
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     monkeypatch.setenv("RECORD_FIXTURES", "true")
     try:
-        pytester.runpytest_subprocess("-k", "untyped or parse", "-p", "no:cacheprovider")
+        pytester.runpytest_inprocess("-k", "untyped or parse", "-p", "no:cacheprovider")
     finally:
         server.stop()
     store = Store(pytester.path / "recordings")

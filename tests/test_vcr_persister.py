@@ -72,9 +72,10 @@ def ini(pytester: pytest.Pytester, *, castore_vcr: bool) -> None:
 
 
 def run(pytester: pytest.Pytester, mode: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(f"--record-mode={mode}", "-p", "no:cacheprovider")
+    return pytester.runpytest_inprocess(f"--record-mode={mode}", "-p", "no:cacheprovider")
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_cassettes_keep_bodies_in_the_store_and_replay_beside_yaml_ones(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +145,7 @@ def test_cookies_keys_and_headers():
 """
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_castore_rules_hold_under_vcr(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,7 +158,7 @@ def test_castore_rules_hold_under_vcr(
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     try:
         monkeypatch.setenv("RECORD_FIXTURES", "true")
-        recorded = project.runpytest_subprocess("-p", "no:cacheprovider")
+        recorded = project.runpytest_inprocess("-p", "no:cacheprovider")
         monkeypatch.delenv("RECORD_FIXTURES")
     finally:
         server.stop()
@@ -168,11 +170,12 @@ def test_castore_rules_hold_under_vcr(
     for secret in ("sk-secret-in-a-header", "sk-other", "secret-query-key", "secret-cookie"):
         assert secret not in text, secret
     assert "kept=1" in text
-    replayed = project.runpytest_subprocess("-p", "no:cacheprovider")
+    replayed = project.runpytest_inprocess("-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=1)
     replayed.stdout.fnmatch_lines(["1 replayed, 0 missing or stale, 0 recorded*"])
 
 
+@pytest.mark.usefixtures("clients_imported")
 def test_a_body_missing_from_the_store_is_a_clear_error(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -197,6 +200,7 @@ CORPUS_SIZE = 60
 @pytest.mark.skipif(
     not (corpus.corpus_root() / "crewai").is_dir(), reason="the shared corpus is not here"
 )
+@pytest.mark.usefixtures("clients_imported")
 def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(tmp_path: Path) -> None:
     """60 pytest-recording tests over real crewAI cassettes: stock YAML, then migrated
     with `castore import --vcr-cassettes` and replayed with castore_vcr = true."""

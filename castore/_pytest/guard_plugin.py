@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from castore._pytest import grpc_guard
 from castore._pytest.network_guard import NetworkGuard, Policy
 from castore._recording.hosts import LOOPBACK, HostList
 from castore._recording.modes import Mode
@@ -35,18 +37,33 @@ class GuardPlugin:
         self.allowed = allowed
         usage = session.usage
         self.guard = NetworkGuard(self._session_policy("the session"), usage)
+        self._grpc_undo: Callable[[], None] | None = None
 
     def install(self) -> None:
         self.guard.install()
+        self._guard_grpc()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._grpc_undo is not None:
+            self._grpc_undo()
         self.guard.uninstall()
+
+    def _guard_grpc(self) -> None:
+        """grpcio connects below ``socket``: guard its calls once something imported it
+        (checked between tests, before any fixture, so castore_http's adapter, installed
+        by a fixture, sits above the guard and answers first)."""
+        if self._grpc_undo is None and "grpc" in sys.modules:
+            self._grpc_undo = grpc_guard.install(self.guard.check_connect)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._guard_grpc()
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
         self.guard.policy = self._session_policy(f"collecting {collector.nodeid or 'tests'}")
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        self._guard_grpc()
         marker = item.get_closest_marker("castore")
         options = marker.kwargs if marker else {}
         mode = self.session.mode_for(options.get("mode"))

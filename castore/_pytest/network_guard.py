@@ -1,8 +1,9 @@
 """The network guard: in replay, nothing leaves the machine, whatever client a test uses.
 
 castore records the clients it knows, but a test may reach the network through one it does
-not (a gRPC channel, a raw socket, a library's own fetch at import). The guard works
-beneath all of them, at the socket: while a session replays (mode ``none``, or CI), a name
+not (a raw socket, a library's own fetch at import, a streaming gRPC call). The guard
+works beneath all of them, at the socket (and, for grpcio, which connects in C below
+``socket``, at its calls: ``grpc_guard``): while a session replays (mode ``none``, or CI), a name
 lookup or a connection to a host that is not allowed (``castore_allow_hosts``: by default
 this machine's loopback names and addresses) fails at once with a
 :class:`~castore.errors.NetworkGuardError`, before any packet is sent. That error is a

@@ -61,13 +61,23 @@ def report_lines(
     lines.extend(usage.fetch_problems)
     if ci_overrides_ini:
         lines[0] += "; CI is set, so recording modes from ini files and markers are off"
-    lines.append(
-        f"{usage.hits} replayed, {usage.misses} missing or stale, {usage.recorded} recorded; "
-        f"{format_duration(usage.saved_seconds)} of real calls avoided"
-    )
+    recorded = f"{usage.recorded} recorded"
+    if usage.recorded:
+        recorded += f" in {format_duration(usage.recorded_seconds)} of real calls"
+    if usage.unchanged:
+        recorded += f" ({usage.unchanged} unchanged but for volatile parts, kept as they were)"
+    summary = f"{usage.hits} replayed, {usage.misses} missing or stale, {recorded}"
+    if usage.hits or not usage.recorded:
+        summary += f"; {format_duration(usage.saved_seconds)} of real calls avoided"
+    lines.append(summary)
     for namespace, key, miss, _ in usage.missing:
         why = "no recording" if miss is Miss.MISSING else "stale"
         lines.append(f"  {why}: {namespace} :: {key}")
+    if verbose:
+        for namespace, key, seconds in usage.recorded_keys[:MAX_KEYS_SHOWN]:
+            lines.append(f"  recorded: {namespace} :: {key} ({format_duration(seconds)})")
+        if len(usage.recorded_keys) > MAX_KEYS_SHOWN:
+            lines.append(f"  … and {len(usage.recorded_keys) - MAX_KEYS_SHOWN} more recorded")
     lines.extend(_network_lines(usage))
     unused = {ns: sorted(j.unused) for ns, j in judged.items() if j.unused}
     if unused:

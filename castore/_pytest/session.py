@@ -11,6 +11,7 @@ the report, like pytest's cacheprovider and syrupy do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,6 +34,8 @@ from castore._storage.value_limit import max_value_bytes
 from castore.errors import CastoreError, StoreError
 
 WORKEROUTPUT_KEY: Final = "castore"
+#: The user property of a call's report that says how many keys the test recorded.
+RECORDED_PROPERTY: Final = "castore_recorded"
 #: ``castore`` marker options that the session reads, not the recorders.
 SESSION_OPTIONS: Final = ("allow_hosts", "allow_misses")
 
@@ -58,6 +61,9 @@ class CastoreSession:
         self._store: Store | None = None
         self._namespaces: dict[Path, str] = {}  # module path -> its namespace
         self._modes: dict[str | None, Mode] = {}  # marker mode -> mode for this run
+        #: ``castore_volatile``: the answer parts that change on every call, beyond the
+        #: defaults, for every recorder the session makes.
+        self._volatile_patterns: list[str] = list(config.getini("castore_volatile"))
         #: Namespaces whose LFS objects this session has fetched (or found present); None
         #: until collection decides whether lazy fetch runs at all.
         self._fetched_for: set[str] | None = None
@@ -114,9 +120,17 @@ class CastoreSession:
         else:
             settings.pop("namespace", None)
         settings.update(options)
+        if "volatile" not in settings and self._volatile_patterns:
+            settings["volatile"] = self._volatile_patterns
         for session_only in SESSION_OPTIONS:  # the marker's options for the session, not recorders
             settings.pop(session_only, None)
-        mode = self.mode_for(settings.pop("mode", None))
+        asked = settings.pop("mode", None)
+        mode = self.mode_for(asked)
+        if asked is not None and mode is Mode.NONE and Mode.parse(asked).records:
+            # CI replays: say so where the miss is reported, not only in the report.
+            nodeid = self.listener.current_nodeid or ""
+            self.listener.ci_ignored[nodeid] = f"castore(mode={Mode.parse(asked).value!r})"
+            self.usage.ci_ignored += 1
         if self._fetched_for is not None and namespace not in self._fetched_for:
             self._fetch_lfs([namespace])  # chosen at run time (recorder_factory("x"))
         return Recorder(self.store, namespace, mode=mode, listener=self.listener, **settings)
@@ -128,6 +142,22 @@ class CastoreSession:
         return found
 
     # --- following the run -----------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Under ``-v``, each key recorded gets a line as it is recorded."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or self.config.get_verbosity() <= 0 or self.is_worker:
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+
+        def progress(line: str) -> None:
+            # A recording happens while the test runs, its output captured: the line
+            # goes to the terminal past the capture, as pytest's live logging does.
+            paused = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+            with paused:
+                reporter.write_line(line)
+
+        self.listener.progress = progress
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
@@ -223,12 +253,27 @@ class CastoreSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        """A phase whose code caught a miss fails anyway (``swallowed``)."""
+        """A phase whose code caught a miss fails anyway (``swallowed``); the call's report
+        carries how many keys the test recorded (shown as ``R``, and sent by xdist)."""
         report = yield
         misses = self.listener.take_misses(item.nodeid)
         if misses and not _allows_misses(item):
             swallowed.fail_report(report, misses)
+        if report.when == "call":
+            recorded = self.listener.recorded_by.pop(item.nodeid, 0)
+            if recorded:
+                report.user_properties.append((RECORDED_PROPERTY, recorded))
         return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
+        """A test that recorded shows ``R`` (``RECORDED`` with ``-v``): a recording run's
+        progress, as the keys (and their 30-second calls) go by."""
+        if report.when != "call" or not report.passed:
+            return None
+        recorded = dict(report.user_properties).get(RECORDED_PROPERTY)
+        if not recorded:
+            return None
+        return "passed", "R", (f"RECORDED {recorded}", {"green": True})
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.usage.deselected.update(item.nodeid for item in items)

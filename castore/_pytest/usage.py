@@ -10,16 +10,17 @@ import json
 from dataclasses import dataclass, field
 
 from castore._recording.staleness import Miss
+from castore._recording.tally import Tally
 
 
 @dataclass
-class Usage:
-    """Lookups of one process (or, once merged, of a whole session)."""
+class Usage(Tally):
+    """Lookups of one process (or, once merged, of a whole session): the counts of a
+    :class:`Tally`, as each recorder keeps its own, and what the report and the judgement
+    of unused recordings need besides."""
 
-    hits: int = 0
-    misses: int = 0
-    recorded: int = 0
-    saved_seconds: float = 0.0
+    recorded_keys: list[tuple[str, str, float]] = field(default_factory=list)
+    """(namespace, key, seconds) of each recording, in order."""
     used: dict[str, set[str]] = field(default_factory=dict)
     """namespace -> stored keys replayed or recorded."""
     tests: dict[str, set[str]] = field(default_factory=dict)
@@ -38,6 +39,8 @@ class Usage:
     """Connections the network guard refused: ``host:port (where)``."""
     error_answers: list[str] = field(default_factory=list)
     """HTTP error answers (4xx, 5xx) recorded: ``404 POST host/path``."""
+    ci_ignored: int = 0
+    """Recorders whose marker asked for a recording mode that CI turned off."""
 
     def note(self, namespace: str, key: str, nodeid: str | None) -> None:
         self.used.setdefault(namespace, set()).add(key)
@@ -46,10 +49,8 @@ class Usage:
             self.tests[namespace].add(nodeid)
 
     def merge(self, other: Usage) -> None:
-        self.hits += other.hits
-        self.misses += other.misses
-        self.recorded += other.recorded
-        self.saved_seconds += other.saved_seconds
+        self.add(other)
+        self.recorded_keys.extend(other.recorded_keys)
         for namespace, keys in other.used.items():
             self.used.setdefault(namespace, set()).update(keys)
         for namespace, nodeids in other.tests.items():
@@ -62,6 +63,7 @@ class Usage:
             self.unrecorded_hosts[target] = self.unrecorded_hosts.get(target, 0) + count
         self.refused.extend(other.refused)
         self.error_answers.extend(other.error_answers)
+        self.ci_ignored += other.ci_ignored
 
     def to_json(self) -> str:
         return json.dumps(
@@ -69,6 +71,9 @@ class Usage:
                 "hits": self.hits,
                 "misses": self.misses,
                 "recorded": self.recorded,
+                "unchanged": self.unchanged,
+                "recorded_seconds": self.recorded_seconds,
+                "recorded_keys": self.recorded_keys,
                 "saved_seconds": self.saved_seconds,
                 "used": {ns: sorted(keys) for ns, keys in self.used.items()},
                 "tests": {ns: sorted(ids) for ns, ids in self.tests.items()},
@@ -79,6 +84,7 @@ class Usage:
                 "unrecorded_hosts": self.unrecorded_hosts,
                 "refused": self.refused,
                 "error_answers": self.error_answers,
+                "ci_ignored": self.ci_ignored,
             }
         )
 
@@ -89,6 +95,9 @@ class Usage:
             hits=data["hits"],
             misses=data["misses"],
             recorded=data["recorded"],
+            unchanged=data.get("unchanged", 0),
+            recorded_seconds=data.get("recorded_seconds", 0.0),
+            recorded_keys=[tuple(item) for item in data.get("recorded_keys", [])],
             saved_seconds=data["saved_seconds"],
             used={ns: set(keys) for ns, keys in data["used"].items()},
             tests={ns: set(ids) for ns, ids in data["tests"].items()},
@@ -102,4 +111,5 @@ class Usage:
             unrecorded_hosts=dict(data.get("unrecorded_hosts", {})),
             refused=list(data.get("refused", [])),
             error_answers=list(data.get("error_answers", [])),
+            ci_ignored=data.get("ci_ignored", 0),
         )

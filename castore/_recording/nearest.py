@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from difflib import SequenceMatcher
 from typing import Any, Final
 
-from castore._recording.staleness import FINGERPRINT_FIELD
+from castore._recording.staleness import changed_fields
 from castore._storage.index import Entry
 
 SHOWN: Final = 3
 #: Entries compared at most: a miss in a namespace of 100,000 keys stays quick.
 MAX_COMPARED: Final = 5000
-_SHORT: Final = 50
 
 
 def nearest_recordings(
@@ -46,13 +45,7 @@ def nearest_recordings(
 def _describe(other_key: str, entry: Entry, metadata: Mapping[str, Any] | None) -> str:
     if not metadata:
         return other_key
-    differences = []
-    for name in sorted(set(metadata) | set(entry.metadata)):
-        if name == FINGERPRINT_FIELD:  # digests: the fields it covers are named elsewhere
-            continue
-        recorded, now = entry.metadata.get(name), metadata.get(name)
-        if recorded != now:
-            differences.append(f"{name}: {_short(recorded)} → {_short(now)}")
+    differences = changed_fields(entry.metadata, metadata)
     if not differences:
         return f"{other_key} (same metadata)"
     return f"{other_key} ({'; '.join(differences[:3])})"
@@ -63,8 +56,3 @@ def _text(metadata: Mapping[str, Any] | None) -> str:
         return json.dumps(metadata or {}, sort_keys=True, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return str(metadata)
-
-
-def _short(value: Any) -> str:
-    text = "absent" if value is None else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"

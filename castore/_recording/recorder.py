@@ -13,14 +13,16 @@ import datetime as dt
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from castore._recording import lookup as lookup_module
+from castore._recording.ambient import lent
 from castore._recording.flights import Flights
+from castore._recording.listening import RecordingListener, StandaloneListener
 from castore._recording.lookup import (
     Acquire,
     Call,
@@ -34,12 +36,15 @@ from castore._recording.lookup import (
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
 from castore._recording.nearest import nearest_recordings
 from castore._recording.redact import Redact
-from castore._recording.request_keys import request_fingerprint
+from castore._recording.request_keys import request_fingerprint, request_summary
 from castore._recording.staleness import FINGERPRINT_FIELD, Miss, Problem, problem_with
 from castore._recording.streams import AsyncReplayedStream, ReplayedStream
+from castore._recording.tally import RecorderStats, Tally, stats_of
 from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
+from castore._recording.volatile import DEFAULT as DEFAULT_VOLATILITY
+from castore._recording.volatile import Volatility
 from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
-from castore._storage.index import Entry, StreamKind, now
+from castore._storage.index import Entry, StreamKind, check_metadata, now
 from castore._storage.names import stored_key
 from castore._storage.store import Store
 from castore.errors import (
@@ -65,67 +70,6 @@ def _stacklevel_outside_castore() -> int:
     return level
 
 
-class RecordingListener(Protocol):
-    """What a recorder tells the session it belongs to (the pytest plugin implements it)."""
-
-    fresh_since: dt.datetime
-    """In mode ``all``, entries recorded after this moment count as already re-recorded."""
-
-    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
-
-    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None: ...
-
-    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None: ...
-
-    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str: ...
-
-
-@dataclass(frozen=True)
-class Ambient:
-    """What a running test session lends the recorders tests make by hand.
-
-    ``Recorder("tests/fixtures/castore", ns)`` inside a test resolves a relative root
-    against the session's rootdir (not the current directory, so ``cd tests && pytest``
-    finds the same store), and a recorder on the session's own store follows the
-    session's mode (``RECORD_FIXTURES``, ``--castore-mode``) and reports to it.
-    """
-
-    rootdir: Path
-    store_root: Path
-    listener: RecordingListener
-    mode: Callable[[], Mode]
-
-
-_ambient: list[Ambient] = []
-
-
-def lend_to_recorders(ambient: Ambient | None) -> None:
-    """Set (or, with None, clear) what hand-made recorders borrow from the session."""
-    _ambient.clear()
-    if ambient is not None:
-        _ambient.append(ambient)
-
-
-class _StandaloneListener:
-    """Used outside pytest: no accounting, and advice phrased for a recorder in a script."""
-
-    def __init__(self) -> None:
-        self.fresh_since = now()
-
-    def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
-        pass
-
-    def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None:
-        pass
-
-    def missed(self, recorder: Recorder, key: str, problem: Problem) -> None:
-        pass
-
-    def how_to_record(self, recorder: Recorder, key: str, mode: Mode) -> str:
-        root = str(recorder.store.root)
-        return f"Recorder({root!r}, {recorder.namespace!r}, mode={mode.value!r})"
-
-
 class Recorder:
     """Record once, replay everywhere: the object tests call ``get_or_record`` on.
 
@@ -148,8 +92,9 @@ class Recorder:
         redact: Redact | None = None,
         listener: RecordingListener | None = None,
         auto_type: bool = True,
+        volatile: Volatility | Iterable[str] | bool | None = None,
     ) -> None:
-        ambient = _ambient[0] if _ambient and listener is None else None
+        ambient = lent() if listener is None else None
         if not isinstance(store, Store) and ambient and not Path(store).is_absolute():
             store = ambient.rootdir / store
         self.store = store if isinstance(store, Store) else Store(store)
@@ -170,11 +115,9 @@ class Recorder:
         self._codec = make_codec(type, serializer, deserializer, auto_type)
         self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
-        self._listener: RecordingListener = listener or _StandaloneListener()
-        self._hits = 0
-        self._misses = 0
-        self._recorded = 0
-        self._saved_seconds = 0.0
+        self._volatility = _volatility(volatile)
+        self._listener: RecordingListener = listener or StandaloneListener()
+        self._tally = Tally()
         # Separate flights per driver: a sync caller must never wait on an async recording
         # running in its own thread's event loop.
         self._async_flights = Flights()
@@ -205,15 +148,14 @@ class Recorder:
         changed, re-recorded by ``new_episodes``, instead of the old answer replayed.
         """
         __tracebackhide__ = True
-        if type is None and request is None:
-            value = self._replay_plain(key)
-            if value is not _UNFIT:
-                return value
-        stored, metadata, codec, value = self._start(key, metadata, type, request)
-        if value is not _UNFIT:
-            return value
-        steps = self._lookup(stored, metadata, self._async_flights, codec)
-        return await run_async(steps, generator_fn)
+        stored = self._stored_key_for(key)
+        codec = self._codec_for(type)
+        metadata = _with_fingerprint(metadata, request)
+        value = self._replay_if_usable(stored, metadata, codec)
+        if value is _UNFIT:
+            steps = self._lookup(stored, metadata, self._async_flights, codec)
+            value = await run_async(steps, generator_fn)
+        return value
 
     def get_or_record_sync(
         self,
@@ -226,35 +168,30 @@ class Recorder:
     ) -> Any:
         """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
         __tracebackhide__ = True
-        if type is None and request is None:
-            value = self._replay_plain(key)
-            if value is not _UNFIT:
-                return value
-        stored, metadata, codec, value = self._start(key, metadata, type, request)
-        if value is not _UNFIT:
-            return value
-        steps = self._lookup(stored, metadata, self._sync_flights, codec)
-        return run_sync(steps, generator_fn, key)
+        stored = self._stored_key_for(key)
+        codec = self._codec_for(type)
+        metadata = _with_fingerprint(metadata, request)
+        value = self._replay_if_usable(stored, metadata, codec)
+        if value is _UNFIT:
+            steps = self._lookup(stored, metadata, self._sync_flights, codec)
+            value = run_sync(steps, generator_fn, key)
+        return value
 
-    def get_stats(self) -> dict[str, Any]:
-        """Counts as in the seeds' recorder, plus what was recorded and the time saved."""
-        total = self._hits + self._misses
-        return {
-            "cache_hits": self._hits,
-            "cache_misses": self._misses,
-            "recorded": self._recorded,
-            "total_requests": total,
-            "hit_rate": self._hits / total if total else 0.0,
-            "time_saved": self._saved_seconds,
-            "num_cached_responses": len(self.store.entries(self.namespace)),
-            "mode": self.mode.value,
-        }
+    def get_stats(self) -> RecorderStats:
+        """Counts as in the seeds' recorder (``stats["cache_hits"]`` reads as it did), plus
+        what was recorded and the time saved; also attributes (``stats.cache_hits``)."""
+        cached = len(self.store.entries(self.namespace))
+        return stats_of(self._tally, cached=cached, mode=self.mode.value)
+
+    def refresh(self) -> None:
+        """Forget what this process has read of the namespace, so the next lookup re-reads
+        the store from disk (and sees what other processes recorded). It never deletes
+        recordings: that is ``castore prune`` or :meth:`delete`."""
+        self.store.refresh(self.namespace)
 
     def clear_cache(self) -> None:
-        """Forget what this process has read of the namespace, so the next lookup re-reads
-        the store from disk (and sees what other processes recorded). Unlike the seeds'
-        recorder, this never deletes recordings: that is ``castore prune`` or ``delete``."""
-        self.store.refresh(self.namespace)
+        """:meth:`refresh` under the seeds' name (which never deleted anything either)."""
+        self.refresh()
 
     def delete(self, key: str) -> bool:
         """Remove ``key``'s recording from the namespace; True if there was one."""
@@ -262,47 +199,24 @@ class Recorder:
 
     # --- deciding --------------------------------------------------------------------
 
-    def _start(
-        self, key: str, metadata: Mapping[str, Any] | None, value_type: Any, request: Any
-    ) -> tuple[str, Mapping[str, Any] | None, ValueCodec, Any]:
-        """What both twins do first: the stored key, the metadata (with the request's
-        fingerprint), the codec, and the replayed value if the recording is usable (else
-        :data:`_UNFIT`, and the full lookup runs)."""
-        __tracebackhide__ = True
-        codec = self._codec_for(value_type)
-        metadata = _with_fingerprint(metadata, request)
-        stored = self._stored_key_for(key)
-        return stored, metadata, codec, self._replay_if_usable(stored, metadata, codec)
-
-    def _replay_plain(self, key: str) -> Any:
-        """The replay of the commonest call (no ``type=``, no ``request=``, a recorded key),
-        with the checks that cannot apply to it left out: a replay costs a few
-        microseconds, so each call around it shows. :data:`_UNFIT` whenever anything else
-        may apply (a miss, ``all``, ``off``, ``max_age``, another schema), and the full
-        path decides."""
-        __tracebackhide__ = True
-        mode = self.mode
-        if mode is Mode.ALL or mode is Mode.OFF or self.max_age is not None:
-            return _UNFIT
-        stored = stored_key(key)
-        entry = self._namespace.entry(stored)
-        if entry is None or (
-            self.schema_version is not None and entry.schema != self.schema_version
-        ):
-            return _UNFIT
-        return self._replay(stored, entry, self._codec)
-
     def _replay_if_usable(
         self, stored: str, metadata: Mapping[str, Any] | None, codec: ValueCodec
     ) -> Any:
-        """The replay path without the lookup's machinery (no flight, no driver): the
-        recorded value when it is usable as it is, else :data:`_UNFIT`, and the full
-        lookup decides (record, wait for another recorder, or fail with the reason)."""
+        """The replay, when the recording is usable as it is: no flight, no driver, no
+        lock, and for the commonest call (no ``request=``, no ``max_age``, no schema, a
+        replaying mode) none of the staleness checks, which cannot apply to it (a replay
+        costs a few microseconds, so each call around it shows). Else :data:`_UNFIT`,
+        and the full lookup decides: record, wait for another recorder, or fail."""
         __tracebackhide__ = True
-        if self.mode is Mode.OFF:
+        mode = self.mode
+        if mode is Mode.OFF:
             return _UNFIT
         entry = self._namespace.entry(stored)
-        if entry is None or self._problem_with(stored, entry, _fingerprint_of(metadata)):
+        if entry is None:
+            return _UNFIT
+        if (
+            metadata or mode is Mode.ALL or self.max_age is not None or self.schema_version
+        ) and self._problem_with(stored, entry, metadata):
             return _UNFIT
         return self._replay(stored, entry, codec)  # _UNFIT for a misfit the mode re-records
 
@@ -341,7 +255,7 @@ class Recorder:
                 if value is not _UNFIT:
                     return value
             if self.mode is Mode.OFF:
-                self._misses += 1
+                self._tally.missed()
                 return (yield CallThrough())
             flight, leading = flights.board(stored)
             if not leading:  # another caller is recording this key: wait, then replay it
@@ -359,7 +273,7 @@ class Recorder:
                         value = self._replay(stored, fresh, codec)
                         if value is not _UNFIT:
                             return value
-                    self._misses += 1
+                    self._tally.missed()
                     collected: Collected = yield Call()
                     return self._record(stored, collected, metadata, codec)
                 finally:
@@ -377,7 +291,7 @@ class Recorder:
         if self.mode is Mode.OFF:
             return None
         entry = self._namespace.entry(stored)
-        problem = self._problem_with(stored, entry, _fingerprint_of(metadata))
+        problem = self._problem_with(stored, entry, metadata)
         if problem is None:
             return entry
         if self.mode.records:
@@ -396,7 +310,7 @@ class Recorder:
     def _missed(self, stored: str, problem: Problem, error: CastoreError) -> CastoreError:
         """Count a lookup that fails, and tell the listener, with the message the caller
         gets (code under test may catch the error; the session still reports it)."""
-        self._misses += 1
+        self._tally.missed()
         self._listener.missed(self, stored, replace(problem, message=str(error)))
         return error
 
@@ -405,14 +319,21 @@ class Recorder:
     ) -> Entry | None:
         """Under the key lock: did another process record the key meanwhile?"""
         entry = self._namespace.fresh_entry(stored)
-        usable = self._problem_with(stored, entry, _fingerprint_of(metadata)) is None
+        usable = self._problem_with(stored, entry, metadata) is None
         return entry if usable else None
 
     def _problem_with(
-        self, stored: str, entry: Entry | None, fingerprint: Mapping[str, str] | None = None
+        self, stored: str, entry: Entry | None, metadata: Mapping[str, Any] | None = None
     ) -> Problem | None:
-        """Why ``entry`` cannot be replayed as it is, or None if it can."""
+        """Why ``entry`` cannot be replayed as it is, or None if it can; ``metadata`` is
+        the call's (its request's fingerprint and summary, when it gave ``request=``)."""
         __tracebackhide__ = True
+        if (
+            entry is not None
+            and self.mode is Mode.ALL
+            and stored in getattr(self._listener, "confirmed", {}).get(self.namespace, ())
+        ):
+            return None  # re-recorded in this session, and found unchanged
         problem = problem_with(
             entry,
             mode=self.mode,
@@ -420,7 +341,8 @@ class Recorder:
             schema_version=self.schema_version,
             max_age=self.max_age,
             now=now() if self.max_age is not None else _NEVER,  # only max_age reads it
-            fingerprint=fingerprint,
+            fingerprint=_fingerprint_of(metadata),
+            metadata=metadata,
         )
         if problem is not None and problem.miss is Miss.EXPIRED:
             return self._expired(stored, problem)
@@ -460,8 +382,7 @@ class Recorder:
             hint = self._listener.how_to_record(self, stored, problem.fixed_by)
             error = StaleRecordingError(self.namespace, stored, unfit.reason, hint)
             raise self._missed(stored, problem, error) from None
-        self._hits += 1
-        self._saved_seconds += entry.duration or 0.0
+        self._tally.replayed(entry)
         self._listener.replayed(self, stored, entry)
         return value
 
@@ -503,12 +424,19 @@ class Recorder:
             plain = self._redact(plain)
             metadata = self._redact(dict(metadata)) if metadata else metadata
         self._check_reads_back(stored, plain, stream, codec)
+        duration: float | None = collected.duration
+        earlier = self._unchanged(stored, plain, stream)
+        if earlier is not None:
+            entry, plain = earlier
+            if entry.metadata == check_metadata(stored, metadata):
+                return self._kept(stored, entry, codec)
+            duration = entry.duration  # new metadata over the same blob: no new blob
         try:
             entry = self._namespace.put(
                 stored,
                 plain,
                 metadata=metadata,
-                duration=collected.duration,
+                duration=duration,
                 schema=self.schema_version,
                 stream=stream,
             )
@@ -516,10 +444,39 @@ class Recorder:
             # The message says what and where; the store's own frames would only bury it
             # (pytest hides this frame, so the test's line is what remains).
             raise error.with_traceback(None) from None
-        self._recorded += 1
+        self._tally.record(entry, unchanged=False)
         self._listener.recorded(self, stored, entry)
         # Hand back what every replay will give, not the live object: same types, same
         # redactions (checked readable above, so this cannot be unfit).
+        return self._decode(stored, entry, codec)
+
+    def _unchanged(
+        self, stored: str, plain: Any, stream: StreamKind | None
+    ) -> tuple[Entry, Any] | None:
+        """The recording already held for ``stored`` and its value, when the new answer
+        differs from it only in volatile parts (``volatile``): the same answer, kept as
+        it was, so re-recording it writes no blob and changes nothing to review."""
+        if self._volatility is None:
+            return None
+        entry = self._namespace.entry(stored)
+        if entry is None or entry.stream != stream or entry.schema != self.schema_version:
+            return None
+        try:
+            earlier = self._namespace.read(entry, stored)
+        except CastoreError:
+            return None  # a damaged recording: the new one replaces it
+        if not self._volatility.same(earlier, plain):
+            return None
+        return entry, earlier
+
+    def _kept(self, stored: str, entry: Entry, codec: ValueCodec) -> Any:
+        """Re-recorded, unchanged: the store stays as it was. The session learns the key
+        is fresh (mode ``all`` re-records it once per session) and counts it."""
+        confirmed = getattr(self._listener, "confirmed", None)
+        if isinstance(confirmed, dict):
+            confirmed.setdefault(self.namespace, set()).add(stored)
+        self._tally.record(entry, unchanged=True)
+        self._listener.recorded(self, stored, entry)
         return self._decode(stored, entry, codec)
 
     def _check_reads_back(
@@ -541,16 +498,33 @@ class Recorder:
             ) from None
 
 
+def _volatility(volatile: Volatility | Iterable[str] | bool | None) -> Volatility | None:
+    """``volatile=``: None or True, the default parts; False, none (every re-recording is
+    written); patterns, the default parts and these; a :class:`Volatility`, as it is."""
+    if volatile is None or volatile is True:
+        return DEFAULT_VOLATILITY
+    if volatile is False:
+        return None
+    if isinstance(volatile, Volatility):
+        return volatile
+    return Volatility(volatile)
+
+
 def _is_raw_response(value: Any) -> bool:
     """openai's and anthropic's ``with_raw_response`` objects: headers plus a parse()."""
     return callable(getattr(value, "parse", None)) and hasattr(value, "headers")
 
 
 def _with_fingerprint(metadata: Mapping[str, Any] | None, request: Any) -> Mapping[str, Any] | None:
-    """The call's metadata, plus its request's fingerprint when it gave ``request=``."""
+    """The call's metadata, plus, when it gave ``request=``, its request's fingerprint and
+    summary (its leaves: what a stale recording's message shows changed)."""
     if request is None:
         return metadata
-    return {**(metadata or {}), FINGERPRINT_FIELD: request_fingerprint(request)}
+    return {
+        **request_summary(request),
+        **(metadata or {}),
+        FINGERPRINT_FIELD: request_fingerprint(request),
+    }
 
 
 def _fingerprint_of(metadata: Mapping[str, Any] | None) -> Mapping[str, str] | None:

@@ -16,6 +16,7 @@ when only that one is recorded.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -75,6 +76,59 @@ def request_fingerprint(
     parts = request if isinstance(request, Mapping) else {"request": request}
     kept = _without(parts, [name.lower().split(".") for name in exclude])
     return {str(name): _digest({"": value}, by_value=True)[:16] for name, value in kept.items()}
+
+
+#: How much of a request a recording's metadata keeps (to name what changed, in a stale
+#: recording's message and a missing one's nearest keys): this many leaves, each string
+#: cut to SUMMARY_TEXT characters.
+SUMMARY_LEAVES: Final = 40
+SUMMARY_TEXT: Final = 300
+
+
+def request_summary(
+    request: Any, prefix: str = "request", *, exclude: Iterable[str] = DEFAULT_EXCLUDED
+) -> dict[str, Any]:
+    """A request as flat leaves, ``{"request.messages[0].content": "hello", …}``: what a
+    recording keeps of its request so that a later, different request can be told apart
+    by the very field that changed. Client settings (``exclude``) are left out, as in
+    :func:`request_key`; at most :data:`SUMMARY_LEAVES`, strings cut short."""
+    if isinstance(request, Mapping):
+        request = _without(request, [name.lower().split(".") for name in exclude])
+    found: dict[str, Any] = {}
+    pending: list[tuple[str, Any]] = [(prefix, _plain(request))]
+    while pending and len(found) < SUMMARY_LEAVES:
+        where, item = pending.pop(0)
+        if isinstance(item, Mapping):
+            pending[:0] = [(f"{where}.{key}", member) for key, member in item.items()]
+        elif isinstance(item, list | tuple):
+            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(item)]
+        else:
+            found[where] = _short_leaf(item)
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-like data (models and dataclasses as their fields), in its own
+    order (a summary is read by people)."""
+    if isinstance(value, Mapping):
+        return {str(name): _plain(item) for name, item in value.items() if not _is_not_given(item)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value if not _is_not_given(item)]
+    if isinstance(value, type) or dataclasses.is_dataclass(value) or hasattr(value, "model_dump"):
+        return _plain(_canonical(value))
+    return value
+
+
+def _short_leaf(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= SUMMARY_TEXT else value[: SUMMARY_TEXT - 1] + "…"
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # the index is JSON, which has no inf or nan
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _short_leaf(repr(value))
 
 
 def _digest(parts: Mapping[str, Any], *, by_value: bool) -> str:

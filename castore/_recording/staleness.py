@@ -7,10 +7,11 @@ what to do with the answer (record, fail, warn), and the session counts it for t
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from castore._recording.modes import Mode
 from castore._storage.index import Entry
@@ -51,6 +52,12 @@ MISSING = Problem(Miss.MISSING, "missing")
 
 #: The metadata field that holds a recording's request fingerprint (``request=``).
 FINGERPRINT_FIELD: Final = "request_fingerprint"
+#: The metadata fields that hold a recording's request summary start so
+#: (``request_keys.request_summary``).
+SUMMARY_PREFIX: Final = "request."
+#: Changed request fields a stale recording's message names; values cut to SHORT.
+MAX_SHOWN: Final = 5
+SHORT: Final = 50
 
 
 def problem_with(
@@ -62,9 +69,11 @@ def problem_with(
     max_age: dt.timedelta | None,
     now: dt.datetime,
     fingerprint: Mapping[str, str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Problem | None:
     """Why ``entry`` cannot be replayed as it is, or None if it can. ``fingerprint`` is
-    the call's request fingerprint (``request=``), compared with the recorded one."""
+    the call's request fingerprint (``request=``), compared with the recorded one;
+    ``metadata``, the call's, holds its request's summary, which names what changed."""
     if entry is None:
         return MISSING
     if mode is Mode.ALL and entry.recorded_at < fresh_since:
@@ -82,6 +91,18 @@ def problem_with(
             return Problem(Miss.EXPIRED, reason)
     recorded = entry.metadata.get(FINGERPRINT_FIELD)
     if fingerprint is not None and isinstance(recorded, dict) and recorded != fingerprint:
+        summarised = any(name.startswith(SUMMARY_PREFIX) for name in entry.metadata)
+        details = (  # a recording from before summaries were kept names parts only
+            changed_fields(entry.metadata, metadata or {}, prefix=SUMMARY_PREFIX)
+            if summarised
+            else []
+        )
+        if details:
+            shown = "; ".join(details[:MAX_SHOWN])
+            more = f" (and {len(details) - MAX_SHOWN} more)" if len(details) > MAX_SHOWN else ""
+            return Problem(
+                Miss.REQUEST, f"the request changed since it was recorded: {shown}{more}"
+            )
         changed = sorted(
             name
             for name in set(recorded) | set(fingerprint)
@@ -92,6 +113,27 @@ def problem_with(
             f"the request changed since it was recorded (in {', '.join(changed)})",
         )
     return None
+
+
+def changed_fields(
+    recorded: Mapping[str, Any], now: Mapping[str, Any], *, prefix: str = ""
+) -> list[str]:
+    """``name: recorded → now`` for each field that differs (those starting with
+    ``prefix``, the request fingerprint left out: its digests name nothing)."""
+    lines = []
+    for name in sorted(set(recorded) | set(now)):
+        if not name.startswith(prefix) or name == FINGERPRINT_FIELD:
+            continue
+        before, after = recorded.get(name), now.get(name)
+        if before != after:
+            lines.append(f"{name}: {short_json(before)} → {short_json(after)}")
+    return lines
+
+
+def short_json(value: Any) -> str:
+    """A value as a message shows it: JSON, cut short; ``absent`` for a missing field."""
+    text = "absent" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= SHORT else text[: SHORT - 1] + "…"
 
 
 def age_text(age: dt.timedelta) -> str:

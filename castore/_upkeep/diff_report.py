@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from castore._recording.json_paths import format_path
 from castore._upkeep.store_diff import EntryDiff, NamespaceDiff, StoreDiff
-from castore._upkeep.value_diff import Change, TextDiff, format_path
+from castore._upkeep.value_diff import Change, TextDiff
 
 #: Unchanged words kept on each side of a change in a word diff, lines in a line diff.
 CONTEXT_WORDS: Final = 8
@@ -42,8 +43,9 @@ def percent(share: float) -> str:
 
 
 def counts(namespace: NamespaceDiff) -> str:
+    requests = sum(entry.old_key is not None for entry in namespace.changed)
     parts = [
-        f"{len(namespace.changed)} changed",
+        f"{len(namespace.changed)} changed" + (f" ({requests} request(s))" if requests else ""),
         f"{len(namespace.added)} added",
         f"{len(namespace.removed)} removed",
         f"{namespace.unchanged} unchanged",
@@ -117,6 +119,8 @@ def _capped(entries: list[EntryDiff], lines: list[str], what: str) -> Iterator[E
 
 def _entry_text(entry: EntryDiff, style: Style) -> list[str]:
     share = f"  ({percent(entry.share)} of its text)" if entry.value and entry.value.words else ""
+    if entry.old_key is not None:
+        return _request_text(entry, style, share)
     lines = [style(f"  ~ {entry.key}", "heading") + share]
     if entry.problem:
         lines.append(f"      value not compared: {entry.problem}")
@@ -133,6 +137,30 @@ def _entry_text(entry: EntryDiff, style: Style) -> list[str]:
     return lines
 
 
+def _request_text(entry: EntryDiff, style: Style, share: str) -> list[str]:
+    """A changed request: one entry, its request's diff, then its answer's."""
+    slot = entry.new.metadata if entry.new is not None else {}
+    where = f"{slot.get('method', '')} {slot.get('url', '')}".strip()
+    test = f" in {slot['test']}" if slot.get("test") else ""
+    lines = [style(f"  ~ request changed: {where}{test}", "heading") + share]
+    lines.append(style(f"      key {entry.old_key} → {entry.key}", "dim"))
+    lines.append("    request:")
+    for change in entry.request:
+        lines.extend(_change_text(change, style, where=_request_field(change)))
+    lines.append("    answer:" + ("" if entry.value and entry.value.changes else " unchanged"))
+    if entry.problem:
+        lines.append(f"      not compared: {entry.problem}")
+    for change in entry.value.changes if entry.value else []:
+        lines.extend(_change_text(change, style))
+    return lines
+
+
+def _request_field(change: Change) -> str:
+    """A request's change named by its own field (``body.messages[0].content``), not as
+    the index's metadata member it is kept in."""
+    return str(change.path[-1])
+
+
 def _where(change: Change, metadata: bool) -> str:
     if metadata:
         return ".".join(str(step) for step in change.path)
@@ -141,8 +169,10 @@ def _where(change: Change, metadata: bool) -> str:
     return format_path(change.path)
 
 
-def _change_text(change: Change, style: Style, *, metadata: bool = False) -> list[str]:
-    where = _where(change, metadata)
+def _change_text(
+    change: Change, style: Style, *, metadata: bool = False, where: str | None = None
+) -> list[str]:
+    where = where if where is not None else _where(change, metadata)
     if change.kind == "added":
         return [f"      {where}: " + style(f"added {_short(change.new)}", "added")]
     if change.kind == "removed":
@@ -242,6 +272,18 @@ def _namespace_json(namespace: NamespaceDiff) -> dict[str, Any]:
 def _entry_json(entry: EntryDiff) -> dict[str, Any]:
     data: dict[str, Any] = {
         "key": entry.key,
+        **(
+            {
+                "request_changed": True,
+                "old_key": entry.old_key,
+                "request": [
+                    {**_change_json(change), "path": _request_field(change)}
+                    for change in entry.request
+                ],
+            }
+            if entry.old_key is not None
+            else {}
+        ),
         "old_blob": entry.old.blob if entry.old else None,
         "new_blob": entry.new.blob if entry.new else None,
         "text_changed": round(entry.share, 4),
@@ -313,6 +355,12 @@ def render_markdown(diff: StoreDiff) -> str:
 def _entry_markdown(entry: EntryDiff) -> list[str]:
     share = f" ({percent(entry.share)} of its text)" if entry.value and entry.value.words else ""
     lines = [f"#### `{entry.key}`{share}", ""]
+    if entry.old_key is not None:
+        lines = [f"#### request changed: `{entry.old_key}` → `{entry.key}`{share}", ""]
+        for change in entry.request:
+            shown = f"{_code(_short(change.old))} → {_code(_short(change.new))}"
+            lines.append(f"- request `{_request_field(change)}`: {shown}")
+        lines.append("")
     if entry.problem:
         lines += [f"Value not compared: {entry.problem}", ""]
     changes = list(entry.value.changes if entry.value else [])

@@ -58,10 +58,16 @@ def git(repo: Path, *args: str) -> str:
     return git_bytes(repo, *args).decode("utf-8", "surrogateescape")
 
 
-def git_bytes(repo: Path, *args: str) -> bytes:
-    """As :func:`git`, the output as bytes (file contents, ``-z`` listings)."""
+def git_bytes(repo: Path, *args: str, stdin: str | None = None) -> bytes:
+    """As :func:`git`, the output as bytes (file contents, ``-z`` listings); ``stdin`` is
+    sent to git's stdin (``cat-file --batch``, ``--pathspec-from-file=-``)."""
     try:
-        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
+        result = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            input=None if stdin is None else stdin.encode("utf-8", "surrogateescape"),
+            capture_output=True,
+            check=False,
+        )
     except FileNotFoundError:
         raise GitError("git is not installed (or not on PATH)") from None
     if result.returncode != 0:
@@ -104,7 +110,7 @@ def _pattern(path: str) -> str:
 
 def attribute_lines(store_in_repo: str, *, lfs: bool, remote: bool = False) -> list[str]:
     """The attributes block; with ``remote``, pack data is kept out of git (a remote
-    holds it, :func:`ignore_lines`), so packs get no attribute."""
+    holds it, :data:`IGNORED_WITH_A_REMOTE`), so packs get no attribute."""
     prefix = _pattern(store_in_repo.strip("/")) + "/" if store_in_repo not in ("", ".") else ""
     blobs = (
         f"{prefix}{BLOBS_DIR}/** filter=lfs diff={DIFF_DRIVER} merge=binary -text"
@@ -185,6 +191,7 @@ def setup(store_root: Path, *, lfs: bool, remote: str | None = None) -> SetupRep
     _write_block(store_root / ".gitignore", ignored, actions)
     if remote is not None:
         actions += _make_default_remote(store_root, remote)
+        actions += _untrack_packs(repo, relative)
     command = castore_command()
     settings = {
         f"diff.{DIFF_DRIVER}.textconv": f"{command} cat",
@@ -210,6 +217,18 @@ def setup(store_root: Path, *, lfs: bool, remote: str | None = None) -> SetupRep
             git(repo, "lfs", "install", "--local")
             actions.append("ran `git lfs install --local`")
     return SetupReport(repo, attributes, actions)
+
+
+def _untrack_packs(repo: Path, store_in_repo: str) -> list[str]:
+    """Packs committed before the store had a remote leave git's index (the files stay):
+    their data lives on the remote now. Committing that is the user's step."""
+    prefix = f"{store_in_repo}/" if store_in_repo not in ("", ".") else ""
+    tracked = git(repo, "ls-files", "-z", "--", f"{prefix}{PACKS_DIR}/*{PACK_SUFFIX}")
+    names = [name for name in tracked.split("\0") if name]
+    if not names:
+        return []
+    git(repo, "rm", "-q", "--cached", "--", *names)
+    return [f"removed {len(names)} pack(s) from git's index (their data lives on the remote)"]
 
 
 def _make_default_remote(store_root: Path, remote: str) -> list[str]:

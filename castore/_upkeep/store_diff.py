@@ -22,16 +22,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
+from castore._recording.answer_views import readable
+from castore._recording.json_paths import IgnorePattern
 from castore._recording.usertypes import PRIVATE_FIELD, TYPE_TAG, TYPES_FIELD
+from castore._recording.volatile import DEFAULT as DEFAULT_VOLATILITY
+from castore._recording.volatile import Volatility
 from castore._storage.index import Entry, format_time
 from castore._upkeep.jsonview import to_json_view
-from castore._upkeep.value_diff import (
-    Change,
-    IgnorePattern,
-    ValueDiff,
-    diff_streams,
-    diff_values,
-)
+from castore._upkeep.value_diff import Change, ValueDiff, diff_streams, diff_values
 from castore.errors import CastoreError
 
 #: The wrapper of an auto-typed value (``_recording.usertypes``), unwrapped for diffs so
@@ -74,6 +72,11 @@ class EntryDiff:
     then recorded_at and duration (shown, never a change alone)."""
     problem: str | None = None
     """Why a value could not be read and compared (a blob missing at a revision…)."""
+    old_key: str | None = None
+    """A changed request: the key its earlier recording had (``castore_http`` keys hold a
+    hash of the request, so a changed prompt records under a new key)."""
+    request: list[Change] = field(default_factory=list)
+    """A changed request: how the request changed (its metadata: URL, body fields)."""
 
     @property
     def share(self) -> float:
@@ -152,8 +155,11 @@ def diff_stores(
     *,
     namespaces: Sequence[str] | None = None,
     workers: int | None = None,
+    volatility: Volatility | None = DEFAULT_VOLATILITY,
 ) -> StoreDiff:
-    """Compare two versions of a store, namespace by namespace and key by key."""
+    """Compare two versions of a store, namespace by namespace and key by key. An answer
+    that changed only in ``volatility``'s parts (dates, request ids, per-call ids) is
+    unchanged; None compares every part."""
     old_spaces, new_spaces = old.namespaces(), new.namespaces()
     names = sorted(old_spaces.keys() | new_spaces.keys())
     if namespaces is not None:
@@ -161,6 +167,7 @@ def diff_stores(
         names = [name for name in names if name in wanted]
     results = {name: NamespaceDiff(name) for name in names}
     to_compare: list[_Pair] = []
+    requests: list[tuple[EntryDiff, EntryDiff]] = []
     for name in names:
         result = results[name]
         before, after = old_spaces.get(name, {}), new_spaces.get(name, {})
@@ -180,15 +187,22 @@ def diff_stores(
                     result.unchanged += 1
             else:
                 to_compare.append((name, key, was, now))
-    old.prepare(was.blob for _, _, was, _ in to_compare)
+        requests += _changed_requests(result, before, after)
+    old.prepare(
+        [was.blob for _, _, was, _ in to_compare]
+        + [pair[1].old.blob for pair in requests if pair[1].old is not None]
+    )
     new.prepare(now.blob for _, _, _, now in to_compare)
+    for added, removed in requests:
+        result = results[added.namespace]
+        result.changed.append(_request_change(old, new, added, removed, volatility))
 
     count = workers if workers is not None else min(4, os.cpu_count() or 1)
-    work = (old, new, ignore, to_compare)
+    work = (old, new, ignore, to_compare, volatility)
     if count > 1 and len(to_compare) >= _PARALLEL_AT and _CAN_FORK:
         compared = _compare_in_processes(work, count)
     else:
-        compared = [_compare_entry(old, new, item, ignore) for item in to_compare]
+        compared = [_compare_entry(old, new, item, ignore, volatility) for item in to_compare]
     for entry in compared:
         result = results[entry.namespace]
         if entry.status == "changed":
@@ -207,12 +221,11 @@ def diff_stores(
 #: inherit both sides as they are, temporary stores included, and nothing is pickled
 #: but the indexes of the pairs and the results.
 _CAN_FORK: Final = "fork" in multiprocessing.get_all_start_methods()
-_inherited: list[tuple[StoreSide, StoreSide, Sequence[IgnorePattern], list[_Pair]]] = []
+_Work = tuple[StoreSide, StoreSide, Sequence[IgnorePattern], list[_Pair], "Volatility | None"]
+_inherited: list[_Work] = []
 
 
-def _compare_in_processes(
-    work: tuple[StoreSide, StoreSide, Sequence[IgnorePattern], list[_Pair]], count: int
-) -> list[EntryDiff]:
+def _compare_in_processes(work: _Work, count: int) -> list[EntryDiff]:
     _inherited[:] = [work]
     try:
         context = multiprocessing.get_context("fork")
@@ -224,12 +237,16 @@ def _compare_in_processes(
 
 
 def _compare_inherited(position: int) -> EntryDiff:
-    old, new, ignore, pairs = _inherited[0]
-    return _compare_entry(old, new, pairs[position], ignore)
+    old, new, ignore, pairs, volatility = _inherited[0]
+    return _compare_entry(old, new, pairs[position], ignore, volatility)
 
 
 def _compare_entry(
-    old: StoreSide, new: StoreSide, item: _Pair, ignore: Sequence[IgnorePattern]
+    old: StoreSide,
+    new: StoreSide,
+    item: _Pair,
+    ignore: Sequence[IgnorePattern],
+    volatility: Volatility | None,
 ) -> EntryDiff:
     """The diff of one re-recorded entry; status "unchanged" when nothing significant
     changed (the caller counts it)."""
@@ -242,6 +259,8 @@ def _compare_entry(
         return EntryDiff(
             name, key, "changed", was, now, metadata=significant + shown, problem=problem
         )
+    if volatility is not None:
+        before, after = volatility.stripped(before), volatility.stripped(after)
     value = _value_diff(before, after, was.stream is not None and now.stream is not None, ignore)
     if not value.changes and not significant:
         return EntryDiff(name, key, "unchanged", was, now)
@@ -261,9 +280,10 @@ def _value_diff(
 
 
 def answer_view(plain: Any) -> Any:
-    """A value as a diff shows it: its JSON view, an auto-typed object unwrapped (its
-    private attributes as members, its class as ``$castore_type``)."""
-    view = to_json_view(plain)
+    """A value as a diff shows it: its JSON view, an HTTP answer read as headers by name
+    and its body parsed (``answer_views``), an auto-typed object unwrapped (its private
+    attributes as members, its class as ``$castore_type``)."""
+    view = to_json_view(readable(plain))
     if not (isinstance(view, dict) and TYPE_TAG in view and "value" in view):
         return view
     if not set(view) <= _WRAPPER_KEYS:
@@ -308,3 +328,79 @@ def _metadata_changes(was: Entry, now: Entry) -> tuple[list[Change], list[Change
     if was.duration != now.duration:
         shown.append(Change(("duration",), "changed", was.duration, now.duration))
     return significant, shown
+
+
+#: The metadata ``castore_http`` keeps that names a request's slot: which test made it,
+#: to which endpoint, and the how-manieth such request of the test it was.
+_SLOT: Final = ("test", "method", "url", "call")
+
+
+def _slot(entry: Entry) -> tuple[Any, ...] | None:
+    metadata = entry.metadata
+    if not all(name in metadata for name in _SLOT):
+        return None
+    return tuple(metadata[name] for name in _SLOT)
+
+
+def _changed_requests(
+    result: NamespaceDiff, before: Mapping[str, Entry], after: Mapping[str, Entry]
+) -> list[tuple[EntryDiff, EntryDiff]]:
+    """Added entries that took the slot of an earlier request (the same test, endpoint and
+    order): a changed request, under the new key its new body hashed to. The earlier one
+    may be gone or still there (until ``castore prune``). Each such pair leaves the
+    added and removed lists."""
+    earlier: dict[tuple[Any, ...], EntryDiff] = {}
+    for removed in result.removed:
+        slot = _slot(removed.old) if removed.old is not None else None
+        if slot is not None:
+            earlier.setdefault(slot, removed)
+    for key, kept in before.items():
+        slot = _slot(kept)
+        if slot is not None and key in after and after[key].blob == kept.blob:
+            earlier.setdefault(slot, EntryDiff(result.namespace, key, "removed", kept, None))
+    pairs = []
+    for added in list(result.added):
+        slot = _slot(added.new) if added.new is not None else None
+        partner = earlier.pop(slot, None) if slot is not None else None
+        if partner is None or partner.key == added.key:
+            continue
+        result.added.remove(added)
+        if partner in result.removed:
+            result.removed.remove(partner)
+        pairs.append((added, partner))
+    return pairs
+
+
+def _request_change(
+    old: StoreSide,
+    new: StoreSide,
+    added: EntryDiff,
+    earlier: EntryDiff,
+    volatility: Volatility | None,
+) -> EntryDiff:
+    """One changed request: how the request changed, and how its answer did."""
+    was, now = earlier.old, added.new
+    assert was is not None and now is not None
+    significant, shown = _metadata_changes(was, now)
+    request = [change for change in significant if change.path[-1] not in ("test", "call")]
+    diff = EntryDiff(
+        added.namespace,
+        added.key,
+        "changed",
+        was,
+        now,
+        old_key=earlier.key,
+        request=request,
+        metadata=shown,
+    )
+    if was.blob == now.blob:
+        return diff
+    try:
+        before, after = old.read_value(was.blob), new.read_value(now.blob)
+    except CastoreError as error:
+        diff.problem = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        return diff
+    if volatility is not None:
+        before, after = volatility.stripped(before), volatility.stripped(after)
+    diff.value = _value_diff(before, after, False, ())
+    return diff

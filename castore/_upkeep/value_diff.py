@@ -6,16 +6,9 @@ compare as ``castore show`` prints them. A change is named by a JSON path
 strings, LLM answers above all, also get a word diff (one line) or a line diff (several),
 and every comparison reports the share of its text that changed.
 
-Ignore patterns are JSON paths with wildcards, matched against a change's path or any of
-its parents, so ``$..usage`` ignores everything under every ``usage``:
-
-=================== ===============================================
-``$.a.b``           the member ``b`` of the top-level ``a``
-``$..id``           an ``id`` member at any depth
-``$.choices[*]``    every item of ``choices``; ``[0]`` only the first
-``$.*``             any one member or item
-``$['odd key']``    a member whose name is not an identifier
-=================== ===============================================
+Ignore patterns are JSON paths with wildcards (``castore._recording.json_paths``),
+matched against a change's path or any of its parents, so ``$..usage`` ignores everything
+under every ``usage``.
 """
 
 from __future__ import annotations
@@ -28,124 +21,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-#: One step of a path: a member name or a list index.
-Step = str | int
+from castore._recording.json_paths import IgnorePattern, Step, format_path
+
 #: A string at least this long, or holding a line break, gets a text diff.
 LONG_TEXT: Final = 40
 #: Above this product of two token counts, difflib's matching is skipped (see opcodes).
 MAX_MATCH_WORK: Final = 4_000_000
 #: Keys whose string values make a stream's joined text (openai deltas, anthropic events).
 STREAM_TEXT_KEYS: Final = frozenset({"content", "text", "partial_json", "thinking"})
-
-_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")
-
-
-class PatternError(ValueError):
-    """An ignore pattern that is not a JSON path castore understands."""
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: Literal["child", "descend", "index"]
-    name: str | int | None  # None: any (``*``)
-
-
-@dataclass(frozen=True)
-class IgnorePattern:
-    text: str
-    tokens: tuple[_Token, ...]
-
-    def covers(self, path: Sequence[Step]) -> bool:
-        """True when the pattern names ``path`` or one of its parents."""
-        return _covers(self.tokens, 0, path, 0)
-
-
-def parse_pattern(text: str) -> IgnorePattern:
-    """``$..id`` and friends (see the module docstring); PatternError says what is wrong."""
-    source = text.strip()
-    if not source.startswith("$"):
-        raise PatternError(f"ignore pattern {text!r} must start with '$' (for example '$..id')")
-    tokens: list[_Token] = []
-    position = 1
-    while position < len(source):
-        rest = source[position:]
-        if rest.startswith(".."):
-            name, used = _name(rest[2:], text)
-            tokens.append(_Token("descend", name))
-            position += 2 + used
-        elif rest.startswith("."):
-            name, used = _name(rest[1:], text)
-            tokens.append(_Token("child", name))
-            position += 1 + used
-        elif rest.startswith("["):
-            token, used = _bracket(rest, text)
-            tokens.append(token)
-            position += used
-        else:
-            raise PatternError(f"ignore pattern {text!r}: unexpected {rest[:10]!r}")
-    if not tokens:
-        raise PatternError(f"ignore pattern {text!r} would ignore the whole value")
-    return IgnorePattern(text, tuple(tokens))
-
-
-def _name(rest: str, text: str) -> tuple[str | None, int]:
-    if rest.startswith("*"):
-        return None, 1
-    if rest.startswith("["):  # `$..['key']` / `$..[*]`: the bracket names the step
-        raise PatternError(f"ignore pattern {text!r}: write `$..key` or `$['key']`")
-    found = _IDENTIFIER.match(rest)
-    if found is None:
-        raise PatternError(f"ignore pattern {text!r}: expected a member name after '.'")
-    return found.group(), found.end()
-
-
-def _bracket(rest: str, text: str) -> tuple[_Token, int]:
-    end = rest.find("]")
-    if end < 0:
-        raise PatternError(f"ignore pattern {text!r}: unclosed '['")
-    inside = rest[1:end].strip()
-    if inside == "*":
-        return _Token("index", None), end + 1
-    if inside.isdigit():
-        return _Token("index", int(inside)), end + 1
-    if len(inside) >= 2 and inside[0] == inside[-1] and inside[0] in "'\"":
-        return _Token("child", inside[1:-1]), end + 1
-    raise PatternError(f"ignore pattern {text!r}: [{inside}] is not an index, * or 'name'")
-
-
-def _step_matches(token: _Token, step: Step) -> bool:
-    if token.kind == "index":
-        return isinstance(step, int) and token.name in (None, step)
-    if token.name is None:
-        return True
-    return isinstance(step, str) and step == token.name
-
-
-def _covers(tokens: Sequence[_Token], at: int, path: Sequence[Step], depth: int) -> bool:
-    if at == len(tokens):
-        return True  # the pattern named a parent of the path (or the path itself)
-    if depth == len(path):
-        return False
-    token = tokens[at]
-    if token.kind == "descend":
-        return any(
-            _step_matches(token, path[here]) and _covers(tokens, at + 1, path, here + 1)
-            for here in range(depth, len(path))
-        )
-    return _step_matches(token, path[depth]) and _covers(tokens, at + 1, path, depth + 1)
-
-
-def format_path(path: Sequence[Step]) -> str:
-    """``$.choices[0].message['odd key']``."""
-    parts = ["$"]
-    for step in path:
-        if isinstance(step, int):
-            parts.append(f"[{step}]")
-        elif _IDENTIFIER.fullmatch(step):
-            parts.append(f".{step}")
-        else:
-            parts.append(f"[{json.dumps(step, ensure_ascii=False)}]")
-    return "".join(parts)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from castore import request_key
+from castore import request_key, request_summary
 from castore.integrations.http.exchange import HttpRequest
 
 #: The parts of a request its key is made of, by default all: ``match_on`` picks some.
@@ -29,10 +29,6 @@ MATCH_PARTS: Final = ("method", "scheme", "url", "query", "body", "headers")
 DEFAULT_DROP_QUERY: Final = frozenset(
     {"key", "api_key", "api-key", "apikey", "access_token", "token", "sig", "signature"}
 )
-#: How much of a request body a recording's metadata keeps (for the nearest-key hints):
-#: this many JSON leaves, each string cut to BODY_SUMMARY characters.
-MAX_LEAVES: Final = 40
-BODY_SUMMARY: Final = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +38,10 @@ class NumberedKey:
     number: int
     key: str
     metadata: dict[str, Any]
+    endpoint: tuple[str, str] = ("", "")
+    """(method, ``host/path``)."""
+    call: int = 0
+    """Its place among the test's requests to the endpoint, from 1."""
 
 
 class RequestKeys:
@@ -55,6 +55,7 @@ class RequestKeys:
         drop_query: Iterable[str],
         custom: Callable[[Any], str] | None,
         redact_body: Callable[[bytes], bytes] | None,
+        test: str | None = None,
     ) -> None:
         self.match_on = frozenset(match_on)
         unknown = self.match_on - set(MATCH_PARTS)
@@ -64,7 +65,12 @@ class RequestKeys:
         self.drop_query = frozenset(name.lower() for name in drop_query)
         self.custom = custom
         self.redact_body = redact_body
+        #: The test whose requests these are (its node id): with the order of a request
+        #: among the test's requests to one endpoint, it names the request's slot, which
+        #: ``castore diff`` follows when a changed request gets a new key.
+        self.test = test
         self._seen: dict[str, int] = {}
+        self._calls: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def query(self, request: HttpRequest) -> list[tuple[str, str]]:
@@ -102,11 +108,18 @@ class RequestKeys:
             }
             counted = {name: part for name, part in parts.items() if name in self.match_on}
             base = request_key(f"{request.method} {request.where}", exclude=(), **counted)
+        endpoint = (request.method, request.where)
         with self._lock:
             count = self._seen.get(base, 0) + 1
             self._seen[base] = count
+            call = self._calls.get(endpoint, 0) + 1
+            self._calls[endpoint] = call
         key = base if count == 1 else f"{base}#{count}"
-        return NumberedKey(base, count, key, self.metadata(request, query, body))
+        metadata = self.metadata(request, query, body)
+        if self.test is not None:
+            metadata["test"] = self.test
+            metadata["call"] = call
+        return NumberedKey(base, count, key, metadata, endpoint, call)
 
     def give_back(self, numbered: NumberedKey) -> None:
         """A request that got no answer (its real call failed, or its recording is
@@ -115,6 +128,8 @@ class RequestKeys:
         with self._lock:
             if self._seen.get(numbered.base) == numbered.number:
                 self._seen[numbered.base] = numbered.number - 1
+            if self._calls.get(numbered.endpoint) == numbered.call:
+                self._calls[numbered.endpoint] = numbered.call - 1
 
     def metadata(
         self, request: HttpRequest, query: list[tuple[str, str]], body: Any
@@ -127,10 +142,9 @@ class RequestKeys:
         if self.redact_body is not None and request.content:
             content_type = request.headers.get("content-type", "")
             body = canonical_body(content_type, self.redact_body(request.content))
-        if isinstance(body, dict | list):
-            metadata.update(_leaves(body, "body"))
-        elif body is not None:
-            metadata["body"] = _summary(body)
+        if body is not None:
+            # Its leaves, client settings (an ``api_key`` in a body) left out.
+            metadata.update(request_summary(body, "body"))
         return metadata
 
 
@@ -147,29 +161,3 @@ def canonical_body(content_type: str, content: bytes) -> Any:
         return content.decode()
     except UnicodeDecodeError:
         return content
-
-
-def _leaves(value: Any, path: str) -> dict[str, Any]:
-    """A JSON body as ``{"body.messages[0].content": "hello", …}``: a missing recording's
-    nearest keys then name the very field that differs. At most :data:`MAX_LEAVES`,
-    strings cut to :data:`BODY_SUMMARY` characters."""
-    found: dict[str, Any] = {}
-    pending: list[tuple[str, Any]] = [(path, value)]
-    while pending and len(found) < MAX_LEAVES:
-        where, item = pending.pop(0)
-        if isinstance(item, dict):
-            pending[:0] = [(f"{where}.{key}", member) for key, member in item.items()]
-        elif isinstance(item, list):
-            pending[:0] = [(f"{where}[{n}]", member) for n, member in enumerate(item)]
-        else:
-            found[where] = _summary(item) if isinstance(item, str) else item
-    return found
-
-
-def _summary(body: Any) -> str:
-    if body is None:
-        return ""
-    if isinstance(body, bytes):
-        return f"<{len(body)} bytes>"
-    text = body if isinstance(body, str) else json.dumps(body, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= BODY_SUMMARY else text[: BODY_SUMMARY - 1] + "…"

@@ -23,16 +23,15 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, Protocol
-
-if TYPE_CHECKING:
-    from castore.integrations.http.recorder import HttpRecorder
+from typing import Any, Final, Protocol
 
 #: The adapter modules under ``castore.integrations.http.clients``, in patching order.
 ADAPTERS: Final = ("httpx", "aiohttp", "urllib3", "grpc")
 
 _lock = threading.Lock()
-_active: list[HttpRecorder] = []
+#: The active recorder (at most one): an ``HttpRecorder``, which imports this module, so
+#: it is kept here as a plain object and typed where it is read (``recorder.py``).
+_active: list[object] = []
 _live_depth: ContextVar[int] = ContextVar("castore_http_live", default=0)
 
 
@@ -43,10 +42,10 @@ class Adapter(Protocol):
     PACKAGES: Sequence[str]
 
     def patch(self, package: ModuleType) -> Callable[[], None]:
-        """Route ``package``'s requests through :func:`active_recorder`; returns the undo."""
+        """Route ``package``'s requests through the active recorder; returns the undo."""
 
 
-def active_recorder() -> HttpRecorder | None:
+def active() -> object | None:
     """The active recorder, unless this request is part of another client's real call
     (then it goes straight through, and the outer client records it)."""
     if not _active or _live_depth.get():
@@ -65,7 +64,7 @@ def live_call() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def activated(recorder: HttpRecorder) -> Iterator[None]:
+def activated(recorder: object) -> Iterator[None]:
     with _lock:
         if _active:
             raise RuntimeError("another castore HTTP recorder is already active")

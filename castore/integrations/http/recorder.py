@@ -25,6 +25,7 @@ from castore.integrations.http.keys import (
     RequestKeys,
 )
 from castore.integrations.http.patching import activated, live_call
+from castore.integrations.http.patching import active as _active
 
 #: Response headers never stored: they set cookies or carry credentials and org ids.
 DEFAULT_DROP_HEADERS: Final = frozenset(
@@ -64,6 +65,7 @@ class HttpRecorder:
         match_on: Iterable[str] = MATCH_PARTS,
         redact_body: Callable[[bytes], bytes] | None = None,
         ignore_hosts: Iterable[str] = (),
+        test: str | None = None,
     ) -> None:
         self.recorder = recorder
         self.keys = RequestKeys(
@@ -72,6 +74,7 @@ class HttpRecorder:
             drop_query=drop_query,
             custom=key,
             redact_body=redact_body,
+            test=test,
         )
         self.drop_headers = frozenset(name.lower() for name in drop_headers)
         self.pace = pace
@@ -213,6 +216,14 @@ class HttpRecorder:
         if answer.status >= 400:
             self.note_error_answer(str(answer.status), request)
         return answer.to_value()
+
+
+def active_recorder() -> HttpRecorder | None:
+    """The recorder that answers this request: the active one, unless the request is part
+    of another client's real call (then it goes straight through, and the outer client
+    records it)."""
+    found = _active()
+    return found if isinstance(found, HttpRecorder) else None
 
 
 class Stopwatch:

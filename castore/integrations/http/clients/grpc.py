@@ -50,8 +50,7 @@ from typing import Any, Final
 from castore.errors import MissingRecordingError, StaleRecordingError
 from castore.integrations.http.exchange import HttpRequest
 from castore.integrations.http.misses import as_client_error
-from castore.integrations.http.patching import active_recorder
-from castore.integrations.http.recorder import HttpRecorder, Stopwatch
+from castore.integrations.http.recorder import HttpRecorder, Stopwatch, active_recorder
 from castore.integrations.http.rpc import UNANSWERED_CODES, RpcAnswer, metadata_pairs
 
 PACKAGES: Final = ("grpc",)

@@ -17,8 +17,7 @@ from castore.errors import MissingRecordingError, StaleRecordingError
 from castore.integrations.http.exchange import HttpAnswer, HttpRequest
 from castore.integrations.http.misses import as_client_error
 from castore.integrations.http.pacing import paced, paced_async
-from castore.integrations.http.patching import active_recorder
-from castore.integrations.http.recorder import HttpRecorder, Stopwatch
+from castore.integrations.http.recorder import HttpRecorder, Stopwatch, active_recorder
 
 PACKAGES: Final = ("httpx", "httpx2")
 

@@ -25,8 +25,7 @@ from castore.errors import MissingRecordingError, StaleRecordingError
 from castore.integrations.http.exchange import HttpAnswer, HttpRequest
 from castore.integrations.http.misses import as_client_error
 from castore.integrations.http.pacing import schedule
-from castore.integrations.http.patching import active_recorder
-from castore.integrations.http.recorder import HttpRecorder, Stopwatch
+from castore.integrations.http.recorder import HttpRecorder, Stopwatch, active_recorder
 
 PACKAGES: Final = ("urllib3",)
 _READ_SIZE: Final = 2**16

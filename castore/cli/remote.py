@@ -1,40 +1,35 @@
 """``castore remote``, ``castore push``, ``castore pull`` and ``castore gc --remote``: the
-remote tier's commands (the work is done in ``castore._upkeep.remote`` and
-``remote_gc``; these parse, report as text and as ``--json``, and show progress).
-
-Each command builds a small report (``to_json`` and ``text_lines``), as the rest of the
-command line does. ``castore.cli`` registers the commands; this module imports nothing
-from it, so that the two do not import each other.
+remote tier's commands. The work is done in ``castore._upkeep.remote`` and
+``remote_gc``; these parse, report as text and as ``--json``, and show progress (a
+transfer of a few packs of 8 MiB each deserves a bar, where app's waits for 200 items).
+``gc --remote`` is an option of ``health``'s gc, which hands over to
+:func:`collect_on_remote`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from castore._storage.config import StoreConfig
 from castore._storage.store import Store
 from castore._upkeep import remote as remotes
 from castore._upkeep.remote_gc import DEFAULT_GRACE, RemoteCollection, collect_remote
+from castore.cli.app import Settings, json_option, main
+from castore.cli.reports import Report, emit, human
 
 T = TypeVar("T")
 
 
-class StoreSettings(Protocol):
-    """What the command line's settings object offers (``castore.cli.Settings``)."""
-
-    def store(self, *, must_exist: bool = True) -> Store: ...
-
-
 def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
-    """A progress bar on stderr when it is a terminal and there is more than a little
-    to do (a push of a few packs needs none)."""
+    """A progress bar on stderr when it is a terminal and there is more than one thing
+    to move: a transfer is a few large objects, not thousands of small ones."""
     if total < 2 or not sys.stderr.isatty():
         yield from items
         return
@@ -42,23 +37,6 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
         yield from bar
 
 
-def human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def emit(report: Any, *, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    else:
-        for line in report.text_lines():
-            click.echo(line)
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 remote_option = click.option(
     "--remote", "remote", metavar="NAME", help="The remote (default: castore.json's default)."
 )
@@ -80,14 +58,14 @@ def selection(store: Store, items: tuple[str, ...]) -> list[str] | None:
 # --- castore remote ----------------------------------------------------------------
 
 
-@click.group(name="remote")
+@main.group(name="remote")
 def remote_group() -> None:
     """Remotes: object storage (S3, GCS, Azure, a folder) holding the store's packs."""
 
 
 @dataclass
-class RemotesReport:
-    config: Any
+class RemotesReport(Report):
+    config: StoreConfig
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,7 +101,7 @@ class RemotesReport:
 @json_option
 @click.pass_obj
 def remote_add(
-    settings: StoreSettings,
+    settings: Settings,
     *,
     name: str,
     url: str,
@@ -164,7 +142,7 @@ def remote_add(
 @remote_group.command(name="list")
 @json_option
 @click.pass_obj
-def remote_list(settings: StoreSettings, as_json: bool) -> None:
+def remote_list(settings: Settings, as_json: bool) -> None:
     """The remotes castore.json names; * marks the default."""
     emit(RemotesReport(settings.store(must_exist=False).config), as_json=as_json)
 
@@ -172,7 +150,7 @@ def remote_list(settings: StoreSettings, as_json: bool) -> None:
 @remote_group.command(name="remove")
 @click.argument("name")
 @click.pass_obj
-def remote_remove(settings: StoreSettings, name: str) -> None:
+def remote_remove(settings: Settings, name: str) -> None:
     """Forget a remote (its objects stay where they are)."""
     emit(RemotesReport(remotes.remove_remote(settings.store(), name)), as_json=False)
 
@@ -181,7 +159,7 @@ def remote_remove(settings: StoreSettings, name: str) -> None:
 
 
 @dataclass
-class TransferReport:
+class TransferReport(Report):
     transfer: remotes.Transfer
     verb: str
 
@@ -222,14 +200,12 @@ class TransferReport:
             yield f"  … and {len(transfer.not_here) - 5} more"
 
 
-@click.command()
+@main.command()
 @click.argument("selection", nargs=-1)
 @remote_option
 @json_option
 @click.pass_obj
-def push(
-    settings: StoreSettings, selection: tuple[str, ...], remote: str | None, as_json: bool
-) -> None:
+def push(settings: Settings, selection: tuple[str, ...], remote: str | None, as_json: bool) -> None:
     """Upload what SELECTION needs (namespaces, test paths; nothing: everything) that the
     remote lacks. Loose blobs are packed first; each object is written once."""
     store = settings.store()
@@ -239,14 +215,12 @@ def push(
     emit(TransferReport(transfer, "pushed"), as_json=as_json)
 
 
-@click.command()
+@main.command()
 @click.argument("selection", nargs=-1)
 @remote_option
 @json_option
 @click.pass_obj
-def pull(
-    settings: StoreSettings, selection: tuple[str, ...], remote: str | None, as_json: bool
-) -> None:
+def pull(settings: Settings, selection: tuple[str, ...], remote: str | None, as_json: bool) -> None:
     """Download what SELECTION needs (namespaces, test paths; nothing: everything) that
     this checkout lacks; each object is checked before it is kept."""
     store = settings.store()
@@ -264,7 +238,7 @@ def _chosen(store: Store, items: tuple[str, ...]) -> list[str] | None:
 
 
 @dataclass
-class RemoteCollectionReport:
+class RemoteCollectionReport(Report):
     collection: RemoteCollection
 
     def to_json(self) -> dict[str, Any]:
@@ -309,8 +283,8 @@ def grace_period(text: str) -> dt.timedelta:
 DEFAULT_GRACE_TEXT = f"{DEFAULT_GRACE.days}d"
 
 
-def gc_remote(
-    settings: StoreSettings,
+def collect_on_remote(
+    settings: Settings,
     *,
     remote: str,
     refs: tuple[str, ...],
@@ -328,6 +302,3 @@ def gc_remote(
         progress=progress,
     )
     emit(RemoteCollectionReport(collection), as_json=as_json)
-
-
-COMMANDS = (remote_group, push, pull)
