@@ -20,11 +20,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import CuttingProxy, new_bucket
+from conftest import CuttingProxy, commit_all, git, new_bucket
+from conftest import run_pytest as pytest_in
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
-from conftest import commit_all, git
-from conftest import run_pytest as pytest_in
 
 from castore import Store
 from castore._storage.files.object_store import ObjectStoreFiles
