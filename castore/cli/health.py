@@ -14,7 +14,6 @@ import click
 from castore._storage.names import stored_key
 from castore._upkeep import collect, packing
 from castore._upkeep.retraining import DEFAULT_DICTIONARY_SIZE, Training, train_dictionary
-from castore.cli import remote as remote_commands
 from castore.cli.app import (
     Settings,
     confirm_destructive,
@@ -25,6 +24,7 @@ from castore.cli.app import (
     namespace_argument,
     progress,
 )
+from castore.cli.remote import DEFAULT_GRACE_TEXT, collect_on_remote
 from castore.cli.reports import Report, emit, human
 
 # --- gc ----------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def _share(text: str) -> float:
 @click.option("--ref", "refs", multiple=True, help="With --remote: keep what these refs use.")
 @click.option(
     "--grace",
-    default=remote_commands.DEFAULT_GRACE_TEXT,
+    default=DEFAULT_GRACE_TEXT,
     show_default=True,
     help="With --remote: keep objects younger than this (14d, 12h, 0).",
 )
@@ -127,7 +127,7 @@ def gc(
     With --remote NAME, delete the remote's objects that no index at any git ref (all
     branches and tags, or --ref) nor the working tree uses, once older than --grace."""
     if remote:
-        remote_commands.collect_on_remote(
+        collect_on_remote(
             settings, remote=remote, refs=refs, grace=grace, dry_run=dry_run, as_json=as_json
         )
         return
