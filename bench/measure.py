@@ -26,8 +26,8 @@ from bench.suites import APPROACHES, SEEDS_CONFTEST, Suites, seeds_document, vcr
 from castore import Recorder, Store
 from castore._storage.store import internals
 from castore._upkeep.collect import collect_garbage
-from castore._upkeep.dictionary import DEFAULT_DICTIONARY_SIZE
-from castore._upkeep.zstd_dictionaries import COVER_D, COVER_K
+from castore._upkeep.dictionary_training import COVER_D, COVER_K
+from castore._upkeep.retraining import DEFAULT_DICTIONARY_SIZE
 
 # The floor the issue sets: a 110 KB dictionary from zstd's own parameter search.
 DICTIONARY_SIZE = 110 * 1024
@@ -263,7 +263,7 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
     pairs = list(zip(recorders, [item.key for _, item in picks], strict=True))
     for recorder, key in pairs:
         recorder.get_or_record_sync(key, _never)
-    packs = internals(store).packs
+    packs = internals(store).blobs.packs
     pack_files: dict[str, int] = {}
     # Where each picked value's frame is: (pack descriptor, offset, length) for a packed
     # blob, kept open as castore keeps it; (file path, 0, -1) for a loose one.
@@ -277,7 +277,7 @@ def lookup_latency(suites: Suites, *, samples: int, repeat: int, seed: int = 3) 
             slot = packs.indexes()[name].slots[blob]
             frames_at.append((pack_files[name], slot.offset, slot.length, blob))
         else:
-            frames_at.append((str(internals(store).backend.location(blob)), 0, -1, blob))
+            frames_at.append((str(internals(store).blobs.location(blob)), 0, -1, blob))
     active = store.config.dictionary
     dictionary = (
         zstandard.ZstdCompressionDict(store.read_blob(store.config.dictionaries[active]))
@@ -398,7 +398,7 @@ def vcr_lookup(
 def unique_values(store: Store) -> list[bytes]:
     dictionaries = set(store.config.dictionaries.values())
     return [
-        internals(store).blobs.read_packed(blob.digest)
+        internals(store).reader.read_packed(blob.digest)
         for blob in store.blobs()
         if blob.digest not in dictionaries
     ]

@@ -104,9 +104,7 @@ def pick_lookups(store: Store, samples: int) -> list[tuple[str, str]]:
 def lookup_rounds(store: Store, samples: int) -> LookupRounds:
     """The raw floor, ``Store.get`` and a recorder over the same random picks of ``store``,
     warmed up (indexes loaded, packs opened) as in a test session after its first lookups."""
-    core = internals(store)
-    packs = core.packs
-    assert packs is not None
+    packs = internals(store).blobs.packs
     picks = pick_lookups(store, samples)
     for namespace, key in picks:  # warm: indexes loaded, packs opened
         store.get(namespace, key)
@@ -504,7 +502,7 @@ def run_scale(
     left_count, left_bytes = folder_bytes(root / "blobs", ".zst")  # the dictionary
     footprint = pack_bytes + left_bytes
     packed_store = Store(root)
-    packs = internals(packed_store).packs
+    packs = internals(packed_store).blobs.packs
     assert packs is not None
     per_module = [
         len({packs.pack_of(entry.blob) for entry in packed_store.entries(namespace).values()})

@@ -120,7 +120,7 @@ def write_castore(suites: Suites, *, level: int, train: bool, pack: bool = True)
     (folder / "pytest.ini").write_text(_ini("castore", "castore_root = store\n"))
     store = Store(suites.store)
     # Fast first compression; train-dictionary recompresses everything at ``level``.
-    internals(store).save_config(StoreConfig(level=1 if train else level))
+    internals(store).writer.save_config(StoreConfig(level=1 if train else level))
     store = Store(suites.store)
     rng = random.Random(11)
     with store.batch():

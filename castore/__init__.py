@@ -20,7 +20,7 @@ from castore._recording.request_keys import request_key, request_summary
 from castore._recording.staleness import Miss, Problem
 from castore._recording.tally import RecorderStats
 from castore._recording.volatile import Volatility
-from castore._storage.blobs.backend import BlobFile
+from castore._storage.blobs.stored import BlobFile
 from castore._storage.config import StoreConfig
 from castore._storage.index import Entry, StreamKind
 from castore._storage.locks import KeyLock

@@ -10,13 +10,20 @@
     │   │   ├── CorruptBlobError        its content does not match its digest
     │   │   ├── LfsPointerError         it is still a git-lfs pointer file
     │   │   ├── MissingBlobError        it is not there
+    │   │   │   └── LostBlobError           nor in the pack it should be in, here or on the remote
     │   │   └── ValueTooLargeError      it would decompress past the size limit
     │   ├── IndexFormatError        a malformed index, castore.json or last-run.json
     │   ├── UnsupportedFormatError  a file written by a newer castore
     │   ├── StoreLockedError        another process held the lock too long
     │   ├── ReadOnlyStoreError      a write through a read-only view of the store
     │   ├── StoreWriteError         the file system refused a write (disk full, read-only)
-    │   └── UnsafePathError         a folder of the store that leads outside it (a symlink)
+    │   ├── UnsafePathError         a folder of the store that leads outside it (a symlink)
+    │   └── RemoteError             a remote tier (object storage) that cannot serve as asked
+    │       ├── RemoteConfigError       an unknown remote, a bad URL, obstore not installed
+    │       ├── RemoteAccessError       credentials missing, wrong, or not allowed to do this
+    │       ├── RemoteNotFoundError     the bucket (or container) does not exist
+    │       ├── RemoteUnavailableError  the remote cannot be reached (network, server down)
+    │       └── RemoteObjectError       an object that does not match its name (also a BlobError)
     ├── EntryNotFoundError          Store.get of an absent key (also a KeyError)
     ├── MissingRecordingError       replay-only mode and no recording (also a LookupError)
     ├── NetworkGuardError           a replaying test reached for another host (also a
@@ -160,19 +167,52 @@ class MissingBlobError(BlobError):
         )
 
 
-class ValueTooLargeError(BlobError):
-    """A blob would decompress (or unpack) to more than the store's size limit."""
+class LostBlobError(MissingBlobError):
+    """A blob whose pack is neither in this checkout nor on the store's remote."""
 
-    def __init__(self, path: Path, size: int | None, limit: int) -> None:
+    def __init__(self, path: Path, blob: str, pack: str, remote: str, owner: str = "") -> None:
+        self.path = path
+        self.blob = blob
+        self.pack = pack
+        self.remote = remote
+        self.owner = owner
+        BlobError.__init__(self, self.describe())
+
+    def describe(self) -> str:
+        used_by = f" for {self.owner}" if self.owner else ""
+        return (
+            f"blob {self.blob[:16]}…{used_by} is lost: it lives in pack {self.pack[:16]}… "
+            f"({self.path}), which is neither in this checkout nor on {self.remote}. Push it "
+            f"from a clone that has it (`castore push`), or re-record the entry: "
+            f"`RECORD_FIXTURES=true pytest <its test>` replaces it (`castore delete "
+            f"NAMESPACE KEY` first drops the lost one)"
+        )
+
+
+class ValueTooLargeError(BlobError):
+    """A blob would decompress (or unpack) to more than the store's size limit, or a value
+    being recorded is larger than it (``recording``): nothing is read or written."""
+
+    def __init__(
+        self, path: Path, size: int | None, limit: int, setting: str, *, recording: bool = False
+    ) -> None:
         self.path = path
         self.size = size
         self.limit = limit
         claimed = "an unknown size" if size is None else f"{size:,} bytes"
-        super().__init__(
-            f"blob {path} would decompress to {claimed}, over the limit of {limit:,} bytes; "
-            f"refusing to read it (a decompression bomb or a damaged file). If the value is "
-            f"genuine, open the store with a larger max_value_bytes"
-        )
+        if recording:
+            message = (
+                f"cannot record a value of {claimed} as blob {path}: it is over the limit of "
+                f"{limit:,} bytes that every read of it would be held to; nothing was "
+                f"written. Raise the limit with {setting} if such values are genuine"
+            )
+        else:
+            message = (
+                f"blob {path} would decompress to {claimed}, over the limit of {limit:,} "
+                f"bytes; refusing to read it (a decompression bomb or a damaged file). If "
+                f"the value is genuine, raise the limit with {setting}"
+            )
+        super().__init__(message)
 
 
 class IndexFormatError(StoreError):
@@ -380,3 +420,71 @@ class TrainingError(CastoreError):
 
 class GitError(CastoreError, RuntimeError):
     """git (or git-lfs) is missing, or the store is not inside a git repository."""
+
+
+class RemoteError(StoreError):
+    """A remote tier (object storage) that cannot serve the request."""
+
+
+class RemoteConfigError(RemoteError):
+    """An unknown remote name, a URL or option castore cannot use, or obstore missing."""
+
+
+class RemoteAccessError(RemoteError):
+    """Credentials are missing or wrong, or do not allow the operation."""
+
+    def __init__(self, remote: str, url: str, detail: str) -> None:
+        self.remote = remote
+        self.url = url
+        super().__init__(
+            f"remote {remote!r} ({url}) refused access: {detail}. castore takes credentials "
+            "from the environment and profiles, never from castore.json: for S3 set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), for GCS "
+            "GOOGLE_APPLICATION_CREDENTIALS, for Azure AZURE_STORAGE_ACCOUNT_KEY; a bucket "
+            "that allows anonymous reads works with `castore remote add --anonymous`"
+        )
+
+
+class RemoteNotFoundError(RemoteError):
+    """The bucket or container a remote names does not exist."""
+
+    def __init__(self, remote: str, url: str, detail: str) -> None:
+        self.remote = remote
+        self.url = url
+        super().__init__(
+            f"remote {remote!r} ({url}): the bucket does not exist ({detail}). Create it, "
+            f"or fix the URL with `castore remote add {remote} URL --force`"
+        )
+
+
+class RemoteUnavailableError(RemoteError):
+    """The remote cannot be reached: a network failure, a server that went away."""
+
+    def __init__(self, remote: str, url: str, detail: str) -> None:
+        self.remote = remote
+        self.url = url
+        super().__init__(
+            f"remote {remote!r} ({url}) cannot be reached: {detail}. Check the network and "
+            "the endpoint (the remote's endpoint option, or AWS_ENDPOINT_URL), then run "
+            "again; nothing fetched so far is lost"
+        )
+
+
+class RemoteObjectError(RemoteError, BlobError):
+    """An object on the remote that does not match its name (damaged or truncated); it is
+    also a blob error, so a replay names the entry that needed it."""
+
+    def __init__(self, remote: str, path: Path, detail: str, owner: str = "") -> None:
+        self.remote = remote
+        self.path = path
+        self.detail = detail
+        self.owner = owner
+        StoreError.__init__(self, self.describe())
+
+    def describe(self) -> str:
+        used_by = f" (needed for {self.owner})" if self.owner else ""
+        return (
+            f"{self.path} on {self.remote}{used_by} is damaged: {self.detail}. It was not "
+            "kept. Objects are written once, so delete it on the remote and `castore push` "
+            "again from a clone that has it, or re-record the entries it holds"
+        )

@@ -23,6 +23,7 @@ from castore._pytest.marker_fixtures import request_fixture_for_marker
 from castore._pytest.report import report_lines
 from castore._pytest.session import CastoreSession
 from castore._pytest.settings import truthy
+from castore._pytest.storage_settings import add_ini_options as add_storage_ini_options
 from castore._pytest.validation import ini_problem, marker_problems, mode_option
 from castore._pytest.vcr_usage import CassetteUsage
 from castore._recording.ambient import Ambient, lend, take_back
@@ -108,6 +109,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "JSON paths `castore diff` ignores, one a line (e.g. $..id, $..created)",
         type="linelist",
     )
+    add_storage_ini_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,9 +175,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
     if session.not_saved:
         lines.append(f"could not save the unused-recording verdicts: {session.not_saved}")
-    collectable = session.collectable()
-    if collectable:
-        lines.append(collectable)
+    lines += session.upkeep_lines()
     if lines:
         terminalreporter.write_sep("-", "castore")
         for line in lines:

@@ -211,9 +211,9 @@ def plant_packed(store: Store, key: str, packed: bytes, *, frame: bytes | None =
         Path("planted"),
         key,
     )
-    internals(store).put_entry(NAMESPACE, key, entry, packed)
+    internals(store).writer.put_entry(NAMESPACE, key, entry, packed)
     if frame is not None:
-        path = internals(store).backend.location(blob)
+        path = internals(store).blobs.location(blob)
         path.chmod(0o644)
         path.write_bytes(frame)
 

@@ -33,7 +33,7 @@ def healthy(root: Path) -> Store:
 
 def garbage_blob(store: Store) -> None:
     blob = store.entries(NAMESPACE)["good"].blob
-    path = internals(store).backend.location(blob)
+    path = internals(store).blobs.location(blob)
     path.chmod(0o644)
     path.write_bytes(b"\x28\xb5\x2f\xfd" + os.urandom(200))
 
@@ -41,7 +41,7 @@ def garbage_blob(store: Store) -> None:
 def object_bomb(store: Store) -> None:
     packed = b"\xdd" + (20_000_000).to_bytes(4, "big") + b"\x80" * 20_000_000
     entry = Entry(blob=digest(packed), size=len(packed), recorded_at=now())
-    internals(store).put_entry(NAMESPACE, "bomb", entry, packed)
+    internals(store).writer.put_entry(NAMESPACE, "bomb", entry, packed)
 
 
 def deep_extension(store: Store) -> None:
@@ -49,7 +49,7 @@ def deep_extension(store: Store) -> None:
     for _ in range(200):
         packed = msgpack.packb(msgpack.ExtType(4, b"\x91" + packed))
     entry = Entry(blob=digest(packed), size=len(packed), recorded_at=now())
-    internals(store).put_entry(NAMESPACE, "deep", entry, packed)
+    internals(store).writer.put_entry(NAMESPACE, "deep", entry, packed)
 
 
 def garbage_index(store: Store) -> None:
@@ -74,7 +74,7 @@ def zero_config(store: Store) -> None:
 
 def missing_blob(store: Store) -> None:
     blob = store.entries(NAMESPACE)["good"].blob
-    internals(store).backend.location(blob).unlink()
+    internals(store).blobs.location(blob).unlink()
 
 
 def blobs_outside(store: Store) -> None:

@@ -12,7 +12,7 @@ from conftest import cli
 
 from castore import Store
 from castore._storage.store import internals
-from castore._upkeep.dictionary import train_dictionary
+from castore._upkeep.retraining import train_dictionary
 from castore.errors import CorruptBlobError, IndexFormatError, TrainingError
 
 
@@ -34,7 +34,7 @@ def response(number: int) -> dict[str, object]:
 
 def frame_dictionary(store: Store, blob: str) -> int:
     return int(
-        zstandard.get_frame_parameters(internals(store).backend.location(blob).read_bytes()).dict_id
+        zstandard.get_frame_parameters(internals(store).blobs.location(blob).read_bytes()).dict_id
     )
 
 
@@ -51,7 +51,7 @@ def empty_twin(store: Store, dictionary_blob: str, twin: Path) -> Path:
     """A store with ``store``'s settings and dictionary but no values: another clone."""
     (twin / "blobs").mkdir(parents=True)
     shutil.copy(store.root / "castore.json", twin / "castore.json")
-    dictionary = internals(store).backend.location(dictionary_blob)
+    dictionary = internals(store).blobs.location(dictionary_blob)
     (twin / dictionary.relative_to(store.root)).parent.mkdir(parents=True)
     shutil.copy(dictionary, twin / dictionary.relative_to(store.root))
     return twin
@@ -94,8 +94,8 @@ def test_new_recordings_use_the_active_dictionary_deterministically(
 
     assert frame_dictionary(Store(similar.root), first.blob) == training.dictionary_id
     assert (
-        internals(Store(similar.root)).backend.location(first.blob).read_bytes()
-        == internals(Store(twin)).backend.location(second.blob).read_bytes()
+        internals(Store(similar.root)).blobs.location(first.blob).read_bytes()
+        == internals(Store(twin)).blobs.location(second.blob).read_bytes()
     )
 
 
@@ -112,8 +112,8 @@ def test_recompression_on_every_core_writes_the_bytes_a_single_put_writes(
         alone = Store(twin).put("alone", f"k{number}", response(number))
         assert alone.blob == entry.blob
         assert (
-            internals(retrained).backend.location(entry.blob).read_bytes()
-            == internals(Store(twin)).backend.location(alone.blob).read_bytes()
+            internals(retrained).blobs.location(entry.blob).read_bytes()
+            == internals(Store(twin)).blobs.location(alone.blob).read_bytes()
         )
 
 
@@ -124,12 +124,12 @@ def test_blobs_compressed_with_an_older_dictionary_stay_readable_after_retrainin
     entry = Store(similar.root).entry("tests/test_0", "key-0")
     assert entry is not None
     old_copy = tmp_path / "from-another-branch.zst"
-    shutil.copy(internals(similar).backend.location(entry.blob), old_copy)
+    shutil.copy(internals(similar).blobs.location(entry.blob), old_copy)
 
     second = train_dictionary(Store(similar.root), size=16384)
     assert second.dictionary_id != first.dictionary_id
     shutil.copy(
-        old_copy, internals(similar).backend.location(entry.blob)
+        old_copy, internals(similar).blobs.location(entry.blob)
     )  # e.g. checked out from an old commit
 
     store = Store(similar.root)
@@ -173,7 +173,7 @@ def test_cat_of_a_dictionary_compressed_blob_copied_out_of_the_store(
     entry = Store(similar.root).entry("tests/test_3", "key-3")
     assert entry is not None
     copy = tmp_path / "git-textconv-tempfile"
-    shutil.copy(internals(similar).backend.location(entry.blob), copy)
+    shutil.copy(internals(similar).blobs.location(entry.blob), copy)
 
     result = cli("--root", str(similar.root), "cat", str(copy))
 

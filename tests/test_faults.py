@@ -95,7 +95,7 @@ def test_a_put_on_a_full_disk_is_a_store_write_error_and_loses_nothing(small_dis
     assert str(store.root) in str(raised.value)
     assert snapshot(store.root) == before
     assert Store(store.root).get(NAMESPACE, "kept") == {"answer": "kept"}
-    assert list(internals(Store(store.root)).backend.strays()) == []  # no temp file left
+    assert list(internals(Store(store.root)).blobs.strays()) == []  # no temp file left
 
 
 def test_the_cli_on_a_full_disk_exits_3_with_the_message_not_a_traceback(

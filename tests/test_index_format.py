@@ -35,7 +35,7 @@ def test_rewriting_an_unchanged_index_gives_the_same_bytes(tmp_path: Path) -> No
     fresh = Store(tmp_path)
     entry = fresh.entry("ns", "key-3")
     assert entry is not None
-    internals(fresh).put_entry("ns", "key-3", entry, b"\x03")  # same entry again
+    internals(fresh).writer.put_entry("ns", "key-3", entry, b"\x03")  # same entry again
 
     assert internals(fresh).indexes.path("ns").read_bytes() == before
 

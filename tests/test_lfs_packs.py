@@ -14,7 +14,7 @@ from conftest import cli, commit_all, git, needs_lfs, run, run_pytest, use_git_h
 
 from bench.lfs_server import giftless, stored_objects
 from castore import Store
-from castore._storage.blobs.lfs import is_pointer_file
+from castore._storage.files.pointers import is_pointer_file
 from castore._storage.store import internals
 
 pytestmark = [needs_lfs, pytest.mark.usefixtures("isolated_git")]
@@ -76,7 +76,7 @@ def published(
 
 def packs_needed(store_root: Path, namespaces: list[str]) -> set[str]:
     store = Store(store_root)
-    packs = internals(store).packs
+    packs = internals(store).blobs.packs
     assert packs is not None
     return {
         name

@@ -18,8 +18,8 @@ from castore._storage.blobs.packfile import parse_index
 from castore._storage.store import internals
 from castore._upkeep import packing
 from castore._upkeep.collect import collect_garbage
-from castore._upkeep.dictionary import train_dictionary
 from castore._upkeep.importers import export_namespace
+from castore._upkeep.retraining import train_dictionary
 from castore._upkeep.verify import FaultKind, verify
 from castore.cli import main
 from castore.errors import CorruptBlobError, IndexFormatError, LfsPointerError
@@ -80,7 +80,7 @@ def test_packing_moves_every_value_into_packs_and_every_entry_reads_the_same(
     assert report.dictionary is not None  # trained at the first pack, no command needed
     assert every_value(store) == before
     # Only the dictionary stays loose: it is needed to read the packs.
-    dictionary_blob = internals(Store(store.root)).config.dictionaries[report.dictionary]
+    dictionary_blob = internals(Store(store.root)).config.current.dictionaries[report.dictionary]
     assert [path.stem for path in loose_files(store.root)] == [dictionary_blob]
     config = json.loads((store.root / "castore.json").read_text())
     assert config["castore_store"] == 2  # older castore refuses it by name
@@ -95,7 +95,7 @@ def test_packing_moves_every_value_into_packs_and_every_entry_reads_the_same(
 
 
 def test_a_namespace_s_blobs_sit_together_in_pack_order(packed: Store) -> None:
-    packs = internals(packed).packs
+    packs = internals(packed).blobs.packs
     assert packs is not None
     (index,) = packs.indexes().values()
     order = list(index.slots)
@@ -136,22 +136,30 @@ def test_re_recording_one_response_and_packing_again_adds_one_small_pack(packed:
 
 
 def test_gc_rewrites_a_pack_only_past_the_unused_threshold(packed: Store) -> None:
+    """Half the bytes by default: a re-recording of part of a store re-uploads about what
+    was re-recorded, not the packs around it."""
     before = pack_files(packed.root)
     packed.delete("tests/test_m0", "key 000")
-    few = collect_garbage(Store(packed.root))
-    assert few.packing.removed_packs == []  # 1 of 240 dead: under 10%, the pack stays
-    assert few.dead_packed == 1
-    assert pack_files(packed.root) == before
-
     for key in range(KEYS):
         packed.delete("tests/test_m1", f"key {key:03d}")
+    few = collect_garbage(Store(packed.root))
+    assert few.packing.removed_packs == []  # 61 of 240 dead: under half, the pack stays
+    assert few.dead_packed == KEYS + 1
+    assert pack_files(packed.root) == before
+    stricter = collect_garbage(Store(packed.root), dry_run=True, max_unused=0.10)
+    assert len(stricter.packing.removed_packs) == 1  # what --max-unused 10% would rewrite
+
+    for key in range(KEYS):
+        packed.delete("tests/test_m2", f"key {key:03d}")
+    for key in range(10):
+        packed.delete("tests/test_m3", f"key {key:03d}")
     many = collect_garbage(Store(packed.root))
     assert len(many.packing.removed_packs) == 1
     assert many.dead_packed == 0
     remaining = every_value(packed)
-    assert len(remaining) == (MODULES - 1) * KEYS - 1
+    assert len(remaining) == (MODULES - 2) * KEYS - 11
     assert remaining[("tests/test_m3", "key 010")] == response(3, 10)
-    packs = internals(Store(packed.root)).packs
+    packs = internals(Store(packed.root)).blobs.packs
     assert packs is not None
     live = {entry.blob for ns in packed.namespaces() for entry in packed.entries(ns).values()}
     held = {blob for index in packs.indexes().values() for blob in index.slots}
@@ -191,7 +199,7 @@ def test_training_a_new_dictionary_rewrites_the_packs_and_keeps_every_value(
     training = train_dictionary(Store(packed.root), size=16384)
     assert every_value(packed) == before
     assert set(pack_files(packed.root)).isdisjoint(old_packs)
-    packs = internals(Store(packed.root)).packs
+    packs = internals(Store(packed.root)).blobs.packs
     assert packs is not None
     for index in packs.indexes().values():
         assert index.dictionary == training.dictionary_id
@@ -302,7 +310,7 @@ def test_a_pack_killed_at_any_instant_leaves_every_entry_readable(
 
 def test_pack_frames_are_standalone_zstd_frames_of_the_values(packed: Store) -> None:
     """Each frame inside a pack is what a loose blob file would hold."""
-    packs = internals(packed).packs
+    packs = internals(packed).blobs.packs
     assert packs is not None
     ((name, index),) = packs.indexes().items()
     data = (packed.root / "packs" / f"{name}.pack").read_bytes()

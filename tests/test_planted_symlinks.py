@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from castore import Store
+from castore.errors import IndexFormatError
 
 NAMESPACE = "tests/sub/test_x"
 
@@ -110,3 +111,25 @@ def test_a_planted_folder_symlink_is_refused_and_nothing_outside_is_touched(
     for _, error, message in refused:
         assert error == "UnsafePathError"
         assert "leads outside the store" in message
+
+
+@pytest.mark.parametrize("target", ["itself", "outside"])
+def test_an_index_planted_as_a_symlink_is_refused_by_name_on_put_and_get(
+    tmp_path: Path, target: str
+) -> None:
+    """A symlink loop (or a link anywhere) at an index path: ``put`` and ``get`` both give
+    castore's error naming the file, never a raw ``OSError`` (ELOOP), and nothing is
+    written through the link."""
+    store = make_store(tmp_path)
+    index = store.root / "index" / "tests" / "sub" / "test_loop.json"
+    outside = tmp_path / "outside.json"
+    index.symlink_to(index if target == "itself" else outside)
+    for attempt in (
+        lambda: store.put("tests/sub/test_loop", "key", {"answer": 1}),
+        lambda: Store(store.root).get("tests/sub/test_loop", "key"),
+    ):
+        with pytest.raises(IndexFormatError, match="symbolic link") as raised:
+            attempt()
+        assert str(index) in str(raised.value)
+    assert index.is_symlink() and not outside.exists()
+    assert Store(store.root).get(NAMESPACE, "old") is not None

@@ -14,7 +14,7 @@ import zstandard
 from castore import Entry, Store
 from castore._storage.codec import pack_value
 from castore._storage.store import internals
-from castore._upkeep.dictionary import train_dictionary
+from castore._upkeep.retraining import train_dictionary
 from castore._upkeep.verify import verify
 from castore.errors import (
     CorruptBlobError,
@@ -308,7 +308,7 @@ def test_put_entry_writes_prepared_bytes(store: Store) -> None:
     real = store.put("ns", "other", 1)
     entry = Entry(blob=digest, size=len(packed), recorded_at=real.recorded_at, duration=2.0)
 
-    internals(store).put_entry("ns", "imported", entry, packed)
+    internals(store).writer.put_entry("ns", "imported", entry, packed)
 
     assert Store(store.root).get("ns", "imported") == {"imported": True}
 

@@ -50,11 +50,14 @@ def report_lines(
     ):
         return []
     lines = [f"store {store} (mode {mode.value}: {mode.description})"]
-    if usage.fetched:
-        objects = sum(item[0] for item in usage.fetched)
-        size = sum(item[1] for item in usage.fetched)
-        seconds = sum(item[2] for item in usage.fetched)
-        lines.append(f"fetched {objects} objects ({size / 1e6:.1f} MB) from LFS in {seconds:.1f} s")
+    for source in dict.fromkeys(item[3] for item in usage.fetched):
+        fetched = [item for item in usage.fetched if item[3] == source]
+        objects = sum(item[0] for item in fetched)
+        size = sum(item[1] for item in fetched)
+        seconds = sum(item[2] for item in fetched)
+        lines.append(
+            f"fetched {objects} objects ({size / 1e6:.1f} MB) from {source} in {seconds:.1f} s"
+        )
     lines.extend(usage.fetch_problems)
     if ci_overrides_ini:
         lines[0] += "; CI is set, so recording modes from ini files and markers are off"

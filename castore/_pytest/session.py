@@ -22,12 +22,15 @@ import pytest
 from castore._pytest import judging, swallowed
 from castore._pytest.listener import SessionListener
 from castore._pytest.settings import decide_mode, module_namespace, resolve_root
+from castore._pytest.storage_settings import storage_settings
 from castore._pytest.usage import Usage
 from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder
 from castore._storage.last_run import Judgement, save_judgements
 from castore._storage.layout import STATE_DIR
+from castore._storage.references import unreferenced_loose_blobs
 from castore._storage.store import Store, internals
+from castore._storage.value_limit import max_value_bytes
 from castore.errors import CastoreError, StoreError
 
 WORKEROUTPUT_KEY: Final = "castore"
@@ -64,6 +67,9 @@ class CastoreSession:
         #: Namespaces whose LFS objects this session has fetched (or found present); None
         #: until collection decides whether lazy fetch runs at all.
         self._fetched_for: set[str] | None = None
+        self.storage = storage_settings(config)
+        self.packed = ""
+        """What automatic packing did after this session recorded (a report line)."""
 
     @property
     def usage(self) -> Usage:
@@ -73,7 +79,8 @@ class CastoreSession:
     def store(self) -> Store:
         """The session's store, opened (and handed to ``pytest_castore_configure``) once."""
         if self._store is None:
-            self._store = Store(self.root)
+            limit = max_value_bytes(self.storage.max_value_bytes)
+            self._store = Store(self.root, max_value_bytes=limit)
             self.config.hook.pytest_castore_configure(config=self.config, store=self._store)
         return self._store
 
@@ -162,9 +169,40 @@ class CastoreSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected.update(item.nodeid for item in session.items)
+        if self.config.option.collectonly:
+            return  # nothing will be replayed: fetch nothing, read no index
         if session.items and self.config.getini("castore_lfs_fetch") and self.root.is_dir():
             self._fetched_for = set()
             self._fetch_lfs(self._namespaces_of(session.items))
+
+    def upkeep_lines(self) -> list[str]:
+        """What automatic packing did, and what ``castore gc`` could now collect."""
+        return [line for line in (self.packed, self.collectable()) if line]
+
+    def _pack_if_due(self) -> None:
+        """Automatic packing after a session that recorded (as ``git gc --auto``): the
+        loose blobs go into packs once they pass the ini's threshold."""
+        settings = self.storage
+        if not self.usage.recorded or not settings.auto_pack or not self.root.is_dir():
+            return
+        from castore._upkeep.packing import pack_if_due  # noqa: PLC0415 - recording only
+
+        try:
+            report = pack_if_due(
+                self.store,
+                after_blobs=settings.pack_after_blobs,
+                after_bytes=settings.pack_after_bytes,
+            )
+        except CastoreError as error:  # the recordings are kept loose; say why
+            self.packed = f"automatic packing failed, the new recordings stay loose: {error}"
+            return
+        if report is not None and report.written:
+            trained = f", trained zstd dictionary {report.dictionary}" if report.dictionary else ""
+            self.packed = (
+                f"packed {report.blobs_packed:,} blobs into {len(report.written)} pack(s) "
+                f"({report.pack_bytes / 1e6:.1f} MB){trained}: castore_auto_pack; commit the "
+                "store's packs/*.idx with the indexes"
+            )
 
     def collectable(self) -> str:
         """A line saying what ``castore gc`` can now collect, after a run that recorded
@@ -172,7 +210,8 @@ class CastoreSession:
         if not self.usage.recorded or not self.root.is_dir():
             return ""
         try:
-            count, size = internals(self.store).unreferenced_loose_blobs()
+            core = internals(self.store)
+            count, size = unreferenced_loose_blobs(core.indexes, core.config.current, core.blobs)
         except CastoreError:
             return ""
         if not count:
@@ -200,14 +239,17 @@ class CastoreSession:
             return
         self._fetched_for.update(namespaces)
         try:
-            fetched = internals(self.store).fetch_lfs(namespaces)
+            reports = internals(self.store).residency.warm_up(namespaces)
         except CastoreError as error:  # a broken store: the tests' replays report it
-            self.usage.fetch_problems.append(f"lazy LFS fetch skipped: {error}")
+            self.usage.fetch_problems.append(f"lazy fetch skipped: {error}")
             return
-        if fetched.problem:
-            self.usage.fetch_problems.append(fetched.describe_problem())
-        if fetched.objects:
-            self.usage.fetched.append((fetched.objects, fetched.bytes, fetched.seconds))
+        for fetched in reports:
+            if fetched.problem:
+                self.usage.fetch_problems.append(fetched.describe_problem())
+            if fetched.objects:
+                self.usage.fetched.append(
+                    (fetched.objects, fetched.bytes, fetched.seconds, fetched.source)
+                )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -257,6 +299,7 @@ class CastoreSession:
             return
         if not self.usage.used and not self.root.exists():
             return  # castore was not used and there is no store: leave no trace
+        self._pack_if_due()
         self.whole_suite = self._ran_whole_suite(exitstatus)
         self.judged = self._judge()
         if self.judged or self.usage.used:

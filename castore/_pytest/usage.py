@@ -29,8 +29,9 @@ class Usage(Tally):
     """(namespace, key, kind of miss, why) of lookups that failed in replay-only mode."""
     deselected: set[str] = field(default_factory=set)
     """Node ids deselected on this process (-k, -m, --lf…): their modules were not run whole."""
-    fetched: list[tuple[int, int, float]] = field(default_factory=list)
-    """(objects, bytes, seconds) of each lazy LFS fetch this process made."""
+    fetched: list[tuple[int, int, float, str]] = field(default_factory=list)
+    """(objects, bytes, seconds, source) of each lazy fetch this process made; the source
+    is ``LFS`` or ``remote NAME``."""
     fetch_problems: list[str] = field(default_factory=list)
     unrecorded_hosts: dict[str, int] = field(default_factory=dict)
     """``host:port`` -> connections a recording session made outside castore."""
@@ -102,7 +103,10 @@ class Usage(Tally):
             tests={ns: set(ids) for ns, ids in data["tests"].items()},
             missing=[(ns, key, Miss(miss), why) for ns, key, miss, why in data["missing"]],
             deselected=set(data["deselected"]),
-            fetched=[(objects, size, seconds) for objects, size, seconds in data["fetched"]],
+            fetched=[
+                (objects, size, seconds, source)
+                for objects, size, seconds, source in data["fetched"]
+            ],
             fetch_problems=list(data["fetch_problems"]),
             unrecorded_hosts=dict(data.get("unrecorded_hosts", {})),
             refused=list(data.get("refused", [])),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeGuard
 
@@ -34,6 +35,11 @@ STATE_DIR: Final = ".castore"
 LOCKS_DIR: Final = "locks"
 QUARANTINE_DIR: Final = "quarantine"
 LAST_RUN_NAME: Final = "last-run.json"
+#: Local, derived state (git-ignored with the rest of STATE_DIR): the lookup table of
+#: every pack's blobs, rebuilt from the ``.idx`` files whenever they change.
+PACK_TABLE_NAME: Final = "pack-table"
+#: Local state: what the store looked like after the last complete ``castore gc``.
+GC_STAMP_NAME: Final = "gc-stamp.json"
 
 # Size caps for the JSON files castore reads (safe_files.py refuses larger ones unread).
 #: An index of 150,000 entries is about 60 MB.
@@ -48,6 +54,57 @@ DEFAULT_ROOT: Final = "tests/fixtures/castore"
 
 #: A blob's name: the 64-hex blake3 digest of the value's msgpack bytes.
 DIGEST: Final = re.compile(r"[0-9a-f]{64}")
+
+
+class FileKind(StrEnum):
+    """The kinds of file that hold a store's values, as the file seam (``files/``) stores
+    them: each kind is a folder and a naming rule, the same in a checkout, a git revision
+    and a remote."""
+
+    BLOB = "blob"
+    """A loose blob: one zstd frame, named by the value's digest."""
+    PACK = "pack"
+    """Many frames in one immutable file, named by the digest of its bytes."""
+    PACK_INDEX = "pack-index"
+    """A pack's table of contents, as text (plain git, beside the namespace indexes)."""
+
+
+#: Largest file of each kind castore reads whole; a larger one is refused unread.
+MAX_FILE_BYTES: Final = {
+    FileKind.BLOB: 1024 * 1024 * 1024,
+    FileKind.PACK: 2 * 2**30,
+    FileKind.PACK_INDEX: MAX_PACK_INDEX_BYTES,
+}
+
+
+def relative_path(kind: FileKind, name: str) -> str:
+    """Where a file of ``kind`` named ``name`` sits inside a store (``/``-separated): the
+    same path in a checkout, in a git tree and under a remote's prefix."""
+    if kind is FileKind.BLOB:
+        return f"{BLOBS_DIR}/{name[:2]}/{name}{BLOB_SUFFIX}"
+    if kind is FileKind.PACK:
+        return f"{PACKS_DIR}/{name}{PACK_SUFFIX}"
+    return f"{PACKS_DIR}/{name}{PACK_INDEX_SUFFIX}"
+
+
+def file_at(relative: str) -> tuple[FileKind, str] | None:
+    """The kind and name of the file at ``relative`` (as :func:`relative_path` spells it),
+    or None for anything else: a temporary file, a misplaced blob, a foreign file."""
+    parts = relative.split("/")
+    if len(parts) == 3 and parts[0] == BLOBS_DIR and parts[2].endswith(BLOB_SUFFIX):
+        name = parts[2][: -len(BLOB_SUFFIX)]
+        if is_digest(name) and name.startswith(parts[1]) and len(parts[1]) == 2:
+            return FileKind.BLOB, name
+        return None
+    if len(parts) == 2 and parts[0] == PACKS_DIR:
+        for suffix, kind in (
+            (PACK_SUFFIX, FileKind.PACK),
+            (PACK_INDEX_SUFFIX, FileKind.PACK_INDEX),
+        ):
+            name = parts[1].removesuffix(suffix)
+            if name != parts[1] and is_digest(name):
+                return kind, name
+    return None
 
 
 def is_digest(text: object) -> TypeGuard[str]:

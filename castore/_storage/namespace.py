@@ -58,7 +58,7 @@ class Namespace:
     def read(self, entry: Entry, stored: str) -> Any:
         """Decode ``entry``'s blob, its digest checked; errors name this namespace and key."""
         try:
-            return self._core.blobs.read_value(entry.blob)
+            return self._core.reader.read_value(entry.blob)
         except BlobError as error:
             raise error.with_owner(f"namespace {self.name!r}, key {stored!r}") from None
 
@@ -91,22 +91,17 @@ class Namespace:
             metadata=check_metadata(key, metadata),
             stream=stream,
         )
-        self._core.put_entry(self.name, key, entry, packed)
+        self._core.writer.put_entry(self.name, key, entry, packed)
         return entry
 
     def delete(self, key: str) -> bool:
         """Drop ``key`` from the index (its blob stays until ``castore gc``)."""
-        key = stored_key(key)
-        with self._core.lock():
-            if key not in self._core.indexes.fresh(self.name):
-                return False
-            self._core.stage(self.name, {key: None})
-        return True
+        return self._core.writer.delete_entry(self.name, stored_key(key))
 
     def refresh(self) -> None:
         """Forget what this process read, so the next read sees other processes' writes."""
-        self._core.refresh(self.name)
+        self._core.writer.refresh(self.name)
 
     def key_lock(self, stored: str) -> KeyLock:
         """The cross-process lock held while ``stored`` is recorded."""
-        return self._core.key_lock(self.name, stored)
+        return self._core.writer.key_lock(self.name, stored)

@@ -12,12 +12,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from castore._storage.blobs.backend import BlobFile
+from castore._storage.blobs.stored import BlobFile
 from castore._storage.config import StoreConfig
-from castore._storage.core import DEFAULT_MAX_VALUE_BYTES, StoreCore
+from castore._storage.core import StoreCore, open_core
 from castore._storage.index import Entry, StreamKind
 from castore._storage.names import stored_key
 from castore._storage.namespace import Namespace
+from castore._storage.value_limit import max_value_bytes as max_value_bytes_in_force
 from castore.errors import EntryNotFoundError
 
 
@@ -28,11 +29,9 @@ class Store:
     ``.get("tests/test_x", "key")`` reads it back, checking its digest.
     """
 
-    def __init__(
-        self, root: str | os.PathLike[str], *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
-    ) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_value_bytes: int | None = None) -> None:
         self.root = Path(root).absolute()
-        self._core = StoreCore(self.root, max_value_bytes=max_value_bytes)
+        self._core = open_core(self.root, max_value_bytes=max_value_bytes_in_force(max_value_bytes))
         self._namespaces: dict[str, Namespace] = {}
 
     def __repr__(self) -> str:
@@ -41,7 +40,7 @@ class Store:
     @property
     def config(self) -> StoreConfig:
         """What ``castore.json`` says: compression level and dictionaries (read-only)."""
-        return self._core.config
+        return self._core.config.current
 
     def namespace(self, name: str) -> Namespace:
         """A handle on one namespace: what a recorder or an integration works through."""
@@ -78,15 +77,15 @@ class Store:
 
     def blobs(self) -> Iterator[BlobFile]:
         """Every blob in the store, in digest order."""
-        return self._core.backend.walk()
+        return self._core.blobs.walk()
 
     def read_blob(self, blob: str) -> Any:
         """Decode a blob by digest (for ``castore cat`` and maintenance)."""
-        return self._core.blobs.read_value(blob)
+        return self._core.reader.read_value(blob)
 
     def refresh(self, namespace: str | None = None) -> None:
         """Forget cached indexes so the next read sees other processes' writes."""
-        self._core.refresh(namespace)
+        self._core.writer.refresh(namespace)
 
     # --- writing ---------------------------------------------------------------------
 
@@ -119,8 +118,18 @@ class Store:
         completed ``put`` is kept. The store lock is held for the whole block, so
         ``castore gc`` cannot remove a blob the batch has not indexed yet.
         """
-        with self._core.batch():
+        with self._core.writer.batch():
             yield
+
+
+def store_over(core: StoreCore) -> Store:
+    """A :class:`Store` over parts put together by hand (another file backend, a read-through
+    tier): what tests and castore's own tools use to compose a store."""
+    store = Store.__new__(Store)
+    store.root = core.root
+    store._core = core
+    store._namespaces = {}
+    return store
 
 
 def internals(store: Store) -> StoreCore:

@@ -2,6 +2,10 @@
 
 Both hold the store lock, so no writer can add a reference to a blob while gc decides it
 is unreferenced. They return plain data for the CLI to print.
+
+A gc that finds the store as the last complete gc left it (the same index folders, packs,
+loose blobs and castore.json, by a listing and a few stats, ``gc_stamp``) has nothing to
+do and reads no index: only a change since then can have made anything unreferenced.
 """
 
 from __future__ import annotations
@@ -11,20 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from castore._storage.atomic import is_temp_file
-from castore._storage.blobs.backend import BlobFile
-from castore._storage.core import StoreCore
+from castore._storage.blobs.stored import BlobFile, StoredBlobs
+from castore._storage.index_folder import IndexFiles
 from castore._storage.last_run import last_run_path, load_judgements, save_judgements
-from castore._storage.store import Store, internals
-from castore._upkeep.packing import (
-    DEFAULT_MAX_UNUSED,
-    Packing,
-    rewrite_sparse_packs,
-)
-from castore._upkeep.packing import (
-    loose_files as _loose_files,
-)
+from castore._storage.layout import FileKind
+from castore._storage.references import references
+from castore._storage.store import Store
+from castore._upkeep import gc_stamp
+from castore._upkeep.packing import DEFAULT_MAX_UNUSED, Packing, rewrite_sparse_packs
+from castore._upkeep.parts import UpkeepParts
 from castore._upkeep.progress import Progress, no_progress
-from castore._upkeep.stats import references
 
 
 @dataclass
@@ -35,21 +35,25 @@ class Collection:
     """Loose files of referenced blobs that a pack also holds (a pack run was killed
     before it removed them)."""
     temp_files: list[Path] = field(default_factory=list)
+    unpaired_packs: list[str] = field(default_factory=list)
+    """Packs no ``.idx`` names (another branch's cached pack data, a killed packer's)."""
     packing: Packing = field(default_factory=Packing)
     """Packs rewritten because their dead share passed ``max_unused``."""
     dead_packed: int = 0
     """Unreferenced blobs left inside packs still under the threshold."""
+    unchanged: bool = False
+    """The store was as the last gc left it: nothing was looked at, nothing to do."""
 
     @property
     def bytes(self) -> int:
         return sum(blob.size for blob in self.removed)
 
 
-def _temp_files(core: StoreCore) -> Iterator[Path]:
-    for stray in core.backend.strays():
+def _temp_files(blobs: StoredBlobs, indexes: IndexFiles) -> Iterator[Path]:
+    for stray in blobs.strays():
         if is_temp_file(stray.path):
             yield stray.path
-    yield from core.indexes.temp_files()
+    yield from indexes.temp_files()
 
 
 def collect_garbage(
@@ -66,44 +70,54 @@ def collect_garbage(
     ``dropped`` lists (namespace, key) pairs to treat as already gone: what a dry-run prune
     would drop, so its gc estimate is right.
     """
+    parts = UpkeepParts.of(store)
+    dropped = list(dropped)
     result = Collection()
-    core = internals(store)
-    with core.lock_for_reading() if dry_run else core.lock():
+    writer, blobs, indexes = parts.writer, parts.blobs, parts.indexes
+    with writer.lock_for_reading() if dry_run else writer.lock():
         store.refresh()
-        refs = references(store)
+        stamp = gc_stamp.take(indexes, blobs, parts.config)
+        if not dropped and gc_stamp.unchanged(writer.state_dir, stamp, max_unused):
+            result.unchanged = True
+            return result
+        refs = references(indexes, parts.config.current)
         for namespace, key in dropped:
             users = refs.get(_blob_of(store, namespace, key), [])
             if (namespace, key) in users:
                 users.remove((namespace, key))
         live = {blob for blob, users in refs.items() if users}
         # Under the lock no write is in progress, so every temporary file is a leftover.
-        result.temp_files = list(_temp_files(core))
-        packs = core.packs
-        if packs is not None:
-            result.packing = rewrite_sparse_packs(
-                store, live, max_unused=max_unused, dry_run=dry_run
-            )
-            rewritten = set(result.packing.removed_packs)
-            result.dead_packed = sum(
-                1
-                for name, index in packs.indexes().items()
-                if name not in rewritten
-                for blob in index.slots
-                if blob not in live
-            )
-        loose = list(_loose_files(core))
+        result.temp_files = list(_temp_files(blobs, indexes))
+        result.unpaired_packs = blobs.unpaired_packs()
+        packs = blobs.packs
+        result.packing = rewrite_sparse_packs(parts, live, max_unused=max_unused, dry_run=dry_run)
+        rewritten = set(result.packing.removed_packs)
+        result.dead_packed = sum(
+            1
+            for name, index in packs.indexes().items()
+            if name not in rewritten
+            for blob in index.slots
+            if blob not in live
+        )
+        loose = list(blobs.walk_loose())
         for blob in progress(loose, len(loose), "collecting garbage"):
             if blob.digest not in live:
                 result.removed.append(blob)
-            elif packs is not None and packs.pack_of(blob.digest) is not None:
+            elif packs.pack_of(blob.digest) is not None:
                 result.packed_copies.append(blob)
             else:
                 continue
             if not dry_run:
-                core.backend.delete(blob.digest)
+                blobs.delete(blob.digest)
         if not dry_run:
+            for name in result.unpaired_packs:
+                blobs.files.delete(FileKind.PACK, name)
             for path in result.temp_files:
-                path.unlink(missing_ok=True)
+                if path.is_relative_to(indexes.root):
+                    path.unlink(missing_ok=True)
+                else:
+                    blobs.remove_stray(path)
+            gc_stamp.save(writer.state_dir, gc_stamp.take(indexes, blobs, parts.config), max_unused)
     return result
 
 
@@ -126,9 +140,9 @@ def prune(store: Store, *, dry_run: bool = False) -> Pruning:
     Only entries recorded before the run that judged them are dropped: anything recorded
     since is kept, whatever the saved verdict says.
     """
-    core = internals(store)
-    judgements = load_judgements(core.state_dir)
-    with core.lock_for_reading() if dry_run else core.lock():
+    writer = UpkeepParts.of(store).writer
+    judgements = load_judgements(writer.state_dir)
+    with writer.lock_for_reading() if dry_run else writer.lock():
         store.refresh()
         dropped = []
         for namespace, judgement in sorted(judgements.items()):
@@ -141,6 +155,6 @@ def prune(store: Store, *, dry_run: bool = False) -> Pruning:
                 for namespace, key in dropped:
                     store.delete(namespace, key)
             remaining = {ns: {k for n, k in dropped if n == ns} for ns in judgements}
-            save_judgements(core.state_dir, {}, remaining)
+            save_judgements(writer.state_dir, {}, remaining)
         collection = collect_garbage(store, dry_run=dry_run, dropped=dropped if dry_run else ())
-    return Pruning(dropped, collection, last_run_path(core.state_dir).exists())
+    return Pruning(dropped, collection, last_run_path(writer.state_dir).exists())

@@ -13,6 +13,7 @@ clone runs its own castore):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import shutil
@@ -36,7 +37,9 @@ from castore._storage.layout import (
     PACKS_DIR,
 )
 from castore._storage.safe_files import FileRefused, read_user_file
+from castore._storage.store import Store
 from castore._upkeep.jsonview import to_json_view
+from castore._upkeep.parts import UpkeepParts
 from castore.errors import CastoreError, GitError, IndexFormatError
 
 BLOCK_BEGIN: Final = (
@@ -105,7 +108,9 @@ def _pattern(path: str) -> str:
     return path.replace(" ", "[ ]")
 
 
-def attribute_lines(store_in_repo: str, *, lfs: bool) -> list[str]:
+def attribute_lines(store_in_repo: str, *, lfs: bool, remote: bool = False) -> list[str]:
+    """The attributes block; with ``remote``, pack data is kept out of git (a remote
+    holds it, :data:`IGNORED_WITH_A_REMOTE`), so packs get no attribute."""
     prefix = _pattern(store_in_repo.strip("/")) + "/" if store_in_repo not in ("", ".") else ""
     blobs = (
         f"{prefix}{BLOBS_DIR}/** filter=lfs diff={DIFF_DRIVER} merge=binary -text"
@@ -122,7 +127,7 @@ def attribute_lines(store_in_repo: str, *, lfs: bool) -> list[str]:
     return [
         BLOCK_BEGIN,
         blobs,
-        packs,
+        *([] if remote else [packs]),
         f"{prefix}{PACKS_DIR}/*{PACK_INDEX_SUFFIX} text eol=lf merge=binary",
         f"{prefix}{INDEX_DIR}/** text eol=lf merge={MERGE_DRIVER} diff={INDEX_DIFF_DRIVER}",
         f"{prefix}{CONFIG_NAME} text eol=lf",
@@ -149,20 +154,44 @@ class SetupReport:
     actions: list[str]
 
 
-def setup(store_root: Path, *, lfs: bool) -> SetupReport:
-    """Write the attributes block and configure the drivers; running it again changes nothing."""
-    repo, relative = store_location(store_root)
-    attributes = repo / ".gitattributes"
-    existing = attributes.read_text().splitlines() if attributes.exists() else []
+#: What ``castore git setup --remote`` keeps out of git: pack data lives on the remote,
+#: their ``.idx`` tables stay in git, so a clone knows which packs its tests need.
+IGNORED_WITH_A_REMOTE: Final = (f"/{PACKS_DIR}/*{PACK_SUFFIX}",)
+
+
+def _write_block(path: Path, block: list[str], actions: list[str]) -> None:
+    """Put castore's block in ``path`` (replacing an older one), leaving the rest."""
+    existing = path.read_text().splitlines() if path.exists() else []
     lines = _without_block(existing)
     while lines and not lines[-1].strip():
         lines.pop()
-    block = attribute_lines(relative, lfs=lfs)
+    if not block:
+        if lines != existing:
+            if lines:
+                write_atomic(path, ("\n".join(lines) + "\n").encode())
+            else:
+                path.unlink()
+            actions.append(f"removed the castore block of {path}")
+        return
     text = "\n".join([*lines, "", *block] if lines else block) + "\n"
-    actions = []
-    if not attributes.exists() or attributes.read_text() != text:
-        write_atomic(attributes, text.encode())
-        actions.append(f"wrote the castore block of {attributes}")
+    if not path.exists() or path.read_text() != text:
+        write_atomic(path, text.encode())
+        actions.append(f"wrote the castore block of {path}")
+
+
+def setup(store_root: Path, *, lfs: bool, remote: str | None = None) -> SetupReport:
+    """Write the attributes block and configure the drivers; running it again changes
+    nothing. With ``remote`` (a remote castore.json names), pack data is kept out of git
+    altogether (the store's ``.gitignore``) and that remote becomes the default."""
+    repo, relative = store_location(store_root)
+    attributes = repo / ".gitattributes"
+    actions: list[str] = []
+    _write_block(attributes, attribute_lines(relative, lfs=lfs, remote=remote is not None), actions)
+    ignored = [BLOCK_BEGIN, *IGNORED_WITH_A_REMOTE, BLOCK_END] if remote else []
+    _write_block(store_root / ".gitignore", ignored, actions)
+    if remote is not None:
+        actions += _make_default_remote(store_root, remote)
+        actions += _untrack_packs(repo, relative)
     command = castore_command()
     settings = {
         f"diff.{DIFF_DRIVER}.textconv": f"{command} cat",
@@ -190,11 +219,40 @@ def setup(store_root: Path, *, lfs: bool) -> SetupReport:
     return SetupReport(repo, attributes, actions)
 
 
+def _untrack_packs(repo: Path, store_in_repo: str) -> list[str]:
+    """Packs committed before the store had a remote leave git's index (the files stay):
+    their data lives on the remote now. Committing that is the user's step."""
+    prefix = f"{store_in_repo}/" if store_in_repo not in ("", ".") else ""
+    tracked = git(repo, "ls-files", "-z", "--", f"{prefix}{PACKS_DIR}/*{PACK_SUFFIX}")
+    names = [name for name in tracked.split("\0") if name]
+    if not names:
+        return []
+    git(repo, "rm", "-q", "--cached", "--", *names)
+    return [f"removed {len(names)} pack(s) from git's index (their data lives on the remote)"]
+
+
+def _make_default_remote(store_root: Path, remote: str) -> list[str]:
+    parts = UpkeepParts.of(Store(store_root))
+    with parts.writer.lock():
+        config = parts.config.current
+        if remote not in config.remotes:
+            known = ", ".join(sorted(config.remotes)) or "none yet"
+            raise GitError(
+                f"castore.json names no remote {remote!r} (remotes: {known}): add it first "
+                f"with `castore remote add {remote} URL`"
+            )
+        if config.default_remote == remote:
+            return []
+        parts.writer.save_config(dataclasses.replace(config, default_remote=remote))
+    return [f"made {remote!r} the default remote in castore.json"]
+
+
 def undo(store_root: Path) -> SetupReport:
     """Remove the attributes block and the driver configuration (git-lfs stays installed)."""
     repo = repository_of(store_root)
     attributes = repo / ".gitattributes"
-    actions = []
+    actions: list[str] = []
+    _write_block(store_root / ".gitignore", [], actions)
     if attributes.exists():
         existing = attributes.read_text().splitlines()
         kept = _without_block(existing)

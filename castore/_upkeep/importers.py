@@ -32,9 +32,10 @@ from castore._recording.request_keys import request_key
 from castore._storage.codec import digest, pack_value
 from castore._storage.index import Entry, check_metadata, entry_from_json, format_time, now
 from castore._storage.names import check_new_namespace, stored_key
-from castore._storage.store import Store, internals
+from castore._storage.store import Store
 from castore._upkeep.import_documents import load_import_file
 from castore._upkeep.jsonview import ViewTooLargeError, from_json_view, to_json_view
+from castore._upkeep.parts import UpkeepParts
 from castore.errors import (
     CastoreError,
     ExportError,
@@ -88,6 +89,7 @@ def import_paths(
     skipped and listed; a file named explicitly that is not one raises ImportFormatError.
     """
     report = ImportReport()
+    writer = UpkeepParts.of(store).writer
     with contextlib.ExitStack() as batch:
         for path, base, explicit in candidate_files(paths):
             try:
@@ -101,7 +103,7 @@ def import_paths(
                 batch.enter_context(store.batch())
             for key, entry, packed in items:
                 if not dry_run:
-                    internals(store).put_entry(imported.namespace, key, entry, packed)
+                    writer.put_entry(imported.namespace, key, entry, packed)
                 imported.entries += 1
             report.files.append(imported)
     return report

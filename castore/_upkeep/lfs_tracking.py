@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from castore._storage.blobs.lfs import MAX_POINTER_BYTES, is_lfs_pointer, is_pointer_file
+from castore._storage.files.pointers import MAX_POINTER_BYTES, is_lfs_pointer, is_pointer_file
 from castore._storage.layout import BLOBS_DIR, PACK_SUFFIX, PACKS_DIR
 from castore._upkeep.git import git_bytes
 

@@ -1,43 +1,47 @@
-"""``castore pack``, and the pack rewriting ``castore gc`` does: loose blobs into packs.
+"""``castore pack``, the packing a session runs by itself, and gc's pack rewriting.
 
 Blobs are packed in the order of the namespaces that reference them (namespaces sorted,
 keys sorted within each), so a test module's recordings sit in one or two packs and a
 run of part of a suite needs part of the packs. A pack closes once its frames reach
-:data:`PACK_TARGET_BYTES`: big enough that a clone fetches one LFS object per several
-MiB, small enough that re-recording a few values never touches the big packs.
+:data:`PACK_TARGET_BYTES`: big enough that a clone fetches one object per several MiB,
+small enough that re-recording a few values never touches the big packs.
 
 Packing is deterministic. A frame already compressed with the pack's dictionary is
 copied unchanged (castore's own settings made it, from castore.json, the same on every
 machine); any other frame is recompressed from its verified value. A store without a
 dictionary gets one trained at its first pack, on a deterministic sample of its values,
 with an id derived from that sample, so two machines packing the same store write the
-same dictionary and byte-identical packs. New recordings land loose and go into a new,
-small pack the next time: packs are never appended to.
+same dictionary and byte-identical packs. New recordings land loose and go into a new
+pack the next time: packs are never appended to.
 
-gc drops dead blobs from packs as ``restic prune --max-unused`` does: a pack is
-rewritten only when more than ``max_unused`` of its bytes (10% by default) belong to
-blobs nothing references, so deleting one recording does not re-upload a 8 MiB pack.
+Packs age in generations, so that re-recording part of a store re-uploads about what was
+re-recorded. Young packs (what one session recorded) are small; once more than
+:data:`MAX_SMALL_PACKS` of them exist, packing merges their live blobs into full-size
+packs, as ``git repack --geometric`` does. gc rewrites a pack only when more than
+``max_unused`` of its bytes (half, by default) belong to blobs nothing references: below
+that, rewriting costs more upload (and, in git-lfs, more storage: the old pack stays in
+history) than the dead bytes it would drop. Each byte gc rewrites is matched by at least
+as many dead bytes, each of which was uploaded once when it was recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 import blake3
 import zstandard
 
-from castore._storage.blobs.backend import BlobFile
 from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.blobs.packfile import PackIndex, build_pack
-from castore._storage.blobs.wrappers import LayeredBlobs
-from castore._storage.core import StoreCore
+from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.frames import Compressor
-from castore._storage.store import Store, internals
+from castore._storage.index_folder import IndexFiles
+from castore._storage.layout import FileKind
+from castore._storage.store import Store
+from castore._upkeep.dictionary_training import FIRST_USER_ID, LAST_ID, install_dictionary
+from castore._upkeep.parts import UpkeepParts
 from castore._upkeep.progress import Progress, no_progress
-from castore._upkeep.zstd_dictionaries import FIRST_USER_ID, LAST_ID, install_dictionary
-from castore.errors import StoreError
 
 #: A pack closes once its frames reach this many bytes (measured in docs/packs.md).
 PACK_TARGET_BYTES: Final = 8 * 2**20
@@ -48,8 +52,12 @@ PACK_TARGET_BYTES: Final = 8 * 2**20
 #: compressed with the dictionary, such as new recordings at the store's own level, are
 #: copied unchanged.
 PACK_LEVEL: Final = 12
-#: Share of a pack's bytes that may be dead before gc rewrites it.
-DEFAULT_MAX_UNUSED: Final = 0.10
+#: Share of a pack's bytes that may be dead before gc rewrites it (see the docstring).
+DEFAULT_MAX_UNUSED: Final = 0.50
+#: A pack under this share of the target size is young (one session's recordings, or
+#: what is left of a rewrite); more than MAX_SMALL_PACKS of them are merged.
+SMALL_PACK_SHARE: Final = 0.5
+MAX_SMALL_PACKS: Final = 8
 #: Dictionary trained at the first pack: size, and how many sample bytes it reads.
 PACK_DICTIONARY_SIZE: Final = 110 * 1024
 TRAINING_SAMPLE_BYTES: Final = 32 * 2**20
@@ -68,26 +76,38 @@ class Packing:
     """Bytes of the loose files that went into packs."""
     dictionary: int | None = None
     """The id of a dictionary trained by this run, if one was."""
+    merged: list[str] = field(default_factory=list)
+    """Young packs whose live blobs were merged into full-size packs."""
 
     @property
     def pack_bytes(self) -> int:
         return sum(index.size for index in self.written)
 
 
-def packs_of(store: Store) -> PackedBlobs:
-    packs = internals(store).packs
-    if packs is None:  # pragma: no cover - only stores built on a custom backend
-        raise StoreError("this store has no pack directory (it was opened on a custom backend)")
-    return packs
-
-
-def live_order(store: Store) -> list[str]:
+def live_order(indexes: IndexFiles) -> list[str]:
     """Every referenced blob once, in namespace-then-key order: the packing order."""
     seen: dict[str, None] = {}
-    for namespace in store.namespaces():
-        for _, entry in sorted(store.entries(namespace).items()):
+    for namespace in indexes.namespaces():
+        for _, entry in sorted(indexes.cached(namespace).items()):
             seen.setdefault(entry.blob, None)
     return list(seen)
+
+
+def loose_values(parts: UpkeepParts) -> list[str]:
+    """Digests of the loose blobs that are values (not dictionaries): what packing moves.
+    A listing of ``blobs/``, no index read: an empty one means nothing to pack."""
+    dictionaries = set(parts.config.current.dictionaries.values())
+    return [blob.name for blob in parts.blobs.loose.walk() if blob.name not in dictionaries]
+
+
+def small_packs(blobs: StoredBlobs, target_bytes: int) -> list[str]:
+    """Young packs, by the size of their files (a listing, no ``.idx`` read)."""
+    indexed = set(blobs.packs.names())
+    return [
+        info.name
+        for info in blobs.files.listing(FileKind.PACK)
+        if info.name in indexed and info.size < SMALL_PACK_SHARE * target_bytes
+    ]
 
 
 def pack_store(
@@ -97,58 +117,107 @@ def pack_store(
     target_bytes: int = PACK_TARGET_BYTES,
     progress: Progress = no_progress,
 ) -> Packing:
-    """Move every referenced loose blob into new packs (``repack``: rewrite all packs).
+    """Move every referenced loose blob into new packs (``repack``: rewrite all packs),
+    then merge young packs once there are too many.
 
     ``target_bytes`` is where a pack closes; packs are deterministic for a given target,
     so machines that share a store should keep the default."""
-    core = internals(store)
-    packs = packs_of(store)
-    report = Packing()
-    with core.lock():
+    parts = UpkeepParts.of(store)
+    with parts.writer.lock():
         store.refresh()
-        order = live_order(store)
-        dictionaries = set(core.config.dictionaries.values())
-        order = [blob for blob in order if blob not in dictionaries]  # they stay loose
-        chosen = order if repack else [blob for blob in order if packs.pack_of(blob) is None]
-        chosen = [blob for blob in chosen if core.backend.exists(blob)]
-        if not chosen:
-            return report
-        if core.config.dictionary is None:
-            sizes = {
-                entry.blob: entry.size
-                for namespace in store.namespaces()
-                for entry in store.entries(namespace).values()
-            }
-            report.dictionary = _train_dictionary(core, order, sizes, progress)
-        old_packs = list(packs.indexes()) if repack else []
-        loose_sizes = {blob.digest: blob.size for blob in loose_files(core)}
-        _write_packs(core, packs, chosen, report, progress=progress, target_bytes=target_bytes)
-        for name in old_packs:
-            if name not in {index.name for index in report.written}:
-                packs.remove_pack(name)
-                report.removed_packs.append(name)
-        for blob in chosen:
-            if blob in loose_sizes:
-                core.backend.delete(blob)  # the layered delete removes the loose copy
-                report.loose_removed += 1
-                report.loose_bytes += loose_sizes[blob]
-        core.save_config(core.config.packed())
+        return pack_parts(parts, repack=repack, target_bytes=target_bytes, progress=progress)
+
+
+def pack_if_due(store: Store, *, after_blobs: int, after_bytes: int) -> Packing | None:
+    """Pack the loose blobs if they pass either threshold (the automatic packing after a
+    session that recorded); None when they do not. A listing of ``blobs/`` decides."""
+    parts = UpkeepParts.of(store)
+    dictionaries = set(parts.config.current.dictionaries.values())
+    loose = [info for info in parts.blobs.loose.walk() if info.name not in dictionaries]
+    if len(loose) < after_blobs and sum(info.size for info in loose) < after_bytes:
+        return None
+    with parts.writer.lock():
+        store.refresh()
+        return pack_parts(parts, repack=False, target_bytes=PACK_TARGET_BYTES, progress=no_progress)
+
+
+def pack_parts(
+    parts: UpkeepParts,
+    *,
+    repack: bool,
+    target_bytes: int,
+    progress: Progress,
+    merge_young: bool = True,
+) -> Packing:
+    """:func:`pack_store` under the store lock, for callers that hold it; without
+    ``merge_young``, only loose blobs are packed and no pack is rewritten."""
+    report = Packing()
+    packs = parts.blobs.packs
+    loose = loose_values(parts)
+    young = small_packs(parts.blobs, target_bytes) if merge_young else []
+    merge = len(young) > MAX_SMALL_PACKS
+    if not loose and not repack and not merge:
+        return report  # nothing to do, known from two listings, no index read
+    order = live_order(parts.indexes)
+    dictionaries = set(parts.config.current.dictionaries.values())
+    order = [blob for blob in order if blob not in dictionaries]  # they stay loose
+    if repack:
+        chosen = order
+    else:
+        unpacked = {blob for blob in loose if packs.pack_of(blob) is None}
+        merging = set(young) if merge else set()
+        chosen = [
+            blob
+            for blob in order
+            if blob in unpacked or (merging and packs.pack_of(blob) in merging)
+        ]
+        if merge:
+            report.merged = sorted(merging)
+    chosen = [blob for blob in chosen if parts.blobs.exists(blob)]
+    if not chosen and not report.merged:
+        return report
+    if parts.config.current.dictionary is None:
+        sizes = {
+            entry.blob: entry.size
+            for namespace in parts.indexes.namespaces()
+            for entry in parts.indexes.cached(namespace).values()
+        }
+        report.dictionary = _train_dictionary(parts, order, sizes, progress)
+    old_packs = packs.names() if repack else report.merged
+    loose_sizes = {blob.digest: blob.size for blob in parts.blobs.walk_loose()}
+    _write_packs(parts, chosen, report, progress=progress, target_bytes=target_bytes)
+    written = {index.name for index in report.written}
+    for name in old_packs:
+        if name not in written:
+            packs.remove_pack(name)
+            report.removed_packs.append(name)
+    for blob in chosen:
+        if blob in loose_sizes:
+            parts.blobs.delete(blob)  # removes the loose copy; the packed one stays
+            report.loose_removed += 1
+            report.loose_bytes += loose_sizes[blob]
+    parts.writer.save_config(parts.config.current.packed())
     return report
 
 
-def rewrite_sparse_packs(
-    store: Store, live: set[str], *, max_unused: float, dry_run: bool = False
-) -> Packing:
-    """Rewrite the packs whose dead share passes ``max_unused``; call under the lock."""
-    core = internals(store)
-    packs = packs_of(store)
-    report = Packing()
-    sparse: list[str] = []
+def sparse_packs(packs: PackedBlobs, live: set[str], max_unused: float) -> list[str]:
+    """The packs whose dead share passes ``max_unused``."""
+    sparse = []
     for name, index in packs.indexes().items():
         total = sum(slot.length for slot in index.slots.values())
         dead = sum(slot.length for blob, slot in index.slots.items() if blob not in live)
         if total and dead / total > max_unused:
             sparse.append(name)
+    return sparse
+
+
+def rewrite_sparse_packs(
+    parts: UpkeepParts, live: set[str], *, max_unused: float, dry_run: bool = False
+) -> Packing:
+    """Rewrite the packs whose dead share passes ``max_unused``; call under the lock."""
+    packs = parts.blobs.packs
+    report = Packing()
+    sparse = sparse_packs(packs, live, max_unused)
     if not sparse or dry_run:
         report.removed_packs = sparse
         return report
@@ -163,8 +232,8 @@ def rewrite_sparse_packs(
         for blob in indexes[name].slots
         if blob in live and blob not in in_dense
     }
-    order = [blob for blob in live_order(store) if blob in keep]
-    _write_packs(core, packs, order, report, progress=no_progress, target_bytes=PACK_TARGET_BYTES)
+    order = [blob for blob in live_order(parts.indexes) if blob in keep]
+    _write_packs(parts, order, report, progress=no_progress, target_bytes=PACK_TARGET_BYTES)
     written = {index.name for index in report.written}
     for name in sparse:
         if name not in written:
@@ -173,15 +242,8 @@ def rewrite_sparse_packs(
     return report
 
 
-def loose_files(core: StoreCore) -> Iterable[BlobFile]:
-    """The loose blob files alone (packed blobs are listed by their packs)."""
-    backend = core.backend
-    return backend.loose.walk() if isinstance(backend, LayeredBlobs) else []
-
-
 def _write_packs(
-    core: StoreCore,
-    packs: PackedBlobs,
+    parts: UpkeepParts,
     order: list[str],
     report: Packing,
     *,
@@ -192,15 +254,15 @@ def _write_packs(
     that held them is removed. Frames that need recompressing are compressed in parallel,
     a chunk at a time (zstd compresses each value alone, so the bytes do not depend on
     the chunking or the number of threads)."""
-    dictionary_id = core.config.dictionary or 0
-    dictionary = core.dictionary_bytes(dictionary_id) if dictionary_id else None
+    dictionary_id = parts.config.current.dictionary or 0
+    dictionary = parts.compression.dictionary_bytes(dictionary_id) if dictionary_id else None
     compressor = Compressor(PACK_LEVEL, dictionary)
     pending: list[tuple[str, bytes | None]] = []  # (blob, frame to copy or None)
     redo: list[bytes] = []
-    writer = _PackWriter(packs, dictionary_id, report, target_bytes)
+    writer = _PackWriter(parts.blobs.packs, dictionary_id, report, target_bytes)
     for blob in progress(order, len(order), "packing"):
-        frame = core.backend.read(blob)
-        packed = core.blobs.read_packed(blob)  # verified before it goes into a pack
+        frame = parts.blobs.read(blob)
+        packed = parts.reader.read_packed(blob)  # verified before it goes into a pack
         if frame is None or _dictionary_of(frame) != dictionary_id:
             frame = None
             redo.append(packed)
@@ -222,6 +284,7 @@ class _PackWriter:
         self.target_bytes = target_bytes
         self.batch: list[tuple[str, bytes]] = []
         self.size = 0
+        self.present = set(packs.names())
 
     def add(self, pending: list[tuple[str, bytes | None]], recompressed: list[bytes]) -> None:
         fresh = iter(recompressed)
@@ -234,22 +297,17 @@ class _PackWriter:
 
     def close(self) -> None:
         if self.batch:
-            _flush(self.packs, self.batch, self.dictionary_id, self.report)
+            data, index = build_pack(self.batch, self.dictionary_id)
+            if index.name not in self.present:
+                self.packs.add_pack(data, index)
+                self.present.add(index.name)
+            self.report.written.append(index)
+            self.report.blobs_packed += len(index.slots)
         self.batch, self.size = [], 0
 
 
 #: Blobs read and compressed at a time: enough to keep every core busy.
 _CHUNK: Final = 2048
-
-
-def _flush(
-    packs: PackedBlobs, batch: list[tuple[str, bytes]], dictionary_id: int, report: Packing
-) -> None:
-    data, index = build_pack(batch, dictionary_id)
-    if index.name not in packs.indexes():
-        packs.add_pack(data, index)
-    report.written.append(index)
-    report.blobs_packed += len(index.slots)
 
 
 def _dictionary_of(frame: bytes) -> int:
@@ -260,7 +318,7 @@ def _dictionary_of(frame: bytes) -> int:
 
 
 def _train_dictionary(
-    core: StoreCore, order: list[str], sizes: dict[str, int], progress: Progress
+    parts: UpkeepParts, order: list[str], sizes: dict[str, int], progress: Progress
 ) -> int | None:
     """Train the store's first dictionary on an evenly spaced sample of its values (every
     n-th, so that at most TRAINING_SAMPLE_BYTES are read); the sample, and so the
@@ -270,18 +328,20 @@ def _train_dictionary(
     chosen = order[::stride]
     if len(chosen) < MIN_TRAINING_SAMPLES:
         return None
-    samples = [core.blobs.read_packed(blob) for blob in progress(chosen, len(chosen), "sampling")]
+    samples = [parts.reader.read_packed(blob) for blob in progress(chosen, len(chosen), "sampling")]
     fingerprint = blake3.blake3(b"".join(bytes.fromhex(blob) for blob in chosen))
     dictionary_id = FIRST_USER_ID + int.from_bytes(fingerprint.digest()[:4], "big") % (
         LAST_ID - FIRST_USER_ID
     )
-    while dictionary_id in core.config.dictionaries:
+    config = parts.config.current
+    while dictionary_id in config.dictionaries:
         dictionary_id += 1
     install_dictionary(
-        core,
+        parts.writer,
+        config,
         samples,
         size=PACK_DICTIONARY_SIZE,
         dictionary_id=dictionary_id,
-        level=core.config.level,
+        level=config.level,
     )
     return dictionary_id

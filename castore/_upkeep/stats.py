@@ -10,33 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from castore._storage.layout import CONFIG_NAME, PACK_SUFFIX
-from castore._storage.store import Store, internals
+from castore._storage.index_folder import IndexFiles
+from castore._storage.layout import CONFIG_NAME, PACK_SUFFIX, FileKind
+from castore._storage.store import Store
+from castore._upkeep.parts import UpkeepParts
 from castore._upkeep.progress import Progress, no_progress
-
-
-def references(store: Store) -> dict[str, list[tuple[str, str]]]:
-    """blob digest -> every (namespace, key) whose entry points at it, plus dictionaries.
-
-    Raises IndexFormatError on a malformed index: nobody may delete blobs on the word of
-    an index that cannot be read.
-    """
-    found: dict[str, list[tuple[str, str]]] = {}
-    for namespace in store.namespaces():
-        for key, entry in store.entries(namespace).items():
-            found.setdefault(entry.blob, []).append((namespace, key))
-    for dictionary_id, blob in internals(store).config.dictionaries.items():
-        found.setdefault(blob, []).append((CONFIG_NAME, f"dictionary {dictionary_id}"))
-    return found
 
 
 def _disk_bytes(paths: Iterable[Path]) -> int:
     return sum(path.stat().st_size for path in paths if path.is_file())
 
 
-def index_files(store: Store) -> list[Path]:
-    indexes = internals(store).indexes
-    return [indexes.path(namespace) for namespace in store.namespaces()]
+def index_files(indexes: IndexFiles) -> list[Path]:
+    return [indexes.path(namespace) for namespace in indexes.namespaces()]
 
 
 @dataclass
@@ -102,19 +88,18 @@ def store_stats(store: Store, *, top: int = 10, progress: Progress = no_progress
             logical += entry.size
             sizes[entry.blob] = entry.size
             everything.append((entry.size, namespace, key, entry.blob))
-    blob_files = list(store.blobs())
-    dictionaries = set(internals(store).config.dictionaries.values())
+    parts = UpkeepParts.of(store)
+    blob_files = list(parts.blobs.walk())
+    dictionaries = set(parts.config.current.dictionaries.values())
     orphans = [b for b in blob_files if b.digest not in sizes and b.digest not in dictionaries]
     uncompressed = sum(sizes[blob.digest] for blob in blob_files if blob.digest in sizes)
     blob_bytes = sum(blob.size for blob in blob_files)
-    index_bytes = _disk_bytes(index_files(store))
+    index_bytes = _disk_bytes(index_files(parts.indexes))
     config_bytes = _disk_bytes([store.root / CONFIG_NAME])
-    packs = internals(store).packs
-    pack_names = list(packs.indexes()) if packs is not None else []
-    pack_bytes = pack_index_bytes = 0
-    if packs is not None:
-        pack_bytes = _disk_bytes(packs.pack_path(name) for name in pack_names)
-        pack_index_bytes = _disk_bytes(packs.index_path(name) for name in pack_names)
+    files = parts.blobs.files
+    pack_names = parts.blobs.packs.names()
+    pack_bytes = sum(info.size for info in files.listing(FileKind.PACK) if info.name in pack_names)
+    pack_index_bytes = sum(info.size for info in files.listing(FileKind.PACK_INDEX))
     packed = [blob for blob in blob_files if blob.path.suffix == PACK_SUFFIX]
     loose_bytes = blob_bytes - sum(blob.size for blob in packed)
     everything.sort(key=lambda item: (-item[0], item[1], item[2]))

@@ -12,12 +12,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from castore._storage.atomic import is_temp_file
-from castore._storage.blobs.backend import BlobFile
 from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.blobs.packfile import PackIndex
-from castore._storage.core import StoreCore
-from castore._storage.layout import CONFIG_NAME, PACK_SUFFIX
-from castore._storage.store import Store, internals
+from castore._storage.blobs.stored import BlobFile, StoredBlobs
+from castore._storage.blobs.verified import VerifiedBlobs
+from castore._storage.layout import CONFIG_NAME, PACK_SUFFIX, QUARANTINE_DIR
+from castore._storage.store import Store
+from castore._upkeep.parts import UpkeepParts
 from castore._upkeep.progress import Progress, no_progress
 from castore.errors import (
     CorruptBlobError,
@@ -91,68 +92,82 @@ def verify(
     ``quarantine`` moves corrupt blobs to ``.castore/quarantine/`` instead of leaving them.
     """
     result = Verification()
-    core = internals(store)
-    with core.lock() if quarantine else core.lock_for_reading():
+    parts = UpkeepParts.of(store)
+    writer, blobs = parts.writer, parts.blobs
+    with writer.lock() if quarantine else writer.lock_for_reading():
         store.refresh()
-        refs, sizes = _references(store, result)
-        blob_files = list(store.blobs())
+        refs, sizes = _references(store, parts, result)
+        blob_files = list(blobs.walk())
         result.blobs_total = len(blob_files)
         # With an index unreadable, who uses which blob is unknown: no blob is called an
         # orphan on that evidence (gc refuses to run then, for the same reason).
         every_index_read = not any(fault.kind is FaultKind.INDEX for fault in result.faults)
-        result.faults += _reference_faults(core, refs, blob_files, orphans=every_index_read)
+        result.faults += _reference_faults(blobs, refs, blob_files, orphans=every_index_read)
         result.packed_unreferenced = sum(
             1 for blob in blob_files if blob.digest not in refs and _is_packed(blob)
         )
-        result.faults += _stray_faults(core)
-        result.faults += _pack_faults(core, result)
+        result.faults += _stray_faults(blobs)
+        result.faults += [
+            Fault(
+                FaultKind.STRAY,
+                blobs.packs.pack_path(name),
+                "a pack no .idx names (another branch's, or a killed packer's); "
+                "`castore gc` removes it",
+            )
+            for name in blobs.unpaired_packs()
+        ]
+        result.faults += _pack_faults(blobs.packs, result)
         result.upkeep = [fault for fault in result.faults if _is_upkeep(fault)]
         result.faults = [fault for fault in result.faults if not _is_upkeep(fault)]
         to_check = _sample(blob_files, sample)
         for blob in progress(to_check, len(to_check), "checking blobs"):
-            fault = _check_blob(core, blob, sizes.get(blob.digest), refs.get(blob.digest, []))
+            fault = _check_blob(
+                parts.reader, blob, sizes.get(blob.digest), refs.get(blob.digest, [])
+            )
             result.blobs_checked += 1
             if fault is None:
                 continue
             result.faults.append(fault)
             if quarantine and fault.kind is FaultKind.CORRUPT:
-                result.quarantined.append(core.backend.quarantine(blob.digest, core.quarantine_dir))
+                quarantine_dir = writer.state_dir / QUARANTINE_DIR
+                result.quarantined.append(blobs.quarantine(blob.digest, quarantine_dir))
     return result
 
 
 References = dict[str, list[tuple[str, str]]]
 
 
-def _references(store: Store, result: Verification) -> tuple[References, dict[str, int]]:
+def _references(
+    store: Store, parts: UpkeepParts, result: Verification
+) -> tuple[References, dict[str, int]]:
     """Who uses each blob, and the size its entries record; unreadable indexes are faults."""
-    core = internals(store)
     refs: References = {}
     sizes: dict[str, int] = {}
     for namespace in store.namespaces():
         try:
             entries = store.entries(namespace)
         except (IndexFormatError, UnsupportedFormatError) as error:
-            path = core.indexes.path(namespace)
+            path = parts.indexes.path(namespace)
             result.faults.append(Fault(FaultKind.INDEX, path, str(error)))
             continue
         for key, entry in entries.items():
             result.entries += 1
             refs.setdefault(entry.blob, []).append((namespace, key))
             sizes[entry.blob] = entry.size
-    for dictionary_id, dictionary_blob in core.config.dictionaries.items():
+    for dictionary_id, dictionary_blob in parts.config.current.dictionaries.items():
         refs.setdefault(dictionary_blob, []).append((CONFIG_NAME, f"dictionary {dictionary_id}"))
     return refs, sizes
 
 
 def _reference_faults(
-    core: StoreCore, refs: References, blob_files: list[BlobFile], *, orphans: bool
+    blobs: StoredBlobs, refs: References, blob_files: list[BlobFile], *, orphans: bool
 ) -> list[Fault]:
     """Blobs referenced but absent, and blobs present but referenced by nothing."""
     present = {blob.digest for blob in blob_files}
     faults = [
         Fault(
             FaultKind.MISSING,
-            core.backend.location(digest),
+            blobs.location(digest),
             f"referenced by {_users(users)}; restore it from git or re-record",
         )
         for digest, users in sorted(refs.items())
@@ -170,7 +185,8 @@ def _reference_faults(
 
 def _is_upkeep(fault: Fault) -> bool:
     return fault.kind is FaultKind.ORPHAN or (
-        fault.kind is FaultKind.STRAY and is_temp_file(fault.path)
+        fault.kind is FaultKind.STRAY
+        and (is_temp_file(fault.path) or fault.detail.endswith("`castore gc` removes it"))
     )
 
 
@@ -178,13 +194,10 @@ def _is_packed(blob: BlobFile) -> bool:
     return blob.path.suffix == PACK_SUFFIX
 
 
-def _pack_faults(core: StoreCore, result: Verification) -> list[Fault]:
+def _pack_faults(packs: PackedBlobs, result: Verification) -> list[Fault]:
     """Each pack whole: its content hashes to its name, and its index matches the table
     the pack itself carries. A damaged index is a fault even when castore could rebuild it
     from the pack to keep reading."""
-    packs = core.packs
-    if packs is None:
-        return []
     faults = []
     indexes = packs.indexes()
     result.packs = len(indexes) + len(set(packs.damaged) - set(indexes))
@@ -212,9 +225,9 @@ def _check_pack(packs: PackedBlobs, name: str, index: PackIndex) -> Fault | None
     return Fault(FaultKind(kind), path, detail)
 
 
-def _stray_faults(core: StoreCore) -> list[Fault]:
+def _stray_faults(blobs: StoredBlobs) -> list[Fault]:
     faults = []
-    for stray in core.backend.strays():
+    for stray in blobs.strays():
         if is_temp_file(stray.path):
             detail = "temporary file of an interrupted write; `castore gc` removes it"
         else:
@@ -224,12 +237,12 @@ def _stray_faults(core: StoreCore) -> list[Fault]:
 
 
 def _check_blob(
-    core: StoreCore, blob: BlobFile, expected_size: int | None, users: list[tuple[str, str]]
+    reader: VerifiedBlobs, blob: BlobFile, expected_size: int | None, users: list[tuple[str, str]]
 ) -> Fault | None:
     owner = _users(users)
     try:
-        packed = core.blobs.read_packed(blob.digest, strict=True)
-        core.blobs.unpack(packed, blob.digest)  # what get would refuse, verify reports
+        packed = reader.read_packed(blob.digest, strict=True)
+        reader.unpack(packed, blob.digest)  # what get would refuse, verify reports
     except LfsPointerError:
         return Fault(FaultKind.LFS_POINTER, blob.path, "a git-lfs pointer: run `git lfs pull`")
     except (CorruptBlobError, ValueTooLargeError) as error:

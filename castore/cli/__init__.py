@@ -7,7 +7,8 @@ One module per group of commands, each registering on :data:`castore.cli.app.mai
 * ``health``: ``gc``, ``prune``, ``delete``, ``pack``, ``train-dictionary``;
 * ``transfer``: ``import`` and ``export``;
 * ``diff``: ``castore diff``;
-* ``git``: ``castore git setup`` and the drivers git runs.
+* ``git``: ``castore git setup`` and the drivers git runs;
+* ``remote``: ``castore remote``, ``push``, ``pull`` (and ``gc --remote``'s work).
 
 A command builds a small result object (:class:`castore.cli.reports.Report`) that renders
 as text and as ``--json``. A new group is a new module here, imported below.
@@ -17,9 +18,9 @@ Exit codes: 0 success; 1 faults found (``verify``), changes (``diff``), a merge 
 or written (a castore error: the message says what and where).
 """
 
-from castore.cli import browse, diff, git, health, transfer, verify
+from castore.cli import browse, diff, git, health, remote, transfer, verify
 from castore.cli.app import accept_root_everywhere, main
 
 accept_root_everywhere(main)
 
-__all__ = ["browse", "diff", "git", "health", "main", "transfer", "verify"]
+__all__ = ["browse", "diff", "git", "health", "main", "remote", "transfer", "verify"]

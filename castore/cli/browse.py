@@ -243,7 +243,7 @@ def cat(settings: Settings, blob: str) -> None:
         raise click.BadParameter(f"{blob!r} is neither a blob digest nor a file", param_hint="BLOB")
     holding = store_holding(blob_file)
     store = Store(holding) if holding else settings.store(must_exist=False)
-    blobs = internals(store).blobs
+    blobs = internals(store).reader
     frame = blobs.read_file(blob_file)
     try:
         value = blobs.decode_file(frame, blob_file)

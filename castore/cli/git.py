@@ -69,10 +69,13 @@ class SetupSummary(Report):
 
 @git_group.command(name="setup")
 @click.option("--lfs/--no-lfs", default=True, show_default=True, help="Track blobs with git-lfs.")
+@click.option("--remote", metavar="NAME", help="Keep pack data out of git: remote NAME holds it.")
 @click.option("--undo", is_flag=True, help="Remove what setup added.")
 @json_option
 @click.pass_obj
-def git_setup(settings: Settings, lfs: bool, undo: bool, as_json: bool) -> None:
+def git_setup(
+    settings: Settings, *, lfs: bool, remote: str | None, undo: bool, as_json: bool
+) -> None:
     """Configure the repository holding the store (idempotent; --undo reverses it).
 
     Writes a castore block to .gitattributes (blobs: git-lfs unless --no-lfs, binary,
@@ -81,7 +84,7 @@ def git_setup(settings: Settings, lfs: bool, undo: bool, as_json: bool) -> None:
     attributes) are re-added to match, with `git add --renormalize`, ready to commit.
     """
     root = settings.root
-    report = _git.undo(root) if undo else _git.setup(root, lfs=lfs)
+    report = _git.undo(root) if undo else _git.setup(root, lfs=lfs, remote=remote)
     try:
         repo, store_path = _git.store_location(root)
     except CastoreError:  # a store outside the repository: nothing of it is committed

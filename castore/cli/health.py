@@ -13,7 +13,7 @@ import click
 
 from castore._storage.names import stored_key
 from castore._upkeep import collect, packing
-from castore._upkeep.dictionary import DEFAULT_DICTIONARY_SIZE, Training, train_dictionary
+from castore._upkeep.retraining import DEFAULT_DICTIONARY_SIZE, Training, train_dictionary
 from castore.cli.app import (
     Settings,
     confirm_destructive,
@@ -24,6 +24,7 @@ from castore.cli.app import (
     namespace_argument,
     progress,
 )
+from castore.cli.remote import DEFAULT_GRACE_TEXT, collect_on_remote
 from castore.cli.reports import Report, emit, human
 
 # --- gc ----------------------------------------------------------------------------
@@ -46,10 +47,15 @@ class CollectionReport(Report):
             "packs_rewritten": collection.packing.removed_packs,
             "packs_written": [index.name for index in collection.packing.written],
             "dead_packed_blobs": collection.dead_packed,
+            "unpaired_packs": collection.unpaired_packs,
+            "unchanged": collection.unchanged,
         }
 
     def text_lines(self) -> Iterator[str]:
         collection, dry_run = self.collection, self.dry_run
+        if collection.unchanged:
+            yield "the store is as the last gc left it: nothing to collect"
+            return
         verb = "would remove" if dry_run else "removed"
         for blob in collection.removed:
             yield f"{verb} {blob.path} ({human(blob.size)})"
@@ -61,6 +67,8 @@ class CollectionReport(Report):
         )
         if collection.packed_copies:
             yield f"{verb} {len(collection.packed_copies):,} loose copies of packed blobs"
+        if collection.unpaired_packs:
+            yield f"{verb} {len(collection.unpaired_packs):,} pack(s) no .idx names"
         rewrite = collection.packing
         if rewrite.removed_packs:
             did = "would rewrite" if dry_run else "rewrote"
@@ -92,13 +100,37 @@ def _share(text: str) -> float:
     show_default=True,
     help="Rewrite a pack once more than this share of its bytes is unreferenced.",
 )
+@click.option("--remote", metavar="NAME", help="Collect on this remote instead (see --ref).")
+@click.option("--ref", "refs", multiple=True, help="With --remote: keep what these refs use.")
+@click.option(
+    "--grace",
+    default=DEFAULT_GRACE_TEXT,
+    show_default=True,
+    help="With --remote: keep objects younger than this (14d, 12h, 0).",
+)
 @json_option
 @click.pass_obj
-def gc(settings: Settings, dry_run: bool, max_unused: str, as_json: bool) -> None:
+def gc(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    max_unused: str,
+    remote: str | None,
+    refs: tuple[str, ...],
+    grace: str,
+    as_json: bool,
+) -> None:
     """Delete blobs no index refers to (as `git lfs prune` does), and leftover temp files.
 
     Loose blobs go at once. Packed ones go when their pack is rewritten: only packs whose
-    unreferenced share passes --max-unused, so one deletion does not re-upload a pack."""
+    unreferenced share passes --max-unused, so one deletion does not re-upload a pack.
+    With --remote NAME, delete the remote's objects that no index at any git ref (all
+    branches and tags, or --ref) nor the working tree uses, once older than --grace."""
+    if remote:
+        collect_on_remote(
+            settings, remote=remote, refs=refs, grace=grace, dry_run=dry_run, as_json=as_json
+        )
+        return
     collection = collect.collect_garbage(
         settings.store(), dry_run=dry_run, max_unused=_share(max_unused), progress=progress
     )
@@ -209,6 +241,7 @@ class PackReport(Report):
             "loose_bytes": report.loose_bytes,
             "pack_bytes": report.pack_bytes,
             "dictionary_trained": report.dictionary,
+            "packs_merged": report.merged,
         }
 
     def text_lines(self) -> Iterator[str]:
@@ -222,7 +255,7 @@ class PackReport(Report):
             yield f"pack {index.name[:16]}… {len(index.slots):,} blobs, {human(index.size)}"
         replaced = (
             f"; replaced {len(report.removed_packs)} old pack(s)" if report.removed_packs else ""
-        )
+        ) + (f", merging {len(report.merged)} young pack(s)" if report.merged else "")
         yield (
             f"packed {report.blobs_packed:,} blobs into {len(report.written)} pack(s), "
             f"{human(report.pack_bytes)} (their loose files took {human(report.loose_bytes)})"

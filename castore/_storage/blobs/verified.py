@@ -12,15 +12,20 @@ from typing import Any, Final
 
 import blake3
 
-from castore._storage.blobs.backend import BlobBackend
-from castore._storage.blobs.lfs import is_lfs_pointer
-from castore._storage.blobs.loose import DEFAULT_MAX_FILE_BYTES, digest_named_by
+from castore._storage.blobs.loose import digest_named_by
+from castore._storage.blobs.packed import pack_problem
+from castore._storage.blobs.packfile import parse_index
+from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.codec import DecodeError, digest, unpack_value
+from castore._storage.files.pointers import is_lfs_pointer
 from castore._storage.frames import ZSTD_MAGIC, Decompressor, FrameError, FrameTooLargeError
+from castore._storage.layout import MAX_FILE_BYTES, FileKind
 from castore._storage.safe_files import FileRefused, read_user_file
+from castore._storage.value_limit import SETTING
 from castore.errors import (
     BlobError,
     CorruptBlobError,
+    IndexFormatError,
     LfsPointerError,
     MissingBlobError,
     ValueTooLargeError,
@@ -32,16 +37,17 @@ _blake3: Final = blake3.blake3
 class VerifiedBlobs:
     """A backend's frames, read back as checked values."""
 
-    def __init__(self, backend: BlobBackend, decompressor: Decompressor) -> None:
-        self.backend = backend
+    def __init__(self, blobs: StoredBlobs, decompressor: Decompressor) -> None:
+        self.blobs = blobs
+        self._read = blobs.read
         self._decompressor = decompressor
 
     def read_packed(self, blob: str, *, strict: bool = False) -> bytes:
         """A blob's verified msgpack bytes (what the digest is computed over); ``strict``
         also refuses bytes after the zstd frame."""
-        frame = self.backend.read(blob)
+        frame = self._read(blob)
         if frame is None:
-            raise MissingBlobError(self.backend.location(blob))
+            raise MissingBlobError(self.blobs.location(blob))
         return self._unframe(frame, blob, blob, strict=strict)
 
     def read_value(self, blob: str) -> Any:
@@ -51,11 +57,11 @@ class VerifiedBlobs:
         inline (a replay is a few microseconds of zstd, blake3 and msgpack, so each call
         around them shows); anything unusual goes back through ``_unframe`` for its error.
         """
-        frame = self.backend.read(blob)
+        frame = self._read(blob)
         if frame is None:
-            raise MissingBlobError(self.backend.location(blob))
+            raise MissingBlobError(self.blobs.location(blob))
         try:
-            packed = self._decompressor.decompress(frame)
+            packed = self._decompressor.decompress(frame, blob)
         except FrameError:
             packed = self._unframe(frame, blob, blob)  # raises the error that names the file
         if _blake3(packed).hexdigest() != blob:
@@ -69,12 +75,12 @@ class VerifiedBlobs:
         """The bytes of a blob file named by path: through the backend when it is one of
         this store's blobs, else as given (git's textconv hands over a temporary copy)."""
         blob = digest_named_by(path)
-        if blob is not None and self.backend.location(blob).resolve() == path.resolve():
-            frame = self.backend.read(blob)
+        if blob is not None and self.blobs.location(blob).resolve() == path.resolve():
+            frame = self._read(blob)
             if frame is not None:
                 return frame
         try:
-            return read_user_file(path, DEFAULT_MAX_FILE_BYTES)
+            return read_user_file(path, MAX_FILE_BYTES[FileKind.BLOB])
         except FileNotFoundError:
             raise MissingBlobError(path) from None
         except FileRefused as error:
@@ -103,10 +109,10 @@ class VerifiedBlobs:
                 raise LfsPointerError(self._path(where))
             raise CorruptBlobError(self._path(where), "it is not a zstd frame")
         try:
-            packed = self._decompressor.decompress(frame, strict=strict)
+            packed = self._decompressor.decompress(frame, blob, strict)
         except FrameTooLargeError as error:
             limit = self._decompressor.max_output
-            raise ValueTooLargeError(self._path(where), error.size, limit) from None
+            raise ValueTooLargeError(self._path(where), error.size, limit, SETTING) from None
         except FrameError as error:
             raise CorruptBlobError(self._path(where), str(error)) from None
         actual = digest(packed)
@@ -124,4 +130,22 @@ class VerifiedBlobs:
             raise CorruptBlobError(self._path(where), str(error)) from None
 
     def _path(self, where: str | Path) -> Path:
-        return where if isinstance(where, Path) else self.backend.location(where)
+        return where if isinstance(where, Path) else self.blobs.location(where)
+
+    def check_file(self, kind: FileKind, name: str, data: bytes) -> str | None:
+        """What is wrong with a file fetched from elsewhere (a remote), or None: a pack must
+        hash to its name, a pack index parse for its name, a loose blob decode to its
+        digest. The read-through tier keeps only files that pass."""
+        where = self.blobs.files.location(kind, name)
+        if kind is FileKind.PACK:
+            return pack_problem(name, data, where)
+        try:
+            if kind is FileKind.PACK_INDEX:
+                parse_index(data, where)
+            else:
+                self._unframe(data, name, where)
+        except BlobError as error:
+            return str(error)
+        except IndexFormatError as error:
+            return error.detail
+        return None

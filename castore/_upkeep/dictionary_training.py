@@ -8,14 +8,15 @@ blob, and list it in castore.json before any blob uses it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
 import zstandard
 
 from castore._storage.codec import pack_value
 from castore._storage.config import StoreConfig
-from castore._storage.core import StoreCore
 from castore._storage.frames import Compressor
+from castore._storage.writer import StoreWriter
 
 # zstd reserves dictionary ids below 32768.
 FIRST_USER_ID: Final = 32768
@@ -26,7 +27,13 @@ COVER_D: Final = 8
 
 
 def install_dictionary(
-    core: StoreCore, samples: list[bytes], *, size: int, dictionary_id: int, level: int
+    writer: StoreWriter,
+    config: StoreConfig,
+    samples: list[bytes],
+    *,
+    size: int,
+    dictionary_id: int,
+    level: int,
 ) -> tuple[str, bytes]:
     """Train a dictionary of ``size`` bytes on ``samples``, store it, make it active in
     castore.json (older dictionaries stay listed); returns its blob digest and bytes."""
@@ -35,14 +42,13 @@ def install_dictionary(
         size, training_set, k=COVER_K, d=COVER_D, dict_id=dictionary_id, level=level, threads=0
     )
     dictionary = trained.as_bytes()
-    blob = core.write_blob(pack_value(dictionary), compressor=Compressor(level))
-    config = core.config
-    core.save_config(
-        StoreConfig(
+    blob = writer.write_blob(pack_value(dictionary), compressor=Compressor(level))
+    writer.save_config(
+        dataclasses.replace(
+            config,
             level=level,
             dictionary=dictionary_id,
             dictionaries={**config.dictionaries, dictionary_id: blob},
-            format=config.format,
         )
     )
     return blob, dictionary

@@ -20,14 +20,15 @@ from typing import Final
 
 from castore._storage.config import MAX_LEVEL, MIN_LEVEL
 from castore._storage.frames import Compressor
-from castore._storage.store import Store, internals
-from castore._upkeep.packing import pack_store
-from castore._upkeep.progress import Progress, no_progress
-from castore._upkeep.zstd_dictionaries import (
+from castore._storage.store import Store
+from castore._upkeep.dictionary_training import (
     FIRST_USER_ID,
     LAST_ID,
     install_dictionary,
 )
+from castore._upkeep.packing import pack_store
+from castore._upkeep.parts import UpkeepParts
+from castore._upkeep.progress import Progress, no_progress
 from castore.errors import TrainingError
 
 DEFAULT_DICTIONARY_SIZE: Final = 110 * 1024
@@ -55,15 +56,15 @@ def train_dictionary(
     """Train a dictionary on every value in the store, make it the active one, and
     recompress every blob with it. Safe to interrupt: the new dictionary is recorded in
     ``castore.json`` before any blob uses it, and old dictionaries stay listed."""
-    core = internals(store)
-    with core.lock():
+    parts = UpkeepParts.of(store)
+    with parts.writer.lock():
         store.refresh()
-        config = core.config
+        config = parts.config.current
         level = config.level if level is None else level
         if not MIN_LEVEL <= level <= MAX_LEVEL:
             raise TrainingError(f"zstd level {level} is outside {MIN_LEVEL}..{MAX_LEVEL}")
         dictionaries = set(config.dictionaries.values())
-        values = [blob for blob in store.blobs() if blob.digest not in dictionaries]
+        values = [blob for blob in parts.blobs.walk() if blob.digest not in dictionaries]
         if len(values) < MIN_SAMPLES:
             raise TrainingError(
                 f"the store holds {len(values)} values; a dictionary needs at least "
@@ -71,19 +72,19 @@ def train_dictionary(
             )
         bytes_before = sum(blob.size for blob in values)
         samples = [
-            core.blobs.read_packed(blob.digest)
+            parts.reader.read_packed(blob.digest)
             for blob in progress(values, len(values), "reading values")
         ]
         dictionary_id = _new_id(set(config.dictionaries))
         dictionary_blob, dictionary = install_dictionary(
-            core, samples, size=size, dictionary_id=dictionary_id, level=level
+            parts.writer, config, samples, size=size, dictionary_id=dictionary_id, level=level
         )
-        core.rewrite_blobs(samples, Compressor(level, dictionary))
-        if core.packs is not None and core.packs.indexes():
+        parts.writer.rewrite_blobs(samples, Compressor(level, dictionary))
+        if parts.blobs.packs.names():
             # The values were rewritten loose; packs are immutable, so rewrite them all.
             pack_store(store, repack=True, progress=progress)
         rewritten = {blob.digest for blob in values}
-        bytes_after = sum(blob.size for blob in store.blobs() if blob.digest in rewritten)
+        bytes_after = sum(blob.size for blob in parts.blobs.walk() if blob.digest in rewritten)
     return Training(
         dictionary_id=dictionary_id,
         dictionary_blob=dictionary_blob,

@@ -28,9 +28,11 @@ class _CachedIndex:
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when an index is replaced; of the link itself for a symlink, which the
+    read then refuses by name (a loop must not escape as a raw ELOOP)."""
     try:
-        stat = path.stat()
-    except FileNotFoundError:
+        stat = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
@@ -59,6 +61,17 @@ class IndexFiles:
                 if name.endswith(INDEX_SUFFIX) and not name.startswith("."):
                     found.append(path.relative_to(self.root).as_posix()[: -len(INDEX_SUFFIX)])
         return sorted(found)
+
+    def folder_times(self) -> dict[str, int]:
+        """The modification time (ns) of every folder under ``index/``: writing, renaming
+        or removing an index (castore writes by renaming) changes its folder's, and a new
+        folder changes its parent's. One stat per folder, no index read."""
+        times: dict[str, int] = {}
+        ensure_inside(self._store_root, self.root)
+        for directory, subdirs, _ in os.walk(self.root):
+            subdirs[:] = [name for name in subdirs if not name.startswith(".")]
+            times[directory] = os.stat(directory).st_mtime_ns  # noqa: PTH116 - string paths
+        return times
 
     def path(self, namespace: str) -> Path:
         return Path(self._file(namespace))

@@ -1,0 +1,146 @@
+"""Every blob a store holds, packed or loose: the layout over the file seam.
+
+A lookup asks the packs first, because that costs one table lookup where a loose miss
+costs a failed ``open``; a blob held both ways (packed, its loose copy not yet collected)
+is the same bytes either way, as its digest says. New blobs are written loose;
+``castore pack`` moves them into packs; deleting removes the loose copy only (a packed
+blob leaves when gc rewrites its pack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from castore._storage.blobs.loose import LooseBlobs
+from castore._storage.blobs.packed import PackedBlobs
+from castore._storage.files.folder import FolderFiles
+from castore._storage.files.seam import FileHandle, Files, find_files
+from castore._storage.files.wrappers import ReadOnlyFiles
+from castore._storage.layout import FileKind
+from castore.errors import ReadOnlyStoreError
+
+
+@dataclass(frozen=True, slots=True)
+class BlobFile:
+    """One stored blob as a listing shows it."""
+
+    digest: str
+    path: Path
+    """The file that holds it (for messages and for git): a loose file or a pack."""
+    size: int
+    """Bytes on disk (compressed)."""
+    mtime: float
+
+
+class StoredBlobs:
+    """A store's blobs as readers see them: packs first, then loose files."""
+
+    def __init__(self, files: Files, table_path: Path | None = None) -> None:
+        self.files = files
+        self.loose = LooseBlobs(files)
+        self.packs = PackedBlobs(files, table_path)
+        self._read_listed = self.packs.read_listed
+        self._read_loose = self.loose.read
+
+    def __repr__(self) -> str:
+        return f"StoredBlobs({self.files!r})"
+
+    def read(self, digest: str) -> bytes | None:
+        """The blob's frame as stored, or None if the store holds it nowhere."""
+        frame = self._read_listed(digest)
+        if frame is None:
+            frame = self._read_loose(digest)
+        if frame is None:  # packed by another process since the packs were listed?
+            frame = self.packs.read(digest)
+        return frame
+
+    def exists(self, digest: str) -> bool:
+        return self.loose.exists(digest) or self.packs.exists(digest)
+
+    def write(self, digest: str, frame: bytes, *, durable: bool = True) -> None:
+        """Store a frame as a loose blob (replacing a damaged copy)."""
+        self.loose.write(digest, frame, durable=durable)
+
+    def sync(self) -> None:
+        self.files.sync()
+
+    def delete(self, digest: str) -> None:
+        """Remove a loose copy; a packed blob leaves when gc rewrites its pack."""
+        self.loose.delete(digest)
+
+    def walk(self) -> Iterator[BlobFile]:
+        """Every blob once, in digest order; a blob held both ways is listed as packed."""
+        loose = self.walk_loose()
+        packed = (BlobFile(*found) for found in self.packs.walk())
+        next_loose, next_packed = next(loose, None), next(packed, None)
+        while next_loose is not None or next_packed is not None:
+            if next_packed is None or (
+                next_loose is not None and next_loose.digest < next_packed.digest
+            ):
+                assert next_loose is not None
+                yield next_loose
+                next_loose = next(loose, None)
+                continue
+            if next_loose is not None and next_loose.digest == next_packed.digest:
+                next_loose = next(loose, None)
+            yield next_packed
+            next_packed = next(packed, None)
+
+    def walk_loose(self) -> Iterator[BlobFile]:
+        """The loose blob files alone (packed blobs are listed by their packs)."""
+        for info in self.loose.walk():
+            yield BlobFile(info.name, self.loose.location(info.name), info.size, info.mtime)
+
+    def location(self, digest: str) -> Path:
+        if self.packs.exists(digest) and not self.loose.exists(digest):
+            return self.packs.location(digest)
+        return self.loose.location(digest)
+
+    def handles_for(self, digests: Iterable[str]) -> set[FileHandle]:
+        """The files that hold ``digests``: a handle per pack, not per blob, else the
+        loose file (what a warm-up fetches)."""
+        handles: set[FileHandle] = set()
+        for digest in digests:
+            pack = self.packs.pack_of(digest)
+            if pack is not None:
+                handles.add(FileHandle(FileKind.PACK, pack))
+            else:
+                handles.add(FileHandle(FileKind.BLOB, digest))
+        return handles
+
+    def folder(self) -> FolderFiles | None:
+        """The local folder under any wrappers, if the store has one and may change it."""
+        if find_files(self.files, ReadOnlyFiles) is not None:
+            return None
+        return find_files(self.files, FolderFiles)
+
+    def strays(self) -> Iterator[BlobFile]:
+        """Files under ``blobs/`` and ``packs/`` that are not a store's: leftovers of
+        killed writers, misplaced files. ``digest`` is ''."""
+        folder = find_files(self.files, FolderFiles)
+        if folder is None:
+            return
+        for path in folder.strays():
+            status = path.lstat()
+            yield BlobFile("", path, status.st_size, status.st_mtime)
+
+    def unpaired_packs(self) -> list[str]:
+        """Packs no ``.idx`` names: another branch's (with pack data kept out of git, a
+        checkout leaves them), or a killed packer's. Nothing reads them; gc removes them."""
+        indexed = set(self.packs.names())
+        return [info.name for info in self.files.listing(FileKind.PACK) if info.name not in indexed]
+
+    def remove_stray(self, path: Path) -> None:
+        folder = self.folder()
+        if folder is None:
+            raise ReadOnlyStoreError(f"delete {path.name}", path)
+        folder.remove_stray(path)
+
+    def quarantine(self, digest: str, folder: Path) -> Path:
+        """Move a damaged loose blob aside into ``folder``; returns where it went."""
+        local = self.folder()
+        if local is None:
+            raise ReadOnlyStoreError(f"quarantine blob {digest[:16]}…", self.location(digest))
+        return local.quarantine(FileKind.BLOB, digest, folder)

@@ -1,0 +1,353 @@
+"""Faults of the remote tier, each ending in a clear castore error or a correct retry,
+never in a wrong value or a damaged cache: a server that goes away mid-transfer, damaged
+and truncated objects, a push killed with SIGKILL, missing and wrong credentials, a
+bucket that does not exist, and canary credentials that must never reach a file.
+
+moto's S3 API runs on loopback; a TCP proxy in front of it cuts transfers on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import CuttingProxy, commit_all, git, new_bucket
+from conftest import run_pytest as pytest_in
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
+
+from castore import Store
+from castore._storage.files.object_store import ObjectStoreFiles
+from castore._storage.layout import FileKind
+from castore._storage.store import internals
+from castore._upkeep import remote as remotes
+from castore._upkeep.git import setup
+from castore._upkeep.packing import pack_store
+from castore._upkeep.remote_gc import collect_remote
+from castore.errors import (
+    RemoteAccessError,
+    RemoteNotFoundError,
+    RemoteObjectError,
+    RemoteUnavailableError,
+)
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
+
+MODULES = 4
+KEYS = 30
+MODULE = """
+def never():
+    raise AssertionError("the real API was called during replay")
+
+def test_replay(recorder):
+    for key in range({keys}):
+        assert recorder.get_or_record_sync(f"key {{key}}", never)["key"] == key
+"""
+
+
+def answer(module: int, key: int) -> dict[str, object]:
+    # Incompressible: packs of a hundred KB or more, which a cut transfer leaves half-way.
+    noise = os.urandom(4000).hex()
+    return {"module": module, "key": key, "noise": noise}
+
+
+def s3(endpoint: str) -> object:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def proxy(s3_server: str) -> Iterator[CuttingProxy]:
+    cutting = CuttingProxy(s3_server)
+    yield cutting
+    cutting.close()
+
+
+@pytest.fixture
+def published(
+    tmp_path: Path, s3_server: str, s3_bucket: str, proxy: CuttingProxy
+) -> tuple[Path, str, str]:
+    """(repository, its bare git remote's URL, the bucket): pack data on moto, reached
+    through the proxy (the endpoint castore.json names)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
+    (repo / "tests").mkdir()
+    store = Store(repo / "recordings")
+    with store.batch():
+        for module in range(MODULES):
+            (repo / "tests" / f"test_m{module}.py").write_text(
+                MODULE.format(keys=KEYS, module=module)
+            )
+            for key in range(KEYS):
+                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    pack_store(store, target_bytes=128 * 1024)
+    url = f"s3://{s3_bucket}/store"
+    remotes.add_remote(store, "origin", url, options={"endpoint": proxy.endpoint})
+    setup(store.root, lfs=False, remote="origin")
+    remotes.push(Store(store.root))
+    commit_all(repo, "recordings")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", bare.as_uri())
+    git(repo, "push", "-q", "origin", "main")
+    return repo, bare.as_uri(), s3_bucket
+
+
+def clone(published: tuple[Path, str, str], target: Path) -> Path:
+    git(target.parent, "clone", "-q", published[1], str(target))
+    return target
+
+
+def local_packs(work: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in (work / "recordings" / "packs").iterdir()}
+
+
+def test_transfers_cut_mid_way_are_resumed_and_every_object_checked(
+    published: tuple[Path, str, str], proxy: CuttingProxy, tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    """Every response stops 60 KB in (packs are larger): the client resumes each body
+    where it stopped, and each pack still hashes to its name before it is kept."""
+    work = clone(published, tmp_path / "clone")
+    proxy.cut_after = 60_000
+    run = pytest_in(work, "tests/test_m1.py")
+    assert run.returncode == 0, run.stdout
+    assert "from remote origin" in run.stdout
+    assert castore_verify(work) == 0
+
+
+def test_a_server_that_goes_away_fails_clearly_and_keeps_no_partial_file(
+    published: tuple[Path, str, str], proxy: CuttingProxy, tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    work = clone(published, tmp_path / "clone")
+    proxy.cut_after = 0  # the server accepts, then drops every connection
+    run = pytest_in(work, "tests/test_m1.py")
+    assert run.returncode == 1
+    assert "could not fetch" in run.stdout and "cannot be reached" in run.stdout, run.stdout
+    assert "RemoteUnavailableError" in run.stdout  # the replay's error, not a wrong value
+    names = set(local_packs(work))
+    assert not any(name.endswith(".pack") for name in names)  # nothing half-written kept
+    assert not any(name.startswith(".") for name in names)  # no temporary file left
+    proxy.cut_after = None  # the server is back: the same run fetches and passes
+    again = pytest_in(work, "tests/test_m1.py")
+    assert again.returncode == 0, again.stdout
+    assert "from remote origin" in again.stdout
+    assert castore_verify(work) == 0
+
+
+def castore_verify(work: Path) -> int:
+    return subprocess.run(
+        [sys.executable, "-m", "castore", "verify"], cwd=work, capture_output=True, check=False
+    ).returncode
+
+
+@pytest.mark.parametrize("damage", ["corrupted", "truncated"])
+def test_a_damaged_remote_object_is_refused_by_name_and_never_kept(
+    published: tuple[Path, str, str],
+    s3_server: str,
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    damage: str,
+) -> None:
+    repo, _, bucket = published
+    store = Store(repo / "recordings")
+    entry = store.entry("tests/test_m2", "key 0")
+    assert entry is not None
+    victim = internals(store).blobs.packs.pack_of(entry.blob)
+    assert victim is not None
+    key = f"store/packs/{victim}.pack"
+    client = s3(s3_server)
+    data = client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
+    broken = data[: len(data) // 2] if damage == "truncated" else data[:100] + b"X" + data[101:]
+    client.put_object(Bucket=bucket, Key=key, Body=broken)  # type: ignore[attr-defined]
+
+    work = clone(published, tmp_path / "clone")
+    run = pytest_in(work, "tests/test_m2.py")
+    assert run.returncode == 1
+    assert "damaged and were not kept" in run.stdout, run.stdout
+    assert "RemoteObjectError" in run.stdout and victim[:16] in run.stdout
+    assert f"{victim}.pack" not in local_packs(work)
+    with pytest.raises(RemoteObjectError, match="does not hash to its name"):
+        Store(work / "recordings").get("tests/test_m2", "key 0")
+    assert f"{victim}.pack" not in local_packs(work)
+
+
+PUSH = textwrap.dedent(
+    """
+    import sys
+    from castore import Store
+    from castore._upkeep import remote
+    remote.push(Store(sys.argv[1]))
+    print("pushed")
+    """
+)
+
+
+def test_a_push_killed_with_sigkill_leaves_no_table_naming_a_missing_pack(
+    tmp_path: Path, s3_server: str, proxy: CuttingProxy, aws_env: dict[str, str]
+) -> None:
+    bucket = new_bucket(s3_server)
+    store = Store(tmp_path / "store")
+    with store.batch():
+        for module in range(10):
+            for key in range(KEYS):
+                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    pack_store(store, target_bytes=64 * 1024)
+    remotes.add_remote(store, "origin", f"s3://{bucket}", options={"endpoint": proxy.endpoint})
+    proxy.delay = 0.2  # a slow link, so that the kill lands in the middle
+    child = subprocess.Popen(
+        [sys.executable, "-c", PUSH, str(store.root)], stdout=subprocess.PIPE, text=True
+    )
+    client = s3(s3_server)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])  # type: ignore[attr-defined]
+        if len(listed) >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    proxy.delay = 0.0
+    remote = ObjectStoreFiles("origin", f"s3://{bucket}", {"endpoint": s3_server})
+    packs = {info.name for info in remote.listing(FileKind.PACK)}
+    tables = {info.name for info in remote.listing(FileKind.PACK_INDEX)}
+    every_pack = set(internals(store).blobs.packs.names())
+    assert 0 < len(packs) < len(every_pack), "the kill should land mid-push"
+    assert tables <= packs  # no table on the remote names a pack it lacks
+    for name in packs:  # and every object there is whole
+        assert (store.root / "packs" / f"{name}.pack").read_bytes() == remote.read(
+            FileKind.PACK, name
+        )
+    finished = remotes.push(Store(store.root))  # the next push finishes the job
+    assert finished.copied.files == finished.wanted - finished.already
+    assert {info.name for info in remote.listing(FileKind.PACK_INDEX)} == every_pack
+
+
+def test_missing_credentials_are_named_before_any_request(
+    published: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = clone(published, tmp_path / "clone")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with pytest.raises(RemoteAccessError, match="no credentials were found") as raised:
+        remotes.pull(Store(work / "recordings"))
+    assert "AWS_ACCESS_KEY_ID" in str(raised.value) and "--anonymous" in str(raised.value)
+    run = pytest_in(work, "tests/test_m0.py")
+    assert run.returncode == 1 and "no credentials were found" in run.stdout
+
+
+def test_a_profile_in_the_shared_credentials_file_is_used(
+    published: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = clone(published, tmp_path / "clone")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(
+        "[ci]\naws_access_key_id = profile-key\naws_secret_access_key = profile-secret\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "ci")
+    pulled = remotes.pull(Store(work / "recordings"))
+    assert pulled.copied.files == pulled.wanted - pulled.already > 0
+
+
+def set_moto_auth(count: float) -> None:
+    """moto checks signatures and IAM policies once its no-auth allowance is used up. The
+    server runs in this process (ThreadedMotoServer), so its settings are set here, as
+    its /moto-api/reset-auth endpoint would (which fails under the threaded server)."""
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = count
+    ActionAuthenticatorMixin.request_count = 0
+
+
+def test_wrong_credentials_are_refused_by_name(
+    published: tuple[Path, str, str],
+    tmp_path: Path,
+    s3_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_env: dict[str, str],
+) -> None:
+    work = clone(published, tmp_path / "clone")
+    iam = boto3.client("iam", endpoint_url=s3_server, region_name="us-east-1")
+    iam.create_user(UserName="castore-ci")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName="castore-ci", PolicyName="s3", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="castore-ci")["AccessKey"]
+    set_moto_auth(0)
+    try:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        with pytest.raises(RemoteAccessError, match="refused access") as raised:
+            remotes.pull(Store(work / "recordings"))
+        assert "InvalidAccessKeyId" in str(raised.value) or "403" in str(raised.value)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        pulled = remotes.pull(Store(work / "recordings"))  # the right ones work
+        assert pulled.copied.files == pulled.wanted - pulled.already > 0
+    finally:
+        set_moto_auth(float("inf"))
+
+
+def test_a_bucket_that_does_not_exist_is_named(
+    tmp_path: Path, s3_server: str, aws_env: dict[str, str]
+) -> None:
+    store = Store(tmp_path / "store")
+    store.put("tests/test_a", "key", answer(0, 0))
+    remotes.add_remote(
+        store, "origin", "s3://no-such-bucket-here/x", options={"endpoint": s3_server}
+    )
+    with pytest.raises(RemoteNotFoundError, match="the bucket does not exist"):
+        remotes.push(Store(store.root))
+    for pack in (store.root / "packs").glob("*.pack"):
+        pack.unlink()  # now a pull has something to fetch
+    with pytest.raises(RemoteNotFoundError, match="the bucket does not exist"):
+        remotes.pull(Store(store.root))
+    with pytest.raises(RemoteNotFoundError, match="the bucket does not exist"):
+        Store(store.root).get("tests/test_a", "key")
+
+
+def test_an_unreachable_remote_is_named(tmp_path: Path, aws_env: dict[str, str]) -> None:
+    store = Store(tmp_path / "store")
+    store.put("tests/test_a", "key", answer(0, 0))
+    remotes.add_remote(store, "origin", "s3://bucket/x", options={"endpoint": "http://127.0.0.1:9"})
+    with pytest.raises(RemoteUnavailableError, match="cannot be reached"):
+        remotes.push(Store(store.root))
+
+
+def test_no_credential_reaches_any_file_castore_writes(
+    published: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Canary credentials in the environment through add, push, a replay that fetches,
+    pull and remote gc: no file in the repository, the clone or their stores holds them."""
+    canary_key, canary_secret = "AKIACANARY0CANARY0CA", "canary-secret-7f3a9e1c"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", canary_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", canary_secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "canary-token-55aa")
+    repo = published[0]
+    store = Store(repo / "recordings")
+    remotes.add_remote(store, "backup", (tmp_path / "backup").as_uri())
+    store.put("tests/test_m0", "key 0", answer(0, 0))
+    remotes.push(Store(store.root))
+    work = clone(published, tmp_path / "clone")
+    assert pytest_in(work, "tests/test_m3.py").returncode == 0
+    remotes.pull(Store(work / "recordings"))
+    collect_remote(Store(repo / "recordings"), dry_run=True)
+    for folder in (repo, work, tmp_path / "backup"):
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                content = path.read_bytes()
+                for canary in (canary_key, canary_secret, "canary-token-55aa"):
+                    assert canary.encode() not in content, path
