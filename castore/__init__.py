@@ -21,7 +21,7 @@ from castore._recording.staleness import Miss, Problem
 from castore._recording.tally import RecorderStats
 from castore._recording.volatile import Volatility
 from castore._storage.blobs.stored import BlobFile
-from castore._storage.config import StoreConfig
+from castore._storage.config import RemoteSpec, StoreConfig
 from castore._storage.index import Entry, StreamKind
 from castore._storage.locks import KeyLock
 from castore._storage.names import stored_key
@@ -46,6 +46,7 @@ __all__ = [
     "Recorder",
     "RecorderStats",
     "RecordingListener",
+    "RemoteSpec",
     "Store",
     "StoreConfig",
     "StreamKind",

@@ -82,6 +82,7 @@ HOW: list[tuple[str, str, str]] = [
     ("migrating.md", "# Before and after\nstats", "run"),
     ("migrating.md", "modal_recorder.clear_cache()", "run"),
     ("migrating.md", "rm tests/fixtures/modal_responses.json", "run: the after line"),
+    ("packs.md", "packed 1,537 blobs", "output: test_auto_pack's session report"),
     ("packs.md", "uv run castore pack", "run"),
     ("packs.md", "tests/fixtures/castore/", "output: the files test_packs writes"),
     ("pytest-plugin.md", "@pytest.fixture\ndef ir_recorder", "run"),

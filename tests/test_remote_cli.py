@@ -122,7 +122,7 @@ def test_push_clone_replay_pull_and_gc_from_the_command_line(repo: Path, tmp_pat
     assert needed <= {path.stem for path in (clone / "recordings" / "packs").glob("*.pack")}
     everything = castore(clone, "pull").stdout
     assert "pulled" in everything and "from remote origin" in everything
-    assert castore("verify", cwd=clone).returncode == 0
+    assert castore(clone, "verify").returncode == 0
 
     listed = json.loads(castore(repo, "remote", "list", "--json").stdout)
     assert listed["default"] == "origin"
