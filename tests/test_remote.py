@@ -79,10 +79,13 @@ def published(tmp_path: Path, s3_server: str, s3_url: str) -> tuple[Path, str]:
     (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
     (repo / "tests").mkdir()
     store = Store(repo / "recordings")
-    for module in range(MODULES):
-        (repo / "tests" / f"test_m{module}.py").write_text(MODULE.format(keys=KEYS, module=module))
-        for key in range(KEYS):
-            store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    with store.batch():
+        for module in range(MODULES):
+            (repo / "tests" / f"test_m{module}.py").write_text(
+                MODULE.format(keys=KEYS, module=module)
+            )
+            for key in range(KEYS):
+                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
     pack_store(store, target_bytes=8 * 1024)
     remotes.add_remote(store, "origin", s3_url, options={"endpoint": s3_server})
     setup(store.root, lfs=False, remote="origin")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import commit_all, git
+from conftest import CommandResult, cli, commit_all, git
 from conftest import run_pytest as pytest_in
 
 from castore import Store
@@ -37,18 +37,10 @@ CANARY_SECRET = "canary-secret-7f3a9e1c"
 CANARY_TOKEN = "canary-token-55aa"
 
 
-def castore(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    run = subprocess.run(
-        [sys.executable, "-m", "castore", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    if check and run.returncode != 0:
-        pytest.fail(f"castore {' '.join(args)}: {run.returncode}\n{run.stdout}\n{run.stderr}")
-    return run
+def castore(cwd: Path, *args: str, check: bool = True) -> CommandResult:
+    """``castore ARGS`` in ``cwd``, in this process (click's runner: the command's own
+    parsing, output and exit codes); the progress-bar test runs the real command."""
+    return cli(*args, cwd=cwd, check=check)
 
 
 @pytest.fixture
