@@ -26,6 +26,14 @@ from click.testing import CliRunner
 from castore import Store
 from castore.cli import main
 
+#: A machine may set PYTHONDONTWRITEBYTECODE=1 (this project's CI image does). Then every
+#: Python this suite starts (a pytest session, the castore command, a git driver, a
+#: campaign's child) compiles castore, pytest, click and the SDKs from source again:
+#: about 0.2-0.5 s each, minutes in all. The suite's processes cache their bytecode, as a
+#: developer's machine does.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = REPO_ROOT / "docs"
 
