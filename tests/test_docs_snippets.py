@@ -495,6 +495,7 @@ def project(tmp_path: Path, isolated_git: None) -> Path:
     default store place (tests/fixtures/castore)."""
     repo = make_repo(tmp_path / "project")
     (repo / "pytest.ini").write_text("[pytest]\n")
+    (repo / ".gitignore").write_text("__pycache__/\n")  # as in any Python project
     (repo / "tests" / "integration").mkdir(parents=True)
     for name in ("your_test", "new_feature", "specific"):
         (repo / "tests" / "integration" / f"test_{name}.py").write_text(SUITE.format(name=name))
