@@ -362,6 +362,10 @@ def make_repo(path: Path, remote: Path) -> None:
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.email", "bench@castore.invalid")
     git(path, "config", "user.name", "bench")
+    # No background `git gc --auto` after a commit of 60,000 files: it repacked objects
+    # while git-lfs's pre-push hook read them ("missing object" at 100x).
+    git(path, "config", "gc.auto", "0")
+    git(path, "config", "maintenance.auto", "false")
     git(remote.parent, "init", "-q", "--bare", "-b", "main", str(remote))
     git(path, "remote", "add", "origin", remote.as_uri())
 

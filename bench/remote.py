@@ -625,9 +625,17 @@ def run_scale(
     giftless_at: Callable[[Path], AbstractContextManager[str]],
     emit: Callable[[dict[str, Any]], None],
 ) -> None:
-    work = Path(tempfile.mkdtemp(prefix=f"castore-remote-{factor}x-"))
-    log(f"{factor}x: building in {work}")
-    suites = build(cassettes, factor, work)
+    if args.reuse is not None:  # a kept build of this scale (--keep, or a run cut short)
+        work = args.reuse
+        scaled = corpus.scale(cassettes, factor, 0.2)
+        suites = Suites(work, scaled, [module_name(n) for n in range(len(scaled))])
+        for leftover in work.glob("churn-*"):
+            shutil.rmtree(leftover)
+        log(f"{factor}x: reusing the suites built in {work}")
+    else:
+        work = Path(tempfile.mkdtemp(prefix=f"castore-remote-{factor}x-"))
+        log(f"{factor}x: building in {work}")
+        suites = build(cassettes, factor, work)
     env = dict(TEST_CREDENTIALS)
     parts = set(args.parts.split(","))
     rounds = args.rounds if factor < 100 else max(3, args.rounds // 2)
@@ -654,7 +662,7 @@ def run_scale(
         emit({"scale": factor, "part": "footprint", **footprint(cassettes, work)})
     if "clients" in parts and factor >= 100:
         emit({"scale": factor, "part": "clients", **clients(suites, endpoint, 3)})
-    if not args.keep:
+    if not args.keep and args.reuse is None:
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -665,6 +673,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="rounds of the one-module runs")
     parser.add_argument("--output", type=Path, default=Path("bench/results/remote.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work folders")
+    parser.add_argument(
+        "--reuse", type=Path, help="the work folder of a kept build (one scale): skip building"
+    )
     args = parser.parse_args()
     unknown = set(args.parts.split(",")) - set(PARTS)
     if unknown:
