@@ -19,6 +19,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -451,6 +452,38 @@ def make_repo(path: Path) -> Path:
     git(path, "init", "-q")
     (path / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
     return path
+
+
+#: A test module that replays its ``keys`` recordings (``answer(module, key)``, as
+#: :func:`recorded_project` writes them) and fails on any call to the real API.
+REPLAYING_MODULE = """
+def never():
+    raise AssertionError("the real API was called during replay")
+
+def test_replay(recorder):
+    for key in range({keys}):
+        value = recorder.get_or_record_sync(f"key {{key}}", never)
+        assert (value["module"], value["key"]) == ({module}, key)
+"""
+
+
+def recorded_project(
+    path: Path, modules: int, keys: int, answer: Callable[[int, int], dict[str, Any]]
+) -> Store:
+    """A :func:`make_repo` repository with ``tests/test_m<n>.py`` for each of ``modules``
+    modules (:data:`REPLAYING_MODULE`) and their recordings, ``answer(module, key)``
+    under ``key <k>``, written in one batch. Returns its store, not yet packed."""
+    repo = make_repo(path)
+    (repo / "tests").mkdir()
+    store = Store(repo / "recordings")
+    with store.batch():
+        for module in range(modules):
+            (repo / "tests" / f"test_m{module}.py").write_text(
+                REPLAYING_MODULE.format(keys=keys, module=module)
+            )
+            for key in range(keys):
+                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    return store
 
 
 def commit_all(repo: Path, message: str) -> None:

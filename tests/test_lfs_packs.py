@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import cli, commit_all, git, needs_lfs, run, run_pytest, use_git_home
+from conftest import (
+    cli,
+    commit_all,
+    git,
+    needs_lfs,
+    recorded_project,
+    run,
+    run_pytest,
+    use_git_home,
+)
 
 from bench.lfs_server import giftless, stored_objects
 from castore import Store
@@ -21,15 +30,6 @@ pytestmark = [needs_lfs, pytest.mark.usefixtures("isolated_git")]
 
 MODULES = 6
 KEYS = 40
-
-MODULE = """
-def never():
-    raise AssertionError("the real API was called during replay")
-
-def test_replay(recorder):
-    for key in range({keys}):
-        assert recorder.get_or_record_sync(f"key {{key}}", never)["module"] == {module}
-"""
 
 
 def answer(module: int, key: int) -> dict[str, object]:
@@ -50,16 +50,7 @@ def published(
     with pytest.MonkeyPatch.context() as patch:
         use_git_home(git_home, patch)
         repo = tmp_path / "repo"
-        repo.mkdir()
-        git(repo, "init", "-q")
-        (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
-        (repo / "tests").mkdir()
-        store = Store(repo / "recordings")
-        for module in range(MODULES):
-            test_file = repo / "tests" / f"test_m{module}.py"
-            test_file.write_text(MODULE.format(keys=KEYS, module=module))
-            for key in range(KEYS):
-                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+        recorded_project(repo, MODULES, KEYS, answer)
         cli("pack", "--target-size", "8KiB", cwd=repo, check=True)
         cli("git", "setup", cwd=repo, check=True)
         objects = tmp_path / "lfs-server"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import castore, commit_all, git
+from conftest import castore, commit_all, git, recorded_project
 from conftest import run_pytest as pytest_in
 
 from castore import Store
@@ -33,15 +33,6 @@ pytestmark = pytest.mark.usefixtures("isolated_git")
 
 MODULES = 6
 KEYS = 40
-
-MODULE = """
-def never():
-    raise AssertionError("the real API was called during replay")
-
-def test_replay(recorder):
-    for key in range({keys}):
-        assert recorder.get_or_record_sync(f"key {{key}}", never)["module"] == {module}
-"""
 
 
 def answer(module: int, key: int) -> dict[str, object]:
@@ -74,18 +65,7 @@ def published(tmp_path: Path, s3_server: str, s3_url: str) -> tuple[Path, str]:
     """A repository whose packed store is pushed to moto's S3 (pack data) and a bare git
     remote (indexes and tables): ``castore git setup --remote origin``."""
     repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
-    (repo / "tests").mkdir()
-    store = Store(repo / "recordings")
-    with store.batch():
-        for module in range(MODULES):
-            (repo / "tests" / f"test_m{module}.py").write_text(
-                MODULE.format(keys=KEYS, module=module)
-            )
-            for key in range(KEYS):
-                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    store = recorded_project(repo, MODULES, KEYS, answer)
     pack_store(store, target_bytes=8 * 1024)
     remotes.add_remote(store, "origin", s3_url, options={"endpoint": s3_server})
     setup(store.root, lfs=False, remote="origin")
@@ -306,7 +286,7 @@ def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
     feature_packs = set(on_remote(store, FileKind.PACK))
     git(repo, "checkout", "-q", "main")
     store = Store(repo / "recordings")
-    store.put("tests/test_m1", "key 0", answer(1, 1000))  # re-recorded on main
+    store.put("tests/test_m1", "key 0", {**answer(1, 0), "text": "re-recorded on main"})
     remotes.push(Store(store.root))
     commit_all(repo, "re-record on main")
 

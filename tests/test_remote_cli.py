@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CommandResult, cli, commit_all, git
+from conftest import CommandResult, cli, commit_all, git, recorded_project
 from conftest import run_pytest as pytest_in
 
 from castore import Store
@@ -24,14 +24,6 @@ pytestmark = pytest.mark.usefixtures("isolated_git")
 
 MODULES = 4
 KEYS = 30
-MODULE = """
-def never():
-    raise AssertionError("the real API was called during replay")
-
-def test_replay(recorder):
-    for key in range({keys}):
-        assert recorder.get_or_record_sync(f"key {{key}}", never)["key"] == key
-"""
 CANARY_KEY = "AKIACANARY0CANARY0CA"
 CANARY_SECRET = "canary-secret-7f3a9e1c"
 CANARY_TOKEN = "canary-token-55aa"
@@ -41,6 +33,11 @@ def castore(cwd: Path, *args: str, check: bool = True) -> CommandResult:
     """``castore ARGS`` in ``cwd``, in this process (click's runner: the command's own
     parsing, output and exit codes); the progress-bar test runs the real command."""
     return cli(*args, cwd=cwd, check=check)
+
+
+def answer(module: int, key: int) -> dict[str, object]:
+    noise = " ".join(f"w{(module * 31 + key * 7 + n) % 997}" for n in range(300))
+    return {"module": module, "key": key, "text": noise}
 
 
 @pytest.fixture
@@ -58,19 +55,7 @@ def canaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[str, ...]
 @pytest.fixture
 def repo(tmp_path: Path, s3_server: str, s3_bucket: str, canaries: tuple[str, ...]) -> Path:
     repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
-    (repo / "tests").mkdir()
-    store = Store(repo / "recordings")
-    with store.batch():
-        for module in range(MODULES):
-            (repo / "tests" / f"test_m{module}.py").write_text(
-                MODULE.format(keys=KEYS, module=module)
-            )
-            for key in range(KEYS):
-                noise = " ".join(f"w{(module * 31 + key * 7 + n) % 997}" for n in range(300))
-                store.put(f"tests/test_m{module}", f"key {key}", {"key": key, "text": noise})
+    recorded_project(repo, MODULES, KEYS, answer)
     castore(repo, "pack", "--target-size", "16KiB")
     url = f"s3://{s3_bucket}/recordings"
     added = json.loads(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import CuttingProxy, commit_all, git, new_bucket
+from conftest import CuttingProxy, commit_all, git, new_bucket, recorded_project
 from conftest import run_pytest as pytest_in
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -44,14 +44,6 @@ pytestmark = pytest.mark.usefixtures("isolated_git")
 
 MODULES = 4
 KEYS = 30
-MODULE = """
-def never():
-    raise AssertionError("the real API was called during replay")
-
-def test_replay(recorder):
-    for key in range({keys}):
-        assert recorder.get_or_record_sync(f"key {{key}}", never)["key"] == key
-"""
 
 
 def answer(module: int, key: int) -> dict[str, object]:
@@ -78,18 +70,7 @@ def published(
     """(repository, its bare git remote's URL, the bucket): pack data on moto, reached
     through the proxy (the endpoint castore.json names)."""
     repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "pytest.ini").write_text("[pytest]\ncastore_root = recordings\n")
-    (repo / "tests").mkdir()
-    store = Store(repo / "recordings")
-    with store.batch():
-        for module in range(MODULES):
-            (repo / "tests" / f"test_m{module}.py").write_text(
-                MODULE.format(keys=KEYS, module=module)
-            )
-            for key in range(KEYS):
-                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    store = recorded_project(repo, MODULES, KEYS, answer)
     pack_store(store, target_bytes=128 * 1024)
     url = f"s3://{s3_bucket}/store"
     remotes.add_remote(store, "origin", url, options={"endpoint": proxy.endpoint})
