@@ -15,13 +15,11 @@ Run as ``python -m tests.llm_server`` it prints its base URL and serves until ki
 
 from __future__ import annotations
 
-import binascii
 import gzip
 import itertools
 import json
 import random
 import secrets
-import struct
 import threading
 import time
 import zlib
@@ -32,6 +30,8 @@ from typing import Any
 
 import brotli
 import zstandard
+
+from bench.client_payloads import aws_event  # the benchmark's answer server encodes the same
 
 
 class LLMServer:
@@ -156,7 +156,7 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             for name, payload in events:
                 # Bedrock pads each event with a field of random length ("p").
                 padded = {**payload, "p": "abcdefghij"[: 1 + len(name) % 9]}
-                self._chunk(_aws_event(name, padded))
+                self._chunk(aws_event(name, padded))
             self._chunk(b"")
 
         def _gemini(self, body: dict[str, Any], request_id: str, *, stream: bool) -> None:
@@ -332,25 +332,6 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
 def _bedrock_text(body: dict[str, Any]) -> str:
     message = body.get("messages", [{}])[-1]
     return " ".join(part.get("text", "") for part in message.get("content", []))
-
-
-def _aws_event(name: str, payload: dict[str, Any]) -> bytes:
-    """One AWS event-stream message: prelude (lengths, CRC32), string headers, the JSON
-    payload, and the CRC32 of all of it (the specification botocore's parser checks)."""
-    headers = b""
-    for key, value in (
-        (":event-type", name),
-        (":content-type", "application/json"),
-        (":message-type", "event"),
-    ):
-        encoded = value.encode()
-        headers += bytes([len(key)]) + key.encode() + b"\x07"
-        headers += struct.pack(">H", len(encoded)) + encoded
-    data = json.dumps(payload, separators=(",", ":")).encode()
-    prelude = struct.pack(">II", 12 + len(headers) + len(data) + 4, len(headers))
-    prelude += struct.pack(">I", binascii.crc32(prelude))
-    message = prelude + headers + data
-    return message + struct.pack(">I", binascii.crc32(message))
 
 
 def _minted() -> dict[str, Any]:
