@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from castore._storage.names import stored_key
+from castore._storage.value_limit import parse_size
 from castore._upkeep import collect, packing
 from castore._upkeep.retraining import DEFAULT_DICTIONARY_SIZE, Training, train_dictionary
 from castore.cli.app import (
@@ -26,6 +27,7 @@ from castore.cli.app import (
 )
 from castore.cli.remote import DEFAULT_GRACE_TEXT, collect_on_remote
 from castore.cli.reports import Report, emit, human
+from castore.errors import StoreError
 
 # --- gc ----------------------------------------------------------------------------
 
@@ -264,14 +266,11 @@ class PackReport(Report):
 
 
 def _byte_size(text: str) -> int:
-    """A size such as ``8MiB``, ``512KiB`` or ``1000000``."""
-    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "b": 1}
-    lowered = text.strip().lower()
-    unit = next((unit for unit in units if lowered.endswith(unit)), "")
-    number, factor = lowered.removesuffix(unit) if unit else lowered, units.get(unit, 1)
+    """A size such as ``8MiB``, ``512KiB`` or ``1000000``, read as the ini options'
+    sizes are (:func:`parse_size`)."""
     try:
-        size = int(float(number) * factor)
-    except ValueError:
+        size = parse_size(text)
+    except StoreError:
         raise click.BadParameter(f"{text!r} is not a size such as 8MiB") from None
     if size < 1:
         raise click.BadParameter(f"{text!r} is not a positive size")
