@@ -128,9 +128,14 @@ def paired(mine: list[float], theirs: list[float]) -> dict[str, Any]:
 # --- building ----------------------------------------------------------------------------
 
 
-def build(cassettes: list[corpus.Cassette], factor: int, work: Path) -> Suites:
+def suites_at(cassettes: list[corpus.Cassette], factor: int, work: Path) -> Suites:
+    """The suites of one scale in ``work``, whether built yet or not."""
     scaled = corpus.scale(cassettes, factor, 0.2)
-    suites = Suites(work, scaled, [module_name(n) for n in range(len(scaled))])
+    return Suites(work, scaled, [module_name(n) for n in range(len(scaled))])
+
+
+def build(cassettes: list[corpus.Cassette], factor: int, work: Path) -> Suites:
+    suites = suites_at(cassettes, factor, work)
     for name, write in (
         ("castore (recorded with default settings, then castore pack)", _castore),
         ("VCR.py", write_vcr),
@@ -629,8 +634,7 @@ def run_scale(
 ) -> None:
     if args.reuse is not None:  # a kept build of this scale (--keep, or a run cut short)
         work = args.reuse
-        scaled = corpus.scale(cassettes, factor, 0.2)
-        suites = Suites(work, scaled, [module_name(n) for n in range(len(scaled))])
+        suites = suites_at(cassettes, factor, work)
         for leftover in work.glob("churn-*"):
             shutil.rmtree(leftover)
         log(f"{factor}x: reusing the suites built in {work}")
