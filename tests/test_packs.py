@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from castore import Store
 from castore._storage.blobs.packfile import parse_index
+from castore._storage.layout import FileKind
 from castore._storage.store import internals
 from castore._upkeep import packing
 from castore._upkeep.collect import collect_garbage
@@ -324,6 +325,35 @@ def test_pack_frames_are_standalone_zstd_frames_of_the_values(packed: Store) -> 
     first = next(iter(index.slots.values()))
     frame = data[first.offset : first.offset + first.length]
     assert zstandard.get_frame_parameters(frame).dict_id == index.dictionary
+
+
+def test_a_gc_killed_between_a_pack_and_its_index_loses_nothing_at_the_next_gc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next gc writes the same pack again (packs are named by content) and pairs it:
+    the pack the killed run left unpaired is now the one that holds the live blobs."""
+    store = record(tmp_path / "store")
+    packing.pack_store(store, target_bytes=4 * 1024)
+    with store.batch():
+        for key in range(0, KEYS, 2):
+            for module in range(MODULES):
+                store.delete(f"tests/test_m{module}", f"key {key:03d}")
+    before = every_value(store)
+    packs = type(internals(store).blobs.packs)
+    real_add = packs.add_pack
+
+    def killed_after_the_pack(self, data: bytes, index) -> None:  # type: ignore[no-untyped-def]
+        self.files.write(FileKind.PACK, index.name, data)
+        raise KeyboardInterrupt  # as a kill before the .idx
+
+    monkeypatch.setattr(packs, "add_pack", killed_after_the_pack)
+    with pytest.raises(KeyboardInterrupt):
+        collect_garbage(Store(store.root), max_unused=0.0)
+    monkeypatch.setattr(packs, "add_pack", real_add)
+    collection = collect_garbage(Store(store.root), max_unused=0.0)
+    assert collection.packing.written and collection.unpaired_packs == []
+    assert every_value(store) == before
+    assert verify(Store(store.root)).faults == []
 
 
 COLLECTOR = """

@@ -88,9 +88,11 @@ def collect_garbage(
         live = {blob for blob, users in refs.items() if users}
         # Under the lock no write is in progress, so every temporary file is a leftover.
         result.temp_files = list(_temp_files(blobs, indexes))
-        result.unpaired_packs = blobs.unpaired_packs()
         packs = blobs.packs
         result.packing = rewrite_sparse_packs(parts, live, max_unused=max_unused, dry_run=dry_run)
+        # Listed after the rewrite: packs are named by their content, so a rewrite killed
+        # between a pack and its .idx left the very pack this one has just paired.
+        result.unpaired_packs = blobs.unpaired_packs()
         rewritten = set(result.packing.removed_packs)
         result.dead_packed = sum(
             1
