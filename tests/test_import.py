@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from campaign import size
 from conftest import cli
 from vcr.serializers import jsonserializer, yamlserializer
 
@@ -23,6 +24,8 @@ CORPUS = (
     )
     / "crewai"
 )
+#: At CI size the crewAI import test takes every n-th cassette (about 100 of 597).
+CREWAI_STRIDE = 6
 LONG_PROMPT = "Write a Python function that finds the index of an element in a list. " * 3
 
 
@@ -157,12 +160,21 @@ def test_a_json_cassette_imports_too(tmp_path: Path) -> None:
 def test_importing_the_crewai_cassettes_loses_no_interaction_and_replays_each_exactly(
     tmp_path: Path,
 ) -> None:
-    result = cli("--root", str(tmp_path / "store"), "import", str(CORPUS), "--json")
+    """Every crewAI cassette under ``CASTORE_CAMPAIGN=full``; at CI size every
+    :data:`CREWAI_STRIDE`-th, copied with its folders (their paths are the namespaces)."""
+    every = sorted(CORPUS.rglob("*.yaml"))
+    cassettes = every[:: size(ci=CREWAI_STRIDE, full=1)]
+    source = CORPUS if len(cassettes) == len(every) else tmp_path / "crewai"
+    if source != CORPUS:
+        for cassette in cassettes:
+            copy = source / cassette.relative_to(CORPUS)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(cassette.read_bytes())
+    result = cli("--root", str(tmp_path / "store"), "import", str(source), "--json")
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     store = Store(tmp_path / "store")
-    cassettes = sorted(CORPUS.rglob("*.yaml"))
     expected_interactions = 0
     expected_repeats = 0
     for cassette in cassettes:
@@ -181,9 +193,11 @@ def test_importing_the_crewai_cassettes_loses_no_interaction_and_replays_each_ex
             assert store.get(namespace, stored) == interaction["response"], (cassette, stored)
         expected_repeats += sum(count - 1 for count in seen.values())
 
-    assert len(cassettes) == 597
-    assert expected_interactions == 1549
+    assert len(report["files"]) == len(cassettes)
     assert report["entries"] == expected_interactions
     assert sum(item["repeats"] for item in report["files"]) == expected_repeats
-    assert expected_repeats >= 206
+    assert expected_repeats > 0  # the sample holds repeated requests too
+    if len(cassettes) == len(every):
+        assert (len(cassettes), expected_interactions) == (597, 1549)
+        assert expected_repeats >= 206
     assert cli("--root", str(store.root), "verify").returncode == 0
