@@ -9,8 +9,6 @@ the private modules move.
 
 import inspect
 import typing
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _installed_version
 
 from castore._recording.hosts import HostList
 from castore._recording.modes import Mode
@@ -27,12 +25,6 @@ from castore._storage.locks import KeyLock
 from castore._storage.names import stored_key
 from castore._storage.namespace import Namespace
 from castore._storage.store import Store
-
-try:
-    #: The installed distribution's version: pyproject.toml is its only source.
-    __version__ = _installed_version("castore")
-except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "BlobFile",
@@ -76,6 +68,23 @@ def _present_as_public(cls: type) -> None:
         for field in getattr(cls, "__dataclass_fields__", {}).values():
             field.type = hints.get(field.name, field.type)
     cls.__module__ = __name__
+
+
+def __getattr__(name: str) -> str:
+    """``castore.__version__``, read from the installed distribution (pyproject.toml is
+    its only source) when first asked: importlib.metadata costs every process that
+    imports castore tens of milliseconds, the git drivers and each ``castore`` command
+    included, and few of them ever ask."""
+    if name != "__version__":
+        raise AttributeError(f"module 'castore' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        found = version("castore")
+    except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
 
 
 for _name in __all__:

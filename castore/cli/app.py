@@ -16,7 +16,6 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-import castore
 from castore._storage.layout import DEFAULT_ROOT
 from castore._storage.store import Store
 from castore._upkeep.project import default_store_root
@@ -121,7 +120,7 @@ class CastoreGroup(click.Group):
     help="The store directory. Default: castore_root from the project's pytest "
     f"configuration, else {DEFAULT_ROOT}. Env: CASTORE_ROOT.",
 )
-@click.version_option(castore.__version__, prog_name="castore")
+@click.version_option(package_name="castore", prog_name="castore")  # read when asked
 @click.pass_context
 def main(context: click.Context, root: Path | None) -> None:
     """Inspect and maintain a castore store of recorded responses."""
