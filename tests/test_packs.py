@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 from click.testing import CliRunner
+from conftest import quick_store
 
 from castore import Store
 from castore._storage.blobs.packfile import parse_index
@@ -370,7 +371,7 @@ def test_a_gc_killed_while_it_rewrites_packs_leaves_every_entry_readable(
     tmp_path: Path, start_python
 ) -> None:
     """Kills at several instants of a rewrite of 50 packs; at least one lands mid-way."""
-    source = Store(tmp_path / "source")
+    source = quick_store(tmp_path / "source")
     chance = random.Random(3)
     with source.batch():
         for key in range(400):  # incompressible, so that packs of 16 KiB are many

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import CuttingProxy, commit_all, git, new_bucket, recorded_project
+from conftest import CuttingProxy, commit_all, git, new_bucket, quick_store, recorded_project
 from conftest import run_pytest as pytest_in
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -177,7 +177,7 @@ def test_a_push_killed_with_sigkill_leaves_no_table_naming_a_missing_pack(
     tmp_path: Path, s3_server: str, proxy: CuttingProxy, aws_env: dict[str, str]
 ) -> None:
     bucket = new_bucket(s3_server)
-    store = Store(tmp_path / "store")
+    store = quick_store(tmp_path / "store")
     with store.batch():
         for module in range(10):
             for key in range(KEYS):
