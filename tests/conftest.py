@@ -48,6 +48,26 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return len(os.sched_getaffinity(0)) + 1  # the cores this process may run on
 
 
+#: What the pytest sessions this suite starts (pytester's, and pytest in a subprocess)
+#: leave out: hypothesis's plugin, which imports most of hypothesis (0.4 s of each such
+#: session's 1.2 s) and which only this suite's own property tests use.
+CHILD_SESSION_OPTIONS = "-p no:hypothesispytest"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _child_sessions_without_hypothesis() -> None:
+    """Set in each worker once it runs (not at import, which the xdist workers would
+    inherit): the children of its tests inherit it."""
+    os.environ["PYTEST_ADDOPTS"] = CHILD_SESSION_OPTIONS
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's own, with :data:`CHILD_SESSION_OPTIONS` (pytester clears PYTEST_ADDOPTS)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", CHILD_SESSION_OPTIONS)
+    return pytester
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = REPO_ROOT / "docs"
 
