@@ -70,6 +70,22 @@ def _too_large(why: str, exact: bool) -> Any:
     return {"$not_shown": why}
 
 
+#: Integers this far from zero are always within MAX_INT_DIGITS: their view is themselves.
+_SMALL_INT: Final = 2**63
+_SELF_VIEWED: Final = frozenset({str, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """True for a value that is its own view: text, None, a bool, a finite float or a
+    small int (exact types: a subclass takes the full walk)."""
+    kind = type(value)
+    if kind in _SELF_VIEWED:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    return kind is int and -_SMALL_INT < value < _SMALL_INT
+
+
 def _view(value: Any, depth: int, exact: bool) -> Any:
     if depth > MAX_VIEW_DEPTH:
         return _too_large(f"nested deeper than {MAX_VIEW_DEPTH} levels", exact)
@@ -92,11 +108,15 @@ def _view(value: Any, depth: int, exact: bool) -> Any:
             return {"$base64": base64.b64encode(value).decode("ascii")}
     deeper = depth + 1
     if isinstance(value, list):
+        if all(map(_is_plain, value)):  # an embedding's floats, a list of texts: one pass
+            return list(value)
         return [_view(item, deeper, exact) for item in value]
     if isinstance(value, Mapping):
         if all(isinstance(key, str) for key in value) and not (
             len(value) == 1 and next(iter(value)) in TAGS
         ):
+            if all(map(_is_plain, value.values())):
+                return dict(value)
             return {key: _view(item, deeper, exact) for key, item in value.items()}
         pairs = [[_view(k, deeper, exact), _view(v, deeper, exact)] for k, v in value.items()]
         return {"$map": pairs}
