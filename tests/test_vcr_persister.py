@@ -204,7 +204,7 @@ CORPUS_SIZE = 60
 def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(tmp_path: Path) -> None:
     """60 pytest-recording tests over real crewAI cassettes: stock YAML, then migrated
     with `castore import --vcr-cassettes` and replayed with castore_vcr = true."""
-    cassettes = corpus.load()[:CORPUS_SIZE]
+    cassettes = corpus.load(limit=CORPUS_SIZE)
     built = suites.Suites(
         tmp_path, cassettes, [suites.module_name(n) for n in range(len(cassettes))]
     )
