@@ -53,18 +53,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 CHILD_SESSION_OPTIONS = "-p no:hypothesispytest"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "slow: one of the suite's longest tests (8 s or more); collected first"
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``slow`` tests first, so that xdist's workers start them at once rather than
-    end the run on one of them while the other workers wait; nothing is left out."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _child_sessions_without_hypothesis() -> None:
     """Set in each worker once it runs (not at import, which the xdist workers would

@@ -65,7 +65,6 @@ def small_corpus(tmp_path: Path) -> list[corpus.Cassette]:
     return corpus.load(tmp_path / "corpus", subset="demo")
 
 
-@pytest.mark.slow
 def test_the_four_suites_replay_the_same_scaled_corpus(
     small_corpus: list[corpus.Cassette], tmp_path: Path
 ) -> None:

@@ -54,7 +54,6 @@ def test_a_gzip_body_and_a_secret_query():
 
 
 @pytest.mark.usefixtures("clients_imported")
-@pytest.mark.slow
 def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

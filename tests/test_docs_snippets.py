@@ -504,7 +504,6 @@ def project(tmp_path: Path, isolated_git: None) -> Path:
 
 
 @needs_lfs
-@pytest.mark.slow
 def test_the_migration_page_s_commands_run(project: Path) -> None:
     page = "migrating.md"
     for start, only in (

@@ -7,14 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from castore import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
 def test_the_example_suite_replays_from_fixtures_without_calling_the_slow_api() -> None:
     environment = {
         key: value for key, value in os.environ.items() if key not in {"RECORD_FIXTURES", "CI"}

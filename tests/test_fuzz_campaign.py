@@ -25,7 +25,6 @@ PEAK_RSS_LIMIT = 1 * 2**30
 
 
 @pytest.mark.parametrize("target", ["msgpack", "frames", "index", "config", "imports", "packs"])
-@pytest.mark.slow
 def test_every_hostile_case_ends_in_a_read_or_a_castore_error(tmp_path: Path, target: str) -> None:
     run = subprocess.run(
         [

@@ -152,7 +152,6 @@ def test_factorial(recorder):
 
 
 @needs_lfs
-@pytest.mark.slow
 def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulled(
     tmp_path: Path, repo: Path
 ) -> None:

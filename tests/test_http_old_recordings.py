@@ -26,7 +26,6 @@ RECORDED_IDS = {"openai_json": "req_000001", "anthropic_json": "req_000003"}
 
 
 @pytest.mark.usefixtures("clients_imported")
-@pytest.mark.slow
 def test_an_old_castore_http_store_replays_and_re_records_quietly(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,7 +35,6 @@ def suite(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.usefixtures("clients_imported")
-@pytest.mark.slow
 def test_every_client_records_then_replays_offline_and_with_the_server_up(
     pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,7 +146,6 @@ def test_same_question(n):
 """
 
 
-@pytest.mark.slow
 def test_under_xdist_each_request_is_recorded_once(
     pytester: pytest.Pytester, suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

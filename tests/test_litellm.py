@@ -71,7 +71,6 @@ def litellm_imported() -> None:
 
 
 @pytest.mark.usefixtures("litellm_imported")
-@pytest.mark.slow
 def test_litellm_replays_offline_with_its_price_map_host_ignored(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -89,7 +89,6 @@ def _fresh_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return project, environment
 
 
-@pytest.mark.slow
 def test_the_quickstart_runs_as_written_in_a_fresh_project(tmp_path: Path) -> None:
     project, environment = _fresh_project(tmp_path)
 

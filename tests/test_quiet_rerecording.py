@@ -95,7 +95,6 @@ def store_files(repo: Path) -> dict[str, bytes]:
 
 @pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed")
 @pytest.mark.usefixtures("clients_imported")
-@pytest.mark.slow
 def test_rerecording_unchanged_answers_changes_nothing_and_a_changed_request_reads_as_one(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git_home: Path
 ) -> None:

@@ -201,7 +201,6 @@ CORPUS_SIZE = 60
     not (corpus.corpus_root() / "crewai").is_dir(), reason="the shared corpus is not here"
 )
 @pytest.mark.usefixtures("clients_imported")
-@pytest.mark.slow
 def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(tmp_path: Path) -> None:
     """60 pytest-recording tests over real crewAI cassettes: stock YAML, then migrated
     with `castore import --vcr-cassettes` and replayed with castore_vcr = true."""
