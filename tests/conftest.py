@@ -59,7 +59,9 @@ CHILD_SESSION_OPTIONS = "-p no:hypothesispytest"
 def _child_sessions_without_hypothesis() -> None:
     """Set in each worker once it runs (not at import, which the xdist workers would
     inherit): the children of its tests inherit it."""
-    os.environ["PYTEST_ADDOPTS"] = CHILD_SESSION_OPTIONS
+    own = os.environ.get("PYTEST_ADDOPTS", "")
+    if CHILD_SESSION_OPTIONS not in own:  # a developer's own options stay
+        os.environ["PYTEST_ADDOPTS"] = f"{own} {CHILD_SESSION_OPTIONS}".strip()
 
 
 @pytest.fixture(scope="session")
