@@ -4,6 +4,7 @@ as the installed entry point in a real subprocess where only that shows the beha
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import subprocess
 import sys
@@ -440,3 +441,33 @@ def test_the_version_comes_from_the_package_metadata_of_pyproject() -> None:
     declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert castore_package.__version__ == declared == metadata.version("castore")
     assert cli("--version").stdout == f"castore, version {declared}\n"
+
+
+COMMANDS_LOADED = """
+import sys
+from castore.cli import main
+main(sys.argv[1:], standalone_mode=False)
+print(sorted(name for name in sys.modules if name.startswith("castore.cli.")))
+"""
+
+
+def test_each_command_module_is_imported_only_when_one_of_its_commands_runs() -> None:
+    """`castore cat`, which git runs once per changed blob, imports ``browse`` and no other
+    command module; the map of commands to modules is what the modules register."""
+    run = subprocess.run(
+        [sys.executable, "-c", COMMANDS_LOADED, "cat", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = run.stdout.splitlines()[-1]
+    assert loaded == "['castore.cli.app', 'castore.cli.browse', 'castore.cli.reports']", loaded
+    from castore.cli.app import COMMAND_MODULES, main  # noqa: PLC0415
+
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"castore.cli.{module}")
+    registered = {
+        name: command.callback.__module__ if command.callback else ""
+        for name, command in main.commands.items()
+    }
+    assert registered == {name: f"castore.cli.{module}" for name, module in COMMAND_MODULES.items()}

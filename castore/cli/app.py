@@ -7,12 +7,13 @@ destructive command asks for, and the progress bar of long work.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
@@ -108,8 +109,48 @@ class CastoreGroup(click.Group):
             ) from None
 
 
+#: The module of ``castore.cli`` that defines each command. A command's module is imported
+#: when the command is looked up, not before: git runs ``castore cat`` once per changed
+#: blob and ``castore git merge-index`` once per conflicting index, and neither should pay
+#: for every other command's imports (a third of a ``castore cat``'s start).
+#: tests/test_cli.py checks this map against what the modules register.
+COMMAND_MODULES: Final = {
+    "cat": "browse",
+    "ls": "browse",
+    "show": "browse",
+    "stats": "browse",
+    "diff": "diff",
+    "git": "git",
+    "delete": "health",
+    "gc": "health",
+    "pack": "health",
+    "prune": "health",
+    "train-dictionary": "health",
+    "pull": "remote",
+    "push": "remote",
+    "remote": "remote",
+    "export": "transfer",
+    "import": "transfer",
+    "verify": "verify",
+}
+
+
+class MainGroup(CastoreGroup):
+    """The ``castore`` group: its commands are registered by their modules, imported on
+    first lookup (:data:`COMMAND_MODULES`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"castore.cli.{COMMAND_MODULES[cmd_name]}")
+            accept_root_everywhere(self)
+        return super().get_command(ctx, cmd_name)
+
+
 @click.group(
-    cls=CastoreGroup,
+    cls=MainGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 ok; 1 faults or conflicts found; 2 usage error; 3 store error.",
 )
@@ -173,7 +214,7 @@ def _set_root(context: click.Context, _: click.Parameter, value: Path | None) ->
 def accept_root_everywhere(group: click.Group) -> None:
     """``--root`` works after the subcommand too (``castore stats --root DIR``), as before
     it: the group has already made the settings when a subcommand's options are read.
-    Called once every command is registered."""
+    Called each time a command module is imported; a command that has it is skipped."""
     for command in group.commands.values():
         if isinstance(command, click.Group):
             accept_root_everywhere(command)
