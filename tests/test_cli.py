@@ -471,3 +471,22 @@ def test_each_command_module_is_imported_only_when_one_of_its_commands_runs() ->
         for name, command in main.commands.items()
     }
     assert registered == {name: f"castore.cli.{module}" for name, module in COMMAND_MODULES.items()}
+
+
+def test_root_after_the_subcommand_works_however_the_command_module_was_imported(
+    filled: Store,
+) -> None:
+    """A command module imported directly (by a plugin, a script) before the group looks
+    its command up still takes ``--root`` after the subcommand."""
+    script = (
+        "import sys\nimport castore.cli.browse\nfrom castore.cli import main\n"
+        "main(['stats', '--root', sys.argv[1], '--json'])\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(filled.root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["namespaces"] == len(filled.namespaces())

@@ -145,8 +145,10 @@ class MainGroup(CastoreGroup):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             importlib.import_module(f"castore.cli.{COMMAND_MODULES[cmd_name]}")
-            accept_root_everywhere(self)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # however its module came to be imported
+            accept_root(command)
+        return command
 
 
 @click.group(
@@ -211,16 +213,16 @@ def _set_root(context: click.Context, _: click.Parameter, value: Path | None) ->
         context.ensure_object(Settings).root_option = value
 
 
-def accept_root_everywhere(group: click.Group) -> None:
+def accept_root(command: click.Command) -> None:
     """``--root`` works after the subcommand too (``castore stats --root DIR``), as before
     it: the group has already made the settings when a subcommand's options are read.
-    Called each time a command module is imported; a command that has it is skipped."""
-    for command in group.commands.values():
-        if isinstance(command, click.Group):
-            accept_root_everywhere(command)
-            continue
-        if any("--root" in param.opts for param in command.params):
-            continue
+    Applied to a command (a group's commands, for a group) as it is looked up; a command
+    that has it is skipped."""
+    if isinstance(command, click.Group):
+        for inner in command.commands.values():
+            accept_root(inner)
+        return
+    if not any("--root" in param.opts for param in command.params):
         command.params.append(
             click.Option(
                 ["--root"],
