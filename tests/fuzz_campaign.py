@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import faulthandler
+import functools
 import json
 import resource
 import shutil
@@ -198,19 +199,21 @@ def sample_store(workdir: Path) -> Store:
 
 
 def base_store(root: Path) -> Store:
-    """A store of two entries at ``root``: a copy of one castore wrote at the first call
-    (each case used to write its own, two durable puts that were a quarter of its time)."""
-    if not _TEMPLATE:
-        template = Path(tempfile.mkdtemp(prefix="template-", dir=root.parent.parent)) / "store"
-        store = Store(template)
-        store.put(NAMESPACE, "first", {"choices": [{"text": "hello"}], "usage": 3})
-        store.put(NAMESPACE, "second", ["a", ("b", 2)])
-        _TEMPLATE.append(template)
-    shutil.copytree(_TEMPLATE[0], root, symlinks=True)
+    """A store of two entries at ``root`` (a case's folder in the campaign's workdir): a
+    copy of :func:`written_base` (each case used to write its own, two durable puts that
+    were a quarter of its time)."""
+    shutil.copytree(written_base(root.parent.parent), root, symlinks=True)
     return Store(root)
 
 
-_TEMPLATE: list[Path] = []
+@functools.cache
+def written_base(workdir: Path) -> Path:
+    """The base store, written by castore once per workdir."""
+    template = Path(tempfile.mkdtemp(prefix="template-", dir=workdir)) / "store"
+    store = Store(template)
+    store.put(NAMESPACE, "first", {"choices": [{"text": "hello"}], "usage": 3})
+    store.put(NAMESPACE, "second", ["a", ("b", 2)])
+    return template
 
 
 def plant_packed(store: Store, key: str, packed: bytes, *, frame: bytes | None = None) -> None:
