@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from campaign import size
+from campaign import FULL
 from conftest import cli
 from vcr.serializers import jsonserializer, yamlserializer
 
@@ -163,9 +163,9 @@ def test_importing_the_crewai_cassettes_loses_no_interaction_and_replays_each_ex
     """Every crewAI cassette under ``CASTORE_CAMPAIGN=full``; at CI size every
     :data:`CREWAI_STRIDE`-th, copied with its folders (their paths are the namespaces)."""
     every = sorted(CORPUS.rglob("*.yaml"))
-    cassettes = every[:: size(ci=CREWAI_STRIDE, full=1)]
-    source = CORPUS if len(cassettes) == len(every) else tmp_path / "crewai"
-    if source != CORPUS:
+    cassettes = every if FULL else every[::CREWAI_STRIDE]
+    source = CORPUS if FULL else tmp_path / "crewai"
+    if not FULL:
         for cassette in cassettes:
             copy = source / cassette.relative_to(CORPUS)
             copy.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +197,7 @@ def test_importing_the_crewai_cassettes_loses_no_interaction_and_replays_each_ex
     assert report["entries"] == expected_interactions
     assert sum(item["repeats"] for item in report["files"]) == expected_repeats
     assert expected_repeats > 0  # the sample holds repeated requests too
-    if len(cassettes) == len(every):
+    if FULL:
         assert (len(cassettes), expected_interactions) == (597, 1549)
         assert expected_repeats >= 206
     assert cli("--root", str(store.root), "verify").returncode == 0
