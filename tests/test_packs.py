@@ -340,17 +340,15 @@ def test_a_gc_killed_between_a_pack_and_its_index_loses_nothing_at_the_next_gc(
             for module in range(MODULES):
                 store.delete(f"tests/test_m{module}", f"key {key:03d}")
     before = every_value(store)
-    packs = type(internals(store).blobs.packs)
-    real_add = packs.add_pack
 
     def killed_after_the_pack(self, data: bytes, index) -> None:  # type: ignore[no-untyped-def]
         self.files.write(FileKind.PACK, index.name, data)
         raise KeyboardInterrupt  # as a kill before the .idx
 
-    monkeypatch.setattr(packs, "add_pack", killed_after_the_pack)
+    monkeypatch.setattr(type(internals(store).blobs.packs), "add_pack", killed_after_the_pack)
     with pytest.raises(KeyboardInterrupt):
         collect_garbage(Store(store.root), max_unused=0.0)
-    monkeypatch.setattr(packs, "add_pack", real_add)
+    monkeypatch.undo()
     collection = collect_garbage(Store(store.root), max_unused=0.0)
     assert collection.packing.written and collection.unpaired_packs == []
     assert every_value(store) == before
