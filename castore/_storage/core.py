@@ -30,7 +30,7 @@ from castore._storage.files.seam import Files, find_files
 from castore._storage.files.wrappers import ReadThroughFiles
 from castore._storage.frames import Decompressor
 from castore._storage.index_folder import IndexFiles
-from castore._storage.layout import PACK_TABLE_NAME, QUARANTINE_DIR, STATE_DIR
+from castore._storage.layout import CUT_FRAMES_DIR, PACK_TABLE_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.remotes import reading_remote
 from castore._storage.residency import Residency
 from castore._storage.value_limit import DEFAULT_MAX_VALUE_BYTES
@@ -82,7 +82,8 @@ def open_core(
             label=source_label or source.describe(),
             check=lambda kind, name, data: reader.check_file(kind, name, data),  # noqa: PLW0108 - reader is made below
         )
-    blobs = StoredBlobs(local, table_path)
+    cut_files = FolderFiles(state_dir / CUT_FRAMES_DIR) if source is not None else None
+    blobs = StoredBlobs(local, table_path, cut_files)
     compression: Compression
     reader = VerifiedBlobs(
         blobs,

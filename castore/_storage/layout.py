@@ -7,7 +7,8 @@
     <root>/blobs/ab/ab…(64 hex).zst        one zstd frame per value (blobs/loose.py)
     <root>/packs/<64 hex>.pack             many frames in one file, in git-lfs (blobs/packed.py)
     <root>/packs/<64 hex>.idx              that pack's table of contents, in plain git
-    <root>/.castore/                       local state, git-ignored: locks, last run, quarantine
+    <root>/.castore/                       local state, git-ignored: locks, last run, quarantine,
+                                           the pack table, frames cut from remote packs
 
 Every other module names these paths through this one, so a new kind of file is one more
 line here, and ``castore git setup`` writes attributes for exactly what a store holds.
@@ -34,6 +35,9 @@ PACK_INDEX_SUFFIX: Final = ".idx"
 STATE_DIR: Final = ".castore"
 LOCKS_DIR: Final = "locks"
 QUARANTINE_DIR: Final = "quarantine"
+#: Frames cut out of remote packs this checkout lacks (``StoredBlobs.warm_up``), laid out
+#: as a store's loose blobs: local, derived, fetched again if removed.
+CUT_FRAMES_DIR: Final = "cut-frames"
 LAST_RUN_NAME: Final = "last-run.json"
 #: Local, derived state (git-ignored with the rest of STATE_DIR): the lookup table of
 #: every pack's blobs, rebuilt from the ``.idx`` files whenever they change.

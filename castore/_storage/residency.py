@@ -33,16 +33,21 @@ class Residency:
         self._indexes = indexes
         self._blobs = blobs
 
-    def handles_for(self, namespaces: Iterable[str]) -> set[FileHandle]:
-        """The files (packs, loose blobs, dictionaries) that replaying ``namespaces``
-        reads. Unreadable namespaces are skipped (their replay reports them)."""
+    def digests_for(self, namespaces: Iterable[str]) -> set[str]:
+        """The blobs (and dictionaries) that replaying ``namespaces`` reads. Unreadable
+        namespaces are skipped (their replay reports them)."""
         digests = set(self._config.current.dictionaries.values())
         for namespace in namespaces:
             try:
                 digests.update(entry.blob for entry in self._indexes.cached(namespace).values())
             except CastoreError:
                 continue
-        return self._blobs.handles_for(digests)
+        return digests
+
+    def handles_for(self, namespaces: Iterable[str]) -> set[FileHandle]:
+        """The files (packs, loose blobs, dictionaries) that replaying ``namespaces``
+        reads, whole: what ``castore pull`` brings."""
+        return self._blobs.handles_for(self.digests_for(namespaces))
 
     def complete(self) -> bool:
         """True when nothing a replay could need is missing: every pack an ``.idx`` names
@@ -64,14 +69,15 @@ class Residency:
         """Fetch what replaying ``namespaces`` needs and this checkout lacks, once: under
         the store lock, so of several xdist workers only the first fetches. A complete
         checkout answers before the lock is even taken (a replay-only run never loads
-        filelock, nor creates the store's lock file)."""
+        filelock, nor creates the store's lock file). Of a big pack on a remote, only the
+        blobs the selection reads may be fetched (``StoredBlobs.warm_up``)."""
         if self.complete():
             return []
         with self._writer.lock_for_reading():
-            return self._blobs.files.warm_up(self.handles_for(namespaces))
+            return self._blobs.warm_up(self.digests_for(namespaces))
 
     def warm_up_blobs(self, digests: Iterable[str]) -> list[Warmup]:
         """As :meth:`warm_up`, for the files that hold ``digests`` (and the dictionaries)."""
         wanted = {*digests, *self._config.current.dictionaries.values()}
         with self._writer.lock_for_reading():
-            return self._blobs.files.warm_up(self._blobs.handles_for(wanted))
+            return self._blobs.warm_up(wanted)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from castore._storage.blobs.loose import LooseBlobs
 from castore._storage.blobs.pack_table import (
     PackTable,
     build_table,
@@ -57,9 +58,14 @@ class PackedBlobs:
     """The packs of a store, over any :class:`Files`; ``table_path`` is where the pack
     table is kept between sessions (None: in memory only)."""
 
-    def __init__(self, files: Files, table_path: Path | None = None) -> None:
+    def __init__(
+        self, files: Files, table_path: Path | None = None, cut: LooseBlobs | None = None
+    ) -> None:
         self.files = files
         self._table_path = table_path
+        #: Frames cut out of packs this checkout lacks (``StoredBlobs.warm_up``): asked
+        #: before such a pack is opened, since opening it fetches it whole.
+        self._cut = cut
         #: The table and the packs opened through it, replaced together (never changed in
         #: place), so a thread reading while another reloads sees one consistent pair;
         #: what a replaced pair holds open is closed when its last reader lets go.
@@ -185,6 +191,15 @@ class PackedBlobs:
             found = table.locate(digest)
         return None if found is None else table.names[found[0]]
 
+    def slot_of(self, digest: str) -> tuple[str, int, int] | None:
+        """(pack name, offset, length) of a packed blob's frame, or None."""
+        table = self._table_now()
+        found = table.locate(digest)
+        if found is None:
+            return None
+        ordinal, offset, length = found
+        return table.names[ordinal], offset, length
+
     def pack_path(self, name: str) -> Path:
         return self.files.location(_PACK, name)
 
@@ -215,7 +230,11 @@ class PackedBlobs:
         if found is None:
             return None
         ordinal, offset, length = found
-        reader = loaded.readers[ordinal] or self._open(loaded, ordinal, digest)
+        reader = loaded.readers[ordinal]
+        if reader is None:
+            if self._cut is not None and (frame := self._cut.read(digest)) is not None:
+                return frame
+            reader = self._open(loaded, ordinal, digest)
         frame = reader.pread(length, offset)
         if len(frame) != length:
             raise CorruptBlobError(

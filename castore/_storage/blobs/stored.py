@@ -12,14 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from castore._storage.blobs.loose import LooseBlobs
 from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.files.folder import FolderFiles
-from castore._storage.files.seam import FileHandle, Files, find_files
-from castore._storage.files.wrappers import ReadOnlyFiles
+from castore._storage.files.seam import (
+    Cut,
+    FileHandle,
+    Files,
+    Warmup,
+    find_files,
+    merged_warmups,
+)
+from castore._storage.files.wrappers import ReadOnlyFiles, ReadThroughFiles
 from castore._storage.layout import FileKind
-from castore.errors import ReadOnlyStoreError
+from castore.errors import IndexFormatError, ReadOnlyStoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +42,28 @@ class BlobFile:
     mtime: float
 
 
-class StoredBlobs:
-    """A store's blobs as readers see them: packs first, then loose files."""
+#: A pack this checkout lacks is fetched whole, unless it is at least this big and the
+#: selection reads at most :data:`CUT_AT_MOST` of its bytes: then each blob the selection
+#: reads is fetched alone, one ranged read of the remote pack (a CI shard that needs 9
+#: blobs of an 8 MiB pack fetches those 9 frames). Small packs cost one request whole.
+CUT_FROM_PACK_BYTES: Final = 1 << 20
+CUT_AT_MOST: Final = 0.25
 
-    def __init__(self, files: Files, table_path: Path | None = None) -> None:
+
+class StoredBlobs:
+    """A store's blobs as readers see them: packs first, then loose files.
+
+    ``cut_files`` holds frames cut out of packs this checkout lacks (a remote tier's
+    warm-up keeps them in the store's local state): a reader finds them before it would
+    open, and so fetch whole, such a pack."""
+
+    def __init__(
+        self, files: Files, table_path: Path | None = None, cut_files: Files | None = None
+    ) -> None:
         self.files = files
         self.loose = LooseBlobs(files)
-        self.packs = PackedBlobs(files, table_path)
+        self.cut = None if cut_files is None else LooseBlobs(cut_files)
+        self.packs = PackedBlobs(files, table_path, self.cut)
         self._read_listed = self.packs.read_listed
         self._read_loose = self.loose.read
 
@@ -109,6 +132,50 @@ class StoredBlobs:
             else:
                 handles.add(FileHandle(FileKind.BLOB, digest))
         return handles
+
+    def warm_up(self, digests: Iterable[str]) -> list[Warmup]:
+        """Bring close, in one batch, the files that hold ``digests``: whole packs and
+        loose blobs through the backend's own warm-up, and, from a remote tier, only the
+        frames the selection reads of a big pack it barely uses (:data:`CUT_AT_MOST`)."""
+        wanted = set(digests)
+        tier = find_files(self.files, ReadThroughFiles)
+        cut_packs: set[FileHandle] = set()
+        cuts: list[Cut] = []
+        if tier is not None and self.cut is not None:
+            cut_packs, cuts = self._cuts(wanted, tier)
+        handles = self.handles_for(wanted) - cut_packs
+        reports = self.files.warm_up(handles) if handles else []
+        if cuts and tier is not None and self.cut is not None:
+            reports = merged_warmups([*reports, tier.warm_up_cuts(cuts, self.cut.files)])
+        return reports
+
+    def _cuts(self, wanted: set[str], tier: ReadThroughFiles) -> tuple[set[FileHandle], list[Cut]]:
+        """The packs the checkout lacks that are better cut than fetched whole, and the
+        frames of them still to fetch (those not cut by an earlier run)."""
+        by_pack: dict[str, list[tuple[str, int, int]]] = {}
+        for digest in wanted:
+            slot = self.packs.slot_of(digest)
+            if slot is not None:
+                by_pack.setdefault(slot[0], []).append((digest, slot[1], slot[2]))
+        lacking = tier.local.missing([FileHandle(FileKind.PACK, name) for name in sorted(by_pack)])
+        cut_packs: set[FileHandle] = set()
+        cuts: list[Cut] = []
+        for pack in lacking:
+            slots = by_pack[pack.name]
+            try:
+                size = self.packs.read_index(pack.name).size
+            except IndexFormatError:
+                continue  # fetched whole: reading it reports the damaged index by name
+            if size < CUT_FROM_PACK_BYTES or sum(s[2] for s in slots) > size * CUT_AT_MOST:
+                continue
+            cut_packs.add(pack)
+            assert self.cut is not None
+            cuts += [
+                Cut(pack, offset, length, FileHandle(FileKind.BLOB, digest))
+                for digest, offset, length in sorted(slots, key=lambda slot: slot[1])
+                if not self.cut.exists(digest)
+            ]
+        return cut_packs, cuts
 
     def folder(self) -> FolderFiles | None:
         """The local folder under any wrappers, if the store has one and may change it."""

@@ -235,6 +235,22 @@ class ObjectStoreFiles(Files):
                 for future in futures:
                     future.cancel()
 
+    def read_range(self, kind: FileKind, name: str, offset: int, length: int) -> bytes | None:
+        """One ranged GET (no HEAD first); a range past the object's end comes back short."""
+        obstore = _obstore()
+        try:
+            return bytes(
+                obstore.get_range(
+                    self.client, self._path(kind, name), start=offset, end=offset + length
+                )
+            )
+        except FileNotFoundError as error:
+            if "NoSuchBucket" in str(error):
+                raise self._mapped(error) from None
+            return None
+        except (obstore.exceptions.BaseError, OSError) as error:
+            raise self._mapped(error) from None
+
     def open_ranges(self, kind: FileKind, name: str) -> _RemoteRanges | None:
         info = self.stat(kind, name)
         return None if info is None else _RemoteRanges(self, self._path(kind, name), info.size)

@@ -32,6 +32,16 @@ class FileHandle(NamedTuple):
         return relative_path(self.kind, self.name)
 
 
+class Cut(NamedTuple):
+    """A range of a source file, kept as a file of its own in the target: a blob's frame
+    cut out of a pack that the target lacks, when the rest of the pack is not needed."""
+
+    source: FileHandle
+    offset: int
+    length: int
+    target: FileHandle
+
+
 @dataclass(frozen=True, slots=True)
 class FileInfo:
     """What a backend knows of one file without reading it."""
@@ -77,6 +87,20 @@ class Warmup:
             f"could not fetch {self.wanted - self.objects} of {self.wanted} object(s) from "
             f"{self.source}: {self.problem}"
         )
+
+
+def merged_warmups(reports: Iterable[Warmup]) -> list[Warmup]:
+    """One report per source: a warm-up that fetched whole files and cut frames from one
+    remote says so in one line."""
+    by_source: dict[str, Warmup] = {}
+    for report in reports:
+        into = by_source.setdefault(report.source, Warmup(report.source))
+        into.wanted += report.wanted
+        into.objects += report.objects
+        into.bytes += report.bytes
+        into.seconds += report.seconds
+        into.problem = "; ".join(filter(None, (into.problem, report.problem)))
+    return list(by_source.values())
 
 
 class Files(ABC):

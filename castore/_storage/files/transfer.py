@@ -1,5 +1,6 @@
 """Copying files between two backends in one concurrent batch, each checked before it is
-kept: what a read-through warm-up, ``castore pull`` and ``castore push`` share.
+kept: what a read-through warm-up, ``castore pull`` and ``castore push`` share; and
+copying ranges of files (:func:`copy_ranges`), each kept as a file of its own.
 
 The target only ever receives a file that passed its check (a pack must hash to its
 name), written whole, so a damaged source or a transfer cut off half-way never leaves a
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from castore._storage.files.seam import FileHandle, Files
+from castore._storage.files.seam import Cut, FileHandle, Files
 from castore._storage.layout import FileKind
 
 #: Checks a file before it is kept: None if sound, else what is wrong with it.
@@ -80,5 +81,47 @@ def copy_files(
                 else:
                     report.files += 1
                     report.bytes += size
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def copy_ranges(
+    source: Files, target: Files, cuts: Iterable[Cut], *, check: FileCheck | None = None
+) -> Copied:
+    """Read each cut's range of its source file (one ranged request each, concurrently),
+    check it as the file it becomes (once more on failure), and write it to ``target``.
+    A source file that is absent leaves the cut in
+    ``absent``; a range that comes back short or fails its check, twice, is in
+    ``damaged`` and never kept."""
+    wanted = list(dict.fromkeys(cuts))
+    report = Copied()
+    started = time.perf_counter()
+
+    def one(cut: Cut) -> tuple[Cut, int | None, str | None]:
+        problem: str | None = None
+        for _ in range(2):
+            data = source.read_range(*cut.source, cut.offset, cut.length)
+            if data is None:
+                return cut, None, None
+            if len(data) != cut.length:
+                problem = f"{cut.source} ends before this frame (truncated?)"
+                continue
+            problem = None if check is None else check(*cut.target, data)
+            if problem is None:
+                target.write(*cut.target, data, durable=False)
+                return cut, len(data), None
+        return cut, None, problem
+
+    if wanted:
+        with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
+            for cut, size, problem in pool.map(one, wanted):
+                if problem is not None:
+                    report.damaged.append((cut.target, problem))
+                elif size is None:
+                    report.absent.append(cut.target)
+                else:
+                    report.files += 1
+                    report.bytes += size
+        target.sync()  # one flush for the batch: a cut is never read back torn
     report.seconds = time.perf_counter() - started
     return report

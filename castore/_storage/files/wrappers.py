@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from castore._storage.files.pointers import is_lfs_pointer
-from castore._storage.files.seam import FileHandle, FileInfo, Files, RangeReader, Warmup
+from castore._storage.files.seam import Cut, FileHandle, FileInfo, Files, RangeReader, Warmup
 
 if TYPE_CHECKING:
     from castore._storage.files.transfer import FileCheck
@@ -189,6 +189,33 @@ class ReadThroughFiles(Files):
                 "`castore push` in a clone that has them"
             )
         return reports
+
+    def warm_up_cuts(self, cuts: Iterable[Cut], into: Files) -> Warmup:
+        """Fetch ranges of source files (frames of packs the local side lacks), each
+        checked as the file it becomes and kept in ``into``: when a selection needs a few
+        blobs of a big pack, it pays for those blobs, not for the pack."""
+        from castore._storage.files.transfer import copy_ranges  # noqa: PLC0415 - threads: when needed
+
+        wanted = list(cuts)
+        report = Warmup(self.label, wanted=len(wanted))
+        try:
+            copied = copy_ranges(self.source, into, wanted, check=self._check)
+        except CastoreError as error:
+            report.problem = str(error)
+            return report
+        report.objects, report.bytes, report.seconds = copied.files, copied.bytes, copied.seconds
+        if copied.damaged:
+            handle, problem = copied.damaged[0]
+            report.problem = (
+                f"{len(copied.damaged)} blob(s) cut from packs on the remote are damaged and "
+                f"were not kept, e.g. {handle}: {problem}"
+            )
+        elif copied.absent:
+            report.problem = (
+                f"{len(copied.absent)} blob(s) sit in packs that are not on the remote, e.g. "
+                f"{copied.absent[0]}: run `castore push` in a clone that has them"
+            )
+        return report
 
     def close(self) -> None:
         self.source.close()

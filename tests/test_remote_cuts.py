@@ -1,0 +1,130 @@
+"""Cutting a few blobs out of a big remote pack instead of fetching it whole.
+
+A CI shard often needs a handful of blobs from a pack that other modules fill: at 100x
+the benchmark's corpus a twentieth of the modules needed 8 of 19 packs, five of them for
+9 entries. Here one big pack holds a module of large answers and a module of small ones;
+a clone without pack data (``castore git setup --remote``) that runs only the small
+module fetches those blobs' frames by ranged reads of the pack on moto's S3, checks
+each, and keeps them in the store's git-ignored local state.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import blake3
+import pytest
+from conftest import commit_all, git, recorded_project
+from conftest import run_pytest as pytest_in
+
+from castore import Store
+from castore._storage.layout import CUT_FRAMES_DIR, STATE_DIR, FileKind
+from castore._storage.store import internals
+from castore._upkeep import remote as remotes
+from castore._upkeep.git import setup
+from castore._upkeep.packing import pack_store
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
+
+KEYS = 40
+#: Module 0's answers: incompressible, so its 40 make a pack of about 1.3 MB.
+LARGE = 32 * 1024
+
+
+def answer(module: int, key: int) -> dict[str, object]:
+    if module == 0:
+        return {"module": 0, "key": key, "data": blake3.blake3(b"%d" % key).digest(LARGE)}
+    return {"module": module, "key": key, "text": f"a short answer, number {key}"}
+
+
+@pytest.fixture
+def published(tmp_path: Path, s3_server: str, s3_bucket: str) -> tuple[Path, str, str]:
+    """A repository whose store is one pack on moto's S3, its indexes and the pack's
+    ``.idx`` in a bare git remote; returns (repository, bare remote URL, pack name)."""
+    repo = tmp_path / "repo"
+    store = recorded_project(repo, 2, KEYS, answer)
+    pack_store(store)
+    (pack,) = internals(store).blobs.packs.names()
+    remotes.add_remote(store, "origin", f"s3://{s3_bucket}/rec", options={"endpoint": s3_server})
+    setup(store.root, lfs=False, remote="origin")
+    remotes.push(Store(store.root))
+    commit_all(repo, "recordings, pack data on the remote")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", bare.as_uri())
+    git(repo, "push", "-q", "origin", "main")
+    return repo, bare.as_uri(), pack
+
+
+def clone(published: tuple[Path, str, str], target: Path) -> Path:
+    git(target.parent, "clone", "-q", published[1], str(target))
+    assert not list((target / "recordings" / "packs").glob("*.pack"))
+    return target
+
+
+def cut_frames(work: Path) -> list[Path]:
+    return sorted((work / "recordings" / STATE_DIR / CUT_FRAMES_DIR).rglob("*.zst"))
+
+
+def fetched(stdout: str) -> tuple[int, float] | None:
+    found = re.search(r"fetched (\d+) objects \(([0-9.]+) MB\) from remote origin", stdout)
+    return None if found is None else (int(found.group(1)), float(found.group(2)))
+
+
+def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
+    published: tuple[Path, str, str], tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    repo, _, pack = published
+    pack_bytes = (repo / "recordings" / "packs" / f"{pack}.pack").stat().st_size
+    assert pack_bytes > 1 << 20  # big enough to be cut
+    work = clone(published, tmp_path / "clone")
+    replays = "\n".join(  # a second module of the same namespace, for another worker
+        f"@pytest.mark.castore(namespace='tests/test_m1')\ndef test_{n}(recorder):\n"
+        f"    assert recorder.get_or_record_sync('key {n}', never)['key'] == {n}\n"
+        for n in range(4)
+    )
+    (work / "tests" / "test_m1b.py").write_text(
+        f"import pytest\n\ndef never():\n    raise AssertionError('called')\n\n{replays}"
+    )
+
+    small = pytest_in(work, "-n", "2", "tests/test_m1.py", "tests/test_m1b.py")
+    assert small.returncode == 0, small.stdout + small.stderr
+    assert f"{KEYS + 4} replayed, 0 missing or stale" in small.stdout
+    # 40 frames, not 1.3 MB, and once: the second xdist worker finds them cut
+    assert re.findall(r"fetched (\d+) objects \(0\.0 MB\)", small.stdout) == [str(KEYS)]
+    assert not list((work / "recordings" / "packs").glob("*.pack"))
+    frames = cut_frames(work)
+    assert len(frames) == KEYS and sum(path.stat().st_size for path in frames) < pack_bytes / 100
+    assert git(work, "status", "--porcelain", "recordings").stdout == ""  # git-ignored
+
+    again = pytest_in(work, "tests/test_m1.py")  # the frames are here: nothing to fetch
+    assert again.returncode == 0 and "fetched" not in again.stdout, again.stdout
+
+    large = pytest_in(work, "tests/test_m0.py")  # most of the pack: fetched whole, once
+    assert large.returncode == 0, large.stdout + large.stderr
+    assert fetched(large.stdout) == (1, round(pack_bytes / 1e6, 1)), large.stdout
+    assert [path.stem for path in (work / "recordings" / "packs").glob("*.pack")] == [pack]
+
+
+def test_a_damaged_frame_on_the_remote_is_refused_by_name_and_never_kept(
+    published: tuple[Path, str, str], tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    repo, _, pack = published
+    store = Store(repo / "recordings")
+    entry = store.entries("tests/test_m1")["key 7"]
+    _, offset, length = internals(store).blobs.packs.slot_of(entry.blob) or ("", 0, 0)
+    remote = remotes.remote_files(store)
+    data = bytearray(remote.read(FileKind.PACK, pack) or b"")
+    data[offset + length // 2] ^= 0xFF  # inside the frame of key 7 of module 1
+    remote.delete(FileKind.PACK, pack)
+    remote.write(FileKind.PACK, pack, bytes(data))
+    work = clone(published, tmp_path / "clone")
+
+    run = pytest_in(work, "tests/test_m1.py")
+    assert run.returncode == 1, run.stdout
+    assert "damaged and were not kept" in run.stdout and entry.blob[:16] in run.stdout
+    assert "remote origin" in run.stdout
+    kept = {path.name.removesuffix(".zst") for path in cut_frames(work)}
+    assert len(kept) == KEYS - 1 and entry.blob not in kept
+    assert not list((work / "recordings" / "packs").glob("*.pack"))  # nor the pack
