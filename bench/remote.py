@@ -343,12 +343,13 @@ def shard_run(
 
 
 def _fetchable_bytes(clone: Path) -> int:
-    """Bytes of the store's packs and loose blobs that hold content (not LFS pointers):
-    what a lazy fetch brings, from a remote or from LFS (whose own copy in .git/lfs is the
-    same bytes, not counted twice)."""
+    """Bytes of the store's packs, loose blobs and cut frames that hold content (not LFS
+    pointers): what a lazy fetch brings, from a remote or from LFS (whose own copy in
+    .git/lfs is the same bytes, not counted twice)."""
     total = 0
     store = clone / "store"
-    for path in [*store.glob("packs/*.pack"), *store.glob("blobs/*/*.zst")]:
+    cut = store.glob(".castore/cut-frames/blobs/*/*.zst")  # frames cut from remote packs
+    for path in [*store.glob("packs/*.pack"), *store.glob("blobs/*/*.zst"), *cut]:
         size = path.stat().st_size
         if size >= 1024 or not path.read_bytes().startswith(b"version https://git-lfs"):
             total += size

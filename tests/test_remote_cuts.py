@@ -2,7 +2,7 @@
 
 A CI shard often needs a handful of blobs from a pack that other modules fill: at 100x
 the benchmark's corpus a twentieth of the modules needed 8 of 19 packs, five of them for
-9 entries. Here one big pack holds a module of large answers and a module of small ones;
+9 entries. Here one big pack holds a module of large answers and a module of a few small ones;
 a clone without pack data (``castore git setup --remote``) that runs only the small
 module fetches those blobs' frames by ranged reads of the pack on moto's S3, checks
 each, and keeps them in the store's git-ignored local state.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from conftest import commit_all, git, recorded_project
+from conftest import REPLAYING_MODULE, commit_all, git, make_repo, quick_store
 from conftest import run_pytest as pytest_in
 
 from castore import Store
@@ -27,9 +27,10 @@ from castore._upkeep.packing import pack_store
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
-KEYS = 40
-#: Module 0's answers: incompressible, so its 40 make a pack of about 1.3 MB.
-LARGE = 32 * 1024
+#: Module 0: large, incompressible answers that make one pack of about 4.9 MB.
+LARGE_KEYS, LARGE = 24, 200 * 1024
+#: Module 1: a few short answers in that same pack.
+KEYS = 8
 
 
 def answer(module: int, key: int) -> dict[str, object]:
@@ -38,12 +39,26 @@ def answer(module: int, key: int) -> dict[str, object]:
     return {"module": module, "key": key, "text": f"a short answer, number {key}"}
 
 
+def project(repo: Path) -> Store:
+    """Module 0 reads its :data:`LARGE_KEYS` answers, module 1 its :data:`KEYS`."""
+    make_repo(repo)
+    (repo / "tests").mkdir()
+    store = quick_store(repo / "recordings")
+    with store.batch():
+        for module, keys in ((0, LARGE_KEYS), (1, KEYS)):
+            module_text = REPLAYING_MODULE.format(keys=keys, module=module)
+            (repo / "tests" / f"test_m{module}.py").write_text(module_text)
+            for key in range(keys):
+                store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
+    return store
+
+
 @pytest.fixture
 def published(tmp_path: Path, s3_server: str, s3_bucket: str) -> tuple[Path, str, str]:
     """A repository whose store is one pack on moto's S3, its indexes and the pack's
     ``.idx`` in a bare git remote; returns (repository, bare remote URL, pack name)."""
     repo = tmp_path / "repo"
-    store = recorded_project(repo, 2, KEYS, answer)
+    store = project(repo)
     pack_store(store)
     (pack,) = internals(store).blobs.packs.names()
     remotes.add_remote(store, "origin", f"s3://{s3_bucket}/rec", options={"endpoint": s3_server})
@@ -77,7 +92,7 @@ def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
 ) -> None:
     repo, _, pack = published
     pack_bytes = (repo / "recordings" / "packs" / f"{pack}.pack").stat().st_size
-    assert pack_bytes > 1 << 20  # big enough to be cut
+    assert pack_bytes > 4 << 20  # big enough to be cut
     work = clone(published, tmp_path / "clone")
     replays = "\n".join(  # a second module of the same namespace, for another worker
         f"@pytest.mark.castore(namespace='tests/test_m1')\ndef test_{n}(recorder):\n"
@@ -91,11 +106,11 @@ def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
     small = pytest_in(work, "-n", "2", "tests/test_m1.py", "tests/test_m1b.py")
     assert small.returncode == 0, small.stdout + small.stderr
     assert f"{KEYS + 4} replayed, 0 missing or stale" in small.stdout
-    # 40 frames, not 1.3 MB, and once: the second xdist worker finds them cut
-    assert re.findall(r"fetched (\d+) objects \(0\.0 MB\)", small.stdout) == [str(KEYS)]
+    # 8 frames, not 4.9 MB, and once: the second xdist worker finds them cut
+    assert re.findall(r"fetched (\d+) objects \(0\.00\d MB\)", small.stdout) == [str(KEYS)]
     assert not list((work / "recordings" / "packs").glob("*.pack"))
     frames = cut_frames(work)
-    assert len(frames) == KEYS and sum(path.stat().st_size for path in frames) < pack_bytes / 100
+    assert len(frames) == KEYS and sum(path.stat().st_size for path in frames) < pack_bytes / 1000
     assert git(work, "status", "--porcelain", "recordings").stdout == ""  # git-ignored
 
     again = pytest_in(work, "tests/test_m1.py")  # the frames are here: nothing to fetch

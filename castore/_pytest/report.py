@@ -56,7 +56,7 @@ def report_lines(
         size = sum(item[1] for item in fetched)
         seconds = sum(item[2] for item in fetched)
         lines.append(
-            f"fetched {objects} objects ({size / 1e6:.1f} MB) from {source} in {seconds:.1f} s"
+            f"fetched {objects} objects ({megabytes(size)} MB) from {source} in {seconds:.1f} s"
         )
     lines.extend(usage.fetch_problems)
     if ci_overrides_ini:
@@ -121,3 +121,9 @@ def _network_lines(usage: Usage) -> list[str]:
         )
         lines.extend(f"  {refused}" for refused in usage.refused[:MAX_KEYS_SHOWN])
     return lines
+
+
+def megabytes(size: int) -> str:
+    """Bytes as MB, to 0.1 MB, or to three decimals under 0.1 MB: a fetch of a few
+    frames cut from packs reads "0.012 MB", not "0.0 MB"."""
+    return f"{size / 1e6:.1f}" if size >= 100_000 else f"{size / 1e6:.3f}"
