@@ -15,7 +15,12 @@ from castore._pytest.judging import (
     ran_whole_suite,
     selected_whole_suite,
 )
-from castore._storage.last_run import Judgement
+from castore._storage.last_run import (
+    Judgement,
+    last_run_path,
+    load_judgements,
+    save_judgements,
+)
 
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 INDEXES = {
@@ -119,3 +124,19 @@ def test_a_namespace_used_from_another_module_is_not_that_module_s_own() -> None
         keys_of=keys_of,
     )
     assert verdicts == {}
+
+
+def test_a_run_that_judges_as_the_last_one_did_leaves_last_run_json_unwritten(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / ".castore"
+    verdict = {"tests/test_a": Judgement(WHEN, frozenset({"stale"}))}
+    save_judgements(state, verdict, {})
+    path = last_run_path(state)
+    written = path.stat()
+    assert save_judgements(state, verdict, {}) == verdict
+    assert path.stat().st_ino == written.st_ino  # not replaced: no write, no fsync
+    later = {"tests/test_a": Judgement(WHEN + dt.timedelta(days=1), frozenset({"stale"}))}
+    save_judgements(state, later, {})
+    assert path.stat().st_ino != written.st_ino  # a changed verdict is written, atomically
+    assert load_judgements(state) == later

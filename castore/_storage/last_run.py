@@ -38,11 +38,18 @@ def last_run_path(state_dir: Path) -> Path:
 
 
 def load_judgements(state_dir: Path) -> dict[str, Judgement]:
+    return _parse_judgements(_read(state_dir), last_run_path(state_dir))
+
+
+def _read(state_dir: Path) -> bytes | None:
     path = last_run_path(state_dir)
     try:
-        raw = read_store_file(path, MAX_LAST_RUN_BYTES)
+        return read_store_file(path, MAX_LAST_RUN_BYTES)
     except FileRefused as refused:
         raise IndexFormatError(path, refused.reason) from None
+
+
+def _parse_judgements(raw: bytes | None, path: Path) -> dict[str, Judgement]:
     if raw is None:
         return {}
     document = parse_document(raw, path)
@@ -70,9 +77,12 @@ def save_judgements(
     used: Mapping[str, set[str]],
 ) -> dict[str, Judgement]:
     """Merge this run into ``last-run.json``: namespaces judged now replace their old
-    verdict; older verdicts lose every key this run used. Returns what was saved."""
+    verdict; older verdicts lose every key this run used. Returns what was saved. The
+    file is rewritten only when that changes it: a replay of a complete suite usually
+    judges as the last one did, and a durable write costs it an fsync."""
+    before = _read(state_dir)
     merged: dict[str, Judgement] = {}
-    for namespace, old in load_judgements(state_dir).items():
+    for namespace, old in _parse_judgements(before, last_run_path(state_dir)).items():
         still_unused = old.unused - used.get(namespace, set())
         if still_unused:
             merged[namespace] = Judgement(old.judged_at, frozenset(still_unused))
@@ -91,6 +101,8 @@ def save_judgements(
             for namespace in sorted(merged)
         },
     }
-    ensure_private_directory(state_dir)
-    write_atomic(last_run_path(state_dir), (json.dumps(document, indent=2) + "\n").encode())
+    data = (json.dumps(document, indent=2) + "\n").encode()
+    if data != before:  # a replay that judged as the last run did writes nothing
+        ensure_private_directory(state_dir)
+        write_atomic(last_run_path(state_dir), data)
     return merged
