@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
-from conftest import castore, commit_all, git, recorded_project
-from conftest import run_pytest as pytest_in
+from conftest import CommandResult, cli, commit_all, git, recorded_project, use_git_home
 
 from castore import Store
 from castore._storage.files.seam import FileHandle
@@ -79,6 +79,32 @@ def published(tmp_path: Path, s3_server: str, s3_url: str) -> tuple[Path, str]:
     return repo, bare.as_uri()
 
 
+#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
+#: surface in this session (a subprocess printed it to its own output).
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
+
+@pytest.fixture
+def pytest_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
+) -> Callable[..., CommandResult]:
+    """A real pytest session in a folder, as a user runs it there, but in this process
+    (pytester's in-process run): the castore plugin's fetch is the same code either way,
+    and a fresh interpreter costs about a second of CPU to start pytest and its plugins.
+    HOME stays the tests' git home (pytester points it at its own folder)."""
+    use_git_home(git_home, monkeypatch)
+
+    def run(work: Path, *args: str) -> CommandResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
+        return CommandResult(
+            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+        )
+
+    return run
+
+
 def clone(published: tuple[Path, str], target: Path) -> Path:
     git(target.parent, "clone", "-q", published[1], str(target))
     assert not list((target / "recordings" / "packs").glob("*.pack"))  # no pack data
@@ -111,7 +137,10 @@ def test_push_uploads_only_what_the_remote_lacks(published: tuple[Path, str]) ->
 
 
 def test_a_clone_without_pack_data_fetches_only_its_module_s_packs_once(
-    published: tuple[Path, str], tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     root = work / "recordings"
@@ -130,7 +159,10 @@ def test_a_clone_without_pack_data_fetches_only_its_module_s_packs_once(
 
 
 def test_xdist_workers_fetch_each_pack_once(
-    published: tuple[Path, str], tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     needed = packs_needed(work / "recordings", [f"tests/test_m{n}" for n in range(MODULES)])
@@ -153,13 +185,16 @@ def test_pull_brings_a_selection_or_everything(
     assert {path.stem for path in (store.root / "packs").glob("*.pack")} == needed
     everything = remotes.pull(Store(store.root))
     assert everything.copied.files + len(needed) == len(list((store.root / "packs").glob("*.idx")))
-    assert castore("verify", cwd=work).returncode == 0
+    assert cli("verify", cwd=work).returncode == 0
     with pytest.raises(RemoteConfigError, match="names no namespace"):
         remotes.selected_namespaces(store, ["tests/test_nothing"])
 
 
 def test_a_lost_remote_object_names_blob_pack_remote_and_how_to_re_record(
-    published: tuple[Path, str], tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     repo, _ = published
     work = clone(published, tmp_path / "clone")
@@ -191,6 +226,7 @@ def test_a_bucket_that_allows_anonymous_reads_serves_a_fork_without_credentials(
     s3_server: str,
     monkeypatch: pytest.MonkeyPatch,
     s3_url: str,
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     bucket = s3_url.removeprefix("s3://").split("/")[0]
     allow_public_reads(s3_server, bucket)
@@ -275,7 +311,7 @@ def test_remote_names_urls_and_options_are_checked_and_never_hold_credentials(
 
 
 def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
-    published: tuple[Path, str], aws_env: dict[str, str]
+    published: tuple[Path, str], aws_env: dict[str, str], pytest_in: Callable[..., CommandResult]
 ) -> None:
     repo, _ = published
     store = Store(repo / "recordings")
@@ -302,7 +338,7 @@ def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
         for kind in (FileKind.PACK, FileKind.PACK_INDEX)
     }
     assert gone.deleted[0].kind is FileKind.PACK_INDEX  # a table goes before its pack
-    assert castore("verify", cwd=repo).returncode == 0
+    assert cli("verify", cwd=repo).returncode == 0
     assert pytest_in(repo).returncode == 0
 
 
