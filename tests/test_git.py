@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import cli, commit_all, git, make_repo, needs_lfs, run_pytest
+from conftest import CommandResult, cli, commit_all, git, make_repo, needs_lfs, use_git_home
 
 from castore import Store
 
@@ -151,9 +152,39 @@ def test_factorial(recorder):
 """
 
 
+#: The repositories' pytest.ini leaves pytest-asyncio's loop scope unset: its warning
+#: would surface in this session (a subprocess printed it to its own output).
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
+
+@pytest.fixture
+def run_pytest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
+) -> Callable[..., CommandResult]:
+    """A real pytest session in a folder, as a user runs it there, but in this process
+    (pytester's in-process run): the castore plugin's recording, lazy LFS fetch (git-lfs,
+    run by the plugin) and refusal of pointer files are the same either way, and a fresh
+    interpreter costs about a second of CPU to start pytest and its plugins. HOME stays
+    the tests' git home, whose settings hold git-lfs's filters (pytester points HOME at
+    its own folder)."""
+    use_git_home(git_home, monkeypatch)
+
+    def run(work: Path, *args: str, env: dict[str, str] | None = None) -> CommandResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
+        return CommandResult(
+            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+        )
+
+    return run
+
+
 @needs_lfs
 def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulled(
-    tmp_path: Path, repo: Path
+    tmp_path: Path, repo: Path, run_pytest: Callable[..., CommandResult]
 ) -> None:
     (repo / "tests").mkdir()
     (repo / "tests" / "test_llm.py").write_text(SUITE)

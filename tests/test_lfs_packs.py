@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import (
+    CommandResult,
     cli,
     commit_all,
     git,
     needs_lfs,
     recorded_project,
     run,
-    run_pytest,
     use_git_home,
 )
 
@@ -65,6 +65,33 @@ def published(
             yield repo, remote.as_uri(), objects
 
 
+#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
+#: surface in this session (a subprocess printed it to its own output).
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
+
+@pytest.fixture
+def run_pytest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
+) -> Callable[..., CommandResult]:
+    """A real pytest session in a folder, as a user runs it there, but in this process
+    (pytester's in-process run): the castore plugin's lazy fetch (git-lfs, run by the
+    plugin) is the same either way, and a fresh interpreter costs about a second of CPU
+    to start pytest and its plugins. HOME stays the tests' git home, whose settings hold
+    git-lfs's filters (pytester points HOME at its own folder)."""
+    use_git_home(git_home, monkeypatch)
+
+    def run(work: Path, *args: str) -> CommandResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
+        return CommandResult(
+            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+        )
+
+    return run
+
+
 def packs_needed(store_root: Path, namespaces: list[str]) -> set[str]:
     store = Store(store_root)
     packs = internals(store).blobs.packs
@@ -95,7 +122,9 @@ def test_packs_push_to_the_lfs_server_and_indexes_stay_text(
 
 
 def test_a_run_of_one_module_fetches_only_its_packs_and_passes(
-    published: tuple[Path, str, Path], tmp_path: Path
+    published: tuple[Path, str, Path],
+    tmp_path: Path,
+    run_pytest: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "clone"
@@ -128,7 +157,9 @@ def test_runtime(recorder_factory):
 
 
 def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
-    published: tuple[Path, str, Path], tmp_path: Path
+    published: tuple[Path, str, Path],
+    tmp_path: Path,
+    run_pytest: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "clone"
@@ -150,7 +181,9 @@ def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
 
 
 def test_xdist_workers_fetch_each_object_once(
-    published: tuple[Path, str, Path], tmp_path: Path
+    published: tuple[Path, str, Path],
+    tmp_path: Path,
+    run_pytest: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "clone"
@@ -164,7 +197,9 @@ def test_xdist_workers_fetch_each_object_once(
 
 
 def test_a_full_clone_with_lfs_replays_the_whole_suite(
-    published: tuple[Path, str, Path], tmp_path: Path
+    published: tuple[Path, str, Path],
+    tmp_path: Path,
+    run_pytest: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "full"
@@ -180,7 +215,9 @@ def test_a_full_clone_with_lfs_replays_the_whole_suite(
 
 
 def test_a_clone_that_excludes_packs_by_lfs_fetchexclude_fetches_them_lazily(
-    published: tuple[Path, str, Path], tmp_path: Path
+    published: tuple[Path, str, Path],
+    tmp_path: Path,
+    run_pytest: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "excluding"

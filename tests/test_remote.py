@@ -11,12 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from conftest import castore, commit_all, git, recorded_project
-from conftest import run_pytest as pytest_in
+from conftest import _AWS_VARIABLES as AWS_VARIABLES
+from conftest import (
+    AWS_TEST_ENV,
+    CommandResult,
+    cli,
+    commit_all,
+    git,
+    new_bucket,
+    recorded_project,
+    use_git_home,
+)
 
 from castore import Store
 from castore._storage.files.seam import FileHandle
@@ -60,23 +71,85 @@ def s3_url(s3_server: str, s3_bucket: str) -> str:
     return f"s3://{s3_bucket}/recordings"
 
 
-@pytest.fixture
-def published(tmp_path: Path, s3_server: str, s3_url: str) -> tuple[Path, str]:
-    """A repository whose packed store is pushed to moto's S3 (pack data) and a bare git
-    remote (indexes and tables): ``castore git setup --remote origin``."""
-    repo = tmp_path / "repo"
-    store = recorded_project(repo, MODULES, KEYS, answer)
-    pack_store(store, target_bytes=8 * 1024)
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, git_home: Path) -> Path:
+    """A :func:`recorded_project` repository, its store packed at a small target size, made
+    once per module (per xdist worker): :func:`publish` starts from a copy of it rather
+    than recording and packing the same values again (0.8 s of CPU each time)."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_git_home(git_home, patch)
+        repo = tmp_path_factory.mktemp("recorded") / "repo"
+        pack_store(recorded_project(repo, MODULES, KEYS, answer), target_bytes=8 * 1024)
+    return repo
+
+
+def publish(recorded: Path, folder: Path, s3_server: str, s3_url: str) -> tuple[Path, str]:
+    """A copy of :func:`recorded` whose packed store is pushed to moto's S3 (pack data)
+    and a bare git remote (indexes and tables): ``castore git setup --remote origin``."""
+    repo = folder / "repo"
+    shutil.copytree(recorded, repo, symlinks=True)
+    store = Store(repo / "recordings")
     remotes.add_remote(store, "origin", s3_url, options={"endpoint": s3_server})
     setup(store.root, lfs=False, remote="origin")
     report = remotes.push(Store(store.root))
     assert report.copied.files == report.wanted
     commit_all(repo, "recordings, pack data on the remote")
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = folder / "remote.git"
+    git(folder, "init", "-q", "--bare", str(bare))
     git(repo, "remote", "add", "origin", bare.as_uri())
     git(repo, "push", "-q", "origin", "main")
     return repo, bare.as_uri()
+
+
+@pytest.fixture(scope="module")
+def published(
+    tmp_path_factory: pytest.TempPathFactory, git_home: Path, s3_server: str, recorded: Path
+) -> Iterator[tuple[Path, str]]:
+    """:func:`publish`, once per module (per xdist worker), for the tests that only read
+    it (the repository, its bucket and its bare remote), cloning it into their own
+    folders. Tests that push, delete or change the bucket's policy use
+    :func:`own_published`."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_git_home(git_home, patch)
+        for name in AWS_VARIABLES:
+            patch.delenv(name, raising=False)
+        folder = tmp_path_factory.mktemp("published")
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
+        for name, value in AWS_TEST_ENV.items():
+            patch.setenv(name, value)
+        yield publish(recorded, folder, s3_server, f"s3://{new_bucket(s3_server)}/recordings")
+
+
+@pytest.fixture
+def own_published(recorded: Path, tmp_path: Path, s3_server: str, s3_url: str) -> tuple[Path, str]:
+    """:func:`publish`, for this test alone: its own repository, bucket and bare remote."""
+    return publish(recorded, tmp_path, s3_server, s3_url)
+
+
+#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
+#: surface in this session (a subprocess printed it to its own output).
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
+
+@pytest.fixture
+def pytest_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
+) -> Callable[..., CommandResult]:
+    """A real pytest session in a folder, as a user runs it there, but in this process
+    (pytester's in-process run): the castore plugin's fetch is the same code either way,
+    and a fresh interpreter costs about a second of CPU to start pytest and its plugins.
+    HOME stays the tests' git home (pytester points it at its own folder)."""
+    use_git_home(git_home, monkeypatch)
+
+    def run(work: Path, *args: str) -> CommandResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
+        return CommandResult(
+            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+        )
+
+    return run
 
 
 def clone(published: tuple[Path, str], target: Path) -> Path:
@@ -95,23 +168,11 @@ def test_castore_json_names_the_remote_and_no_credential(published: tuple[Path, 
     assert ".idx" in tracked and ".pack" not in tracked
 
 
-def test_push_uploads_only_what_the_remote_lacks(published: tuple[Path, str]) -> None:
-    repo, _ = published
-    store = Store(repo / "recordings")
-    again = remotes.push(store)
-    assert again.copied.files == 0 and again.already == again.wanted
-    local = internals(store).blobs.files
-    for kind in (FileKind.PACK, FileKind.PACK_INDEX):
-        held = on_remote(store, kind)
-        assert held == {info.name: info.size for info in local.listing(kind)}
-    store.put("tests/test_m0", "key 0", {"module": 0, "key": 0, "text": "re-recorded"})
-    third = remotes.push(store)
-    assert third.packing.blobs_packed == 1  # a remote holds packs: push packs first
-    assert third.copied.files == 2  # one small pack and its table
-
-
 def test_a_clone_without_pack_data_fetches_only_its_module_s_packs_once(
-    published: tuple[Path, str], tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     root = work / "recordings"
@@ -130,7 +191,10 @@ def test_a_clone_without_pack_data_fetches_only_its_module_s_packs_once(
 
 
 def test_xdist_workers_fetch_each_pack_once(
-    published: tuple[Path, str], tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     needed = packs_needed(work / "recordings", [f"tests/test_m{n}" for n in range(MODULES)])
@@ -153,16 +217,34 @@ def test_pull_brings_a_selection_or_everything(
     assert {path.stem for path in (store.root / "packs").glob("*.pack")} == needed
     everything = remotes.pull(Store(store.root))
     assert everything.copied.files + len(needed) == len(list((store.root / "packs").glob("*.idx")))
-    assert castore("verify", cwd=work).returncode == 0
+    assert cli("verify", cwd=work).returncode == 0
     with pytest.raises(RemoteConfigError, match="names no namespace"):
         remotes.selected_namespaces(store, ["tests/test_nothing"])
 
 
+def test_push_uploads_only_what_the_remote_lacks(own_published: tuple[Path, str]) -> None:
+    repo, _ = own_published
+    store = Store(repo / "recordings")
+    again = remotes.push(store)
+    assert again.copied.files == 0 and again.already == again.wanted
+    local = internals(store).blobs.files
+    for kind in (FileKind.PACK, FileKind.PACK_INDEX):
+        held = on_remote(store, kind)
+        assert held == {info.name: info.size for info in local.listing(kind)}
+    store.put("tests/test_m0", "key 0", {"module": 0, "key": 0, "text": "re-recorded"})
+    third = remotes.push(store)
+    assert third.packing.blobs_packed == 1  # a remote holds packs: push packs first
+    assert third.copied.files == 2  # one small pack and its table
+
+
 def test_a_lost_remote_object_names_blob_pack_remote_and_how_to_re_record(
-    published: tuple[Path, str], tmp_path: Path, aws_env: dict[str, str]
+    own_published: tuple[Path, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
-    repo, _ = published
-    work = clone(published, tmp_path / "clone")
+    repo, _ = own_published
+    work = clone(own_published, tmp_path / "clone")
     (victim,) = packs_needed(work / "recordings", ["tests/test_m2"]) - packs_needed(
         work / "recordings", [f"tests/test_m{n}" for n in range(MODULES) if n != 2]
     ) or [next(iter(packs_needed(work / "recordings", ["tests/test_m2"])))]
@@ -185,16 +267,17 @@ def test_a_lost_remote_object_names_blob_pack_remote_and_how_to_re_record(
 
 
 def test_a_bucket_that_allows_anonymous_reads_serves_a_fork_without_credentials(
-    published: tuple[Path, str],
+    own_published: tuple[Path, str],
     tmp_path: Path,
     aws_env: dict[str, str],
     s3_server: str,
     monkeypatch: pytest.MonkeyPatch,
     s3_url: str,
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     bucket = s3_url.removeprefix("s3://").split("/")[0]
     allow_public_reads(s3_server, bucket)
-    work = clone(published, tmp_path / "fork")
+    work = clone(own_published, tmp_path / "fork")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     store = Store(work / "recordings")
@@ -275,9 +358,11 @@ def test_remote_names_urls_and_options_are_checked_and_never_hold_credentials(
 
 
 def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
-    published: tuple[Path, str], aws_env: dict[str, str]
+    own_published: tuple[Path, str],
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
-    repo, _ = published
+    repo, _ = own_published
     store = Store(repo / "recordings")
     git(repo, "checkout", "-q", "-b", "feature")
     store.put("tests/test_m0", "feature key", answer(9, 9))
@@ -302,7 +387,7 @@ def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
         for kind in (FileKind.PACK, FileKind.PACK_INDEX)
     }
     assert gone.deleted[0].kind is FileKind.PACK_INDEX  # a table goes before its pack
-    assert castore("verify", cwd=repo).returncode == 0
+    assert cli("verify", cwd=repo).returncode == 0
     assert pytest_in(repo).returncode == 0
 
 

@@ -9,13 +9,14 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CommandResult, cli, commit_all, git, recorded_project
-from conftest import run_pytest as pytest_in
+from conftest import CommandResult, cli, commit_all, git, recorded_project, use_git_home
 
 from castore import Store
 from castore._storage.store import internals
@@ -40,6 +41,32 @@ def answer(module: int, key: int) -> dict[str, object]:
     return {"module": module, "key": key, "text": noise}
 
 
+#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
+#: surface in this session (a subprocess printed it to its own output).
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
+
+@pytest.fixture
+def pytest_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
+) -> Callable[..., CommandResult]:
+    """A real pytest session in a folder, as a user runs it there, but in this process
+    (pytester's in-process run): the castore plugin's fetch is the same code either way,
+    and a fresh interpreter costs about a second of CPU to start pytest and its plugins.
+    HOME stays the tests' git home (pytester points it at its own folder)."""
+    use_git_home(git_home, monkeypatch)
+
+    def run(work: Path, *args: str) -> CommandResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
+        return CommandResult(
+            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+        )
+
+    return run
+
+
 @pytest.fixture
 def canaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[str, ...]:
     """Canary credentials: moto accepts any, so every command below signs with them."""
@@ -52,11 +79,31 @@ def canaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[str, ...]
     return CANARY_KEY, CANARY_SECRET, CANARY_TOKEN
 
 
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, git_home: Path) -> Path:
+    """A :func:`recorded_project` repository packed by ``castore pack``, made once per
+    module (per xdist worker), with the canaries in the environment as in the tests:
+    :func:`repo` starts from a copy of it rather than recording and packing again."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_git_home(git_home, patch)
+        for name, value in zip(
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+            (CANARY_KEY, CANARY_SECRET, CANARY_TOKEN),
+            strict=True,
+        ):
+            patch.setenv(name, value)
+        repo = tmp_path_factory.mktemp("recorded") / "repo"
+        recorded_project(repo, MODULES, KEYS, answer)
+        castore(repo, "pack", "--target-size", "16KiB")
+    return repo
+
+
 @pytest.fixture
-def repo(tmp_path: Path, s3_server: str, s3_bucket: str, canaries: tuple[str, ...]) -> Path:
+def repo(
+    recorded: Path, tmp_path: Path, s3_server: str, s3_bucket: str, canaries: tuple[str, ...]
+) -> Path:
     repo = tmp_path / "repo"
-    recorded_project(repo, MODULES, KEYS, answer)
-    castore(repo, "pack", "--target-size", "16KiB")
+    shutil.copytree(recorded, repo, symlinks=True)
     url = f"s3://{s3_bucket}/recordings"
     added = json.loads(
         castore(repo, "remote", "add", "origin", url, "--endpoint", s3_server, "--json").stdout
@@ -72,7 +119,9 @@ def repo(tmp_path: Path, s3_server: str, s3_bucket: str, canaries: tuple[str, ..
     return repo
 
 
-def test_push_clone_replay_pull_and_gc_from_the_command_line(repo: Path, tmp_path: Path) -> None:
+def test_push_clone_replay_pull_and_gc_from_the_command_line(
+    repo: Path, tmp_path: Path, pytest_in: Callable[..., CommandResult]
+) -> None:
     pushed = json.loads(castore(repo, "push", "--json").stdout)
     assert pushed["objects"] == pushed["wanted"] > 0 and pushed["already"] == 0
     again = castore(repo, "push").stdout
@@ -112,7 +161,10 @@ def test_push_clone_replay_pull_and_gc_from_the_command_line(repo: Path, tmp_pat
 
 
 def test_no_credential_reaches_any_file(
-    repo: Path, tmp_path: Path, canaries: tuple[str, ...]
+    repo: Path,
+    tmp_path: Path,
+    canaries: tuple[str, ...],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     """Canary credentials in the environment through remote add, push, a replay that
     fetches, pull and remote gc: no file of the repository, a clone or a folder remote

@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from conftest import CuttingProxy, commit_all, git, new_bucket, quick_store, recorded_project
-from conftest import run_pytest as pytest_in
+from conftest import _AWS_VARIABLES as AWS_VARIABLES
+from conftest import (
+    AWS_TEST_ENV,
+    CommandResult,
+    CuttingProxy,
+    cli,
+    commit_all,
+    git,
+    new_bucket,
+    quick_store,
+    recorded_project,
+    use_git_home,
+)
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 
@@ -56,32 +68,107 @@ def s3(endpoint: str) -> object:
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 
 
-@pytest.fixture
-def proxy(s3_server: str) -> Iterator[CuttingProxy]:
+@pytest.fixture(scope="module")
+def module_proxy(s3_server: str) -> Iterator[CuttingProxy]:
     cutting = CuttingProxy(s3_server)
     yield cutting
     cutting.close()
 
 
 @pytest.fixture
-def published(
-    tmp_path: Path, s3_server: str, s3_bucket: str, proxy: CuttingProxy
-) -> tuple[Path, str, str]:
-    """(repository, its bare git remote's URL, the bucket): pack data on moto, reached
-    through the proxy (the endpoint castore.json names)."""
-    repo = tmp_path / "repo"
-    store = recorded_project(repo, MODULES, KEYS, answer)
-    pack_store(store, target_bytes=128 * 1024)
-    url = f"s3://{s3_bucket}/store"
-    remotes.add_remote(store, "origin", url, options={"endpoint": proxy.endpoint})
+def proxy(module_proxy: CuttingProxy) -> Iterator[CuttingProxy]:
+    """The module's proxy (the endpoint the published stores name), passing everything
+    at once when the test starts and again after it."""
+    module_proxy.cut_after, module_proxy.delay = None, 0.0
+    yield module_proxy
+    module_proxy.cut_after, module_proxy.delay = None, 0.0
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, git_home: Path) -> Path:
+    """A :func:`recorded_project` repository, its store packed, made once per module (per
+    xdist worker): :func:`publish` starts from a copy of it rather than recording and
+    packing a megabyte of random values again."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_git_home(git_home, patch)
+        repo = tmp_path_factory.mktemp("recorded") / "repo"
+        pack_store(recorded_project(repo, MODULES, KEYS, answer), target_bytes=128 * 1024)
+    return repo
+
+
+def publish(recorded: Path, folder: Path, bucket: str, endpoint: str) -> tuple[Path, str, str]:
+    """(repository, its bare git remote's URL, the bucket): a copy of :func:`recorded`
+    with its pack data pushed to moto, reached through ``endpoint`` (the proxy, which
+    castore.json names)."""
+    repo = folder / "repo"
+    shutil.copytree(recorded, repo, symlinks=True)
+    store = Store(repo / "recordings")
+    url = f"s3://{bucket}/store"
+    remotes.add_remote(store, "origin", url, options={"endpoint": endpoint})
     setup(store.root, lfs=False, remote="origin")
     remotes.push(Store(store.root))
     commit_all(repo, "recordings")
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
+    bare = folder / "remote.git"
+    git(folder, "init", "-q", "--bare", str(bare))
     git(repo, "remote", "add", "origin", bare.as_uri())
     git(repo, "push", "-q", "origin", "main")
-    return repo, bare.as_uri(), s3_bucket
+    return repo, bare.as_uri(), bucket
+
+
+@pytest.fixture(scope="module")
+def published(
+    tmp_path_factory: pytest.TempPathFactory,
+    git_home: Path,
+    s3_server: str,
+    module_proxy: CuttingProxy,
+    recorded: Path,
+) -> Iterator[tuple[Path, str, str]]:
+    """:func:`publish`, once per module (per xdist worker), for the tests that only read
+    it (the repository, its bucket, its bare remote), cloning it into their own folders.
+    Tests that damage the bucket or push to it use :func:`own_published`."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_git_home(git_home, patch)
+        for name in AWS_VARIABLES:
+            patch.delenv(name, raising=False)
+        folder = tmp_path_factory.mktemp("published")
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
+        for name, value in AWS_TEST_ENV.items():
+            patch.setenv(name, value)
+        yield publish(recorded, folder, new_bucket(s3_server), module_proxy.endpoint)
+
+
+@pytest.fixture
+def own_published(
+    recorded: Path, tmp_path: Path, s3_bucket: str, proxy: CuttingProxy
+) -> tuple[Path, str, str]:
+    """:func:`publish`, for this test alone: its own repository, bucket and bare remote."""
+    return publish(recorded, tmp_path, s3_bucket, proxy.endpoint)
+
+
+#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
+#: surface in this session (a subprocess printed it to its own output).
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
+
+@pytest.fixture
+def pytest_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
+) -> Callable[..., CommandResult]:
+    """A real pytest session in a folder, as a user runs it there, but in this process
+    (pytester's in-process run): the castore plugin's fetch is the same code either way,
+    and a fresh interpreter costs about a second of CPU to start pytest and its plugins.
+    HOME stays the tests' git home (pytester points it at its own folder)."""
+    use_git_home(git_home, monkeypatch)
+
+    def run(work: Path, *args: str) -> CommandResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
+        return CommandResult(
+            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+        )
+
+    return run
 
 
 def clone(published: tuple[Path, str, str], target: Path) -> Path:
@@ -94,7 +181,11 @@ def local_packs(work: Path) -> dict[str, bytes]:
 
 
 def test_transfers_cut_mid_way_are_resumed_and_every_object_checked(
-    published: tuple[Path, str, str], proxy: CuttingProxy, tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str, str],
+    proxy: CuttingProxy,
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     """Every response stops 60 KB in (packs are larger): the client resumes each body
     where it stopped, and each pack still hashes to its name before it is kept."""
@@ -107,7 +198,11 @@ def test_transfers_cut_mid_way_are_resumed_and_every_object_checked(
 
 
 def test_a_server_that_goes_away_fails_clearly_and_keeps_no_partial_file(
-    published: tuple[Path, str, str], proxy: CuttingProxy, tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str, str],
+    proxy: CuttingProxy,
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     proxy.cut_after = 0  # the server accepts, then drops every connection
@@ -126,20 +221,95 @@ def test_a_server_that_goes_away_fails_clearly_and_keeps_no_partial_file(
 
 
 def castore_verify(work: Path) -> int:
-    return subprocess.run(
-        [sys.executable, "-m", "castore", "verify"], cwd=work, capture_output=True, check=False
-    ).returncode
+    return cli("verify", cwd=work).returncode
+
+
+def test_missing_credentials_are_named_before_any_request(
+    published: tuple[Path, str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_env: dict[str, str],
+    pytest_in: Callable[..., CommandResult],
+) -> None:
+    work = clone(published, tmp_path / "clone")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with pytest.raises(RemoteAccessError, match="no credentials were found") as raised:
+        remotes.pull(Store(work / "recordings"))
+    assert "AWS_ACCESS_KEY_ID" in str(raised.value) and "--anonymous" in str(raised.value)
+    run = pytest_in(work, "tests/test_m0.py")
+    assert run.returncode == 1 and "no credentials were found" in run.stdout
+
+
+def test_a_profile_in_the_shared_credentials_file_is_used(
+    published: tuple[Path, str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_env: dict[str, str],
+) -> None:
+    work = clone(published, tmp_path / "clone")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(
+        "[ci]\naws_access_key_id = profile-key\naws_secret_access_key = profile-secret\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "ci")
+    pulled = remotes.pull(Store(work / "recordings"))
+    assert pulled.copied.files == pulled.wanted - pulled.already > 0
+
+
+def set_moto_auth(count: float) -> None:
+    """moto checks signatures and IAM policies once its no-auth allowance is used up. The
+    server runs in this process (ThreadedMotoServer), so its settings are set here, as
+    its /moto-api/reset-auth endpoint would (which fails under the threaded server)."""
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = count
+    ActionAuthenticatorMixin.request_count = 0
+
+
+def test_wrong_credentials_are_refused_by_name(
+    published: tuple[Path, str, str],
+    tmp_path: Path,
+    s3_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_env: dict[str, str],
+) -> None:
+    work = clone(published, tmp_path / "clone")
+    iam = boto3.client("iam", endpoint_url=s3_server, region_name="us-east-1")
+    iam.create_user(UserName="castore-ci")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName="castore-ci", PolicyName="s3", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="castore-ci")["AccessKey"]
+    set_moto_auth(0)
+    try:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        with pytest.raises(RemoteAccessError, match="refused access") as raised:
+            remotes.pull(Store(work / "recordings"))
+        assert "InvalidAccessKeyId" in str(raised.value) or "403" in str(raised.value)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        pulled = remotes.pull(Store(work / "recordings"))  # the right ones work
+        assert pulled.copied.files == pulled.wanted - pulled.already > 0
+    finally:
+        set_moto_auth(float("inf"))
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "truncated"])
 def test_a_damaged_remote_object_is_refused_by_name_and_never_kept(
-    published: tuple[Path, str, str],
+    own_published: tuple[Path, str, str],
     s3_server: str,
     tmp_path: Path,
     aws_env: dict[str, str],
     damage: str,
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
-    repo, _, bucket = published
+    repo, _, bucket = own_published
     store = Store(repo / "recordings")
     entry = store.entry("tests/test_m2", "key 0")
     assert entry is not None
@@ -151,7 +321,7 @@ def test_a_damaged_remote_object_is_refused_by_name_and_never_kept(
     broken = data[: len(data) // 2] if damage == "truncated" else data[:100] + b"X" + data[101:]
     client.put_object(Bucket=bucket, Key=key, Body=broken)  # type: ignore[attr-defined]
 
-    work = clone(published, tmp_path / "clone")
+    work = clone(own_published, tmp_path / "clone")
     run = pytest_in(work, "tests/test_m2.py")
     assert run.returncode == 1
     assert "damaged and were not kept" in run.stdout, run.stdout
@@ -213,75 +383,6 @@ def test_a_push_killed_with_sigkill_leaves_no_table_naming_a_missing_pack(
     assert {info.name for info in remote.listing(FileKind.PACK_INDEX)} == every_pack
 
 
-def test_missing_credentials_are_named_before_any_request(
-    published: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    work = clone(published, tmp_path / "clone")
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    with pytest.raises(RemoteAccessError, match="no credentials were found") as raised:
-        remotes.pull(Store(work / "recordings"))
-    assert "AWS_ACCESS_KEY_ID" in str(raised.value) and "--anonymous" in str(raised.value)
-    run = pytest_in(work, "tests/test_m0.py")
-    assert run.returncode == 1 and "no credentials were found" in run.stdout
-
-
-def test_a_profile_in_the_shared_credentials_file_is_used(
-    published: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    work = clone(published, tmp_path / "clone")
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    credentials = tmp_path / "aws-credentials"
-    credentials.write_text(
-        "[ci]\naws_access_key_id = profile-key\naws_secret_access_key = profile-secret\n"
-    )
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
-    monkeypatch.setenv("AWS_PROFILE", "ci")
-    pulled = remotes.pull(Store(work / "recordings"))
-    assert pulled.copied.files == pulled.wanted - pulled.already > 0
-
-
-def set_moto_auth(count: float) -> None:
-    """moto checks signatures and IAM policies once its no-auth allowance is used up. The
-    server runs in this process (ThreadedMotoServer), so its settings are set here, as
-    its /moto-api/reset-auth endpoint would (which fails under the threaded server)."""
-    settings.INITIAL_NO_AUTH_ACTION_COUNT = count
-    ActionAuthenticatorMixin.request_count = 0
-
-
-def test_wrong_credentials_are_refused_by_name(
-    published: tuple[Path, str, str],
-    tmp_path: Path,
-    s3_server: str,
-    monkeypatch: pytest.MonkeyPatch,
-    aws_env: dict[str, str],
-) -> None:
-    work = clone(published, tmp_path / "clone")
-    iam = boto3.client("iam", endpoint_url=s3_server, region_name="us-east-1")
-    iam.create_user(UserName="castore-ci")
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-    }
-    iam.put_user_policy(UserName="castore-ci", PolicyName="s3", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName="castore-ci")["AccessKey"]
-    set_moto_auth(0)
-    try:
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
-        with pytest.raises(RemoteAccessError, match="refused access") as raised:
-            remotes.pull(Store(work / "recordings"))
-        assert "InvalidAccessKeyId" in str(raised.value) or "403" in str(raised.value)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-        pulled = remotes.pull(Store(work / "recordings"))  # the right ones work
-        assert pulled.copied.files == pulled.wanted - pulled.already > 0
-    finally:
-        set_moto_auth(float("inf"))
-
-
 def test_a_bucket_that_does_not_exist_is_named(
     tmp_path: Path, s3_server: str, aws_env: dict[str, str]
 ) -> None:
@@ -309,7 +410,10 @@ def test_an_unreachable_remote_is_named(tmp_path: Path, aws_env: dict[str, str])
 
 
 def test_no_credential_reaches_any_file_castore_writes(
-    published: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_published: tuple[Path, str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pytest_in: Callable[..., CommandResult],
 ) -> None:
     """Canary credentials in the environment through add, push, a replay that fetches,
     pull and remote gc: no file in the repository, the clone or their stores holds them."""
@@ -317,12 +421,12 @@ def test_no_credential_reaches_any_file_castore_writes(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", canary_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", canary_secret)
     monkeypatch.setenv("AWS_SESSION_TOKEN", "canary-token-55aa")
-    repo = published[0]
+    repo = own_published[0]
     store = Store(repo / "recordings")
     remotes.add_remote(store, "backup", (tmp_path / "backup").as_uri())
     store.put("tests/test_m0", "key 0", answer(0, 0))
     remotes.push(Store(store.root))
-    work = clone(published, tmp_path / "clone")
+    work = clone(own_published, tmp_path / "clone")
     assert pytest_in(work, "tests/test_m3.py").returncode == 0
     remotes.pull(Store(work / "recordings"))
     collect_remote(Store(repo / "recordings"), dry_run=True)
