@@ -51,8 +51,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 #: What the pytest sessions this suite starts (pytester's, and pytest in a subprocess)
 #: leave out: hypothesis's plugin, which imports most of hypothesis (0.4 s of each such
-#: session's 1.2 s) and which only this suite's own property tests use.
-CHILD_SESSION_OPTIONS = "-p no:hypothesispytest"
+#: session's 1.2 s) and which only this suite's own property tests use; and anyio's,
+#: which no session's tests use (about 0.1 s each: it imports anyio's socket layer).
+CHILD_SESSION_OPTIONS = "-p no:hypothesispytest -p no:anyio"
 
 
 @pytest.fixture(autouse=True, scope="session")
