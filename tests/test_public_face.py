@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import importlib
 import inspect
 import pickle
@@ -62,9 +63,11 @@ def public_callables(cls: type) -> Iterator[tuple[str, Callable[..., Any]]]:
             yield f"{cls.__name__}.{name}", member
 
 
+@functools.cache
 def typing_only_names(module_name: str) -> dict[str, Any]:
     """What a module imports under ``if TYPE_CHECKING:`` (to keep an import lazy), run
-    here so that its annotations resolve."""
+    here so that its annotations resolve. Once per module: the walk asks for each of the
+    few hundred callables it reads, and parsing and walking the source was all its time."""
     module = importlib.import_module(module_name)
     tree = ast.parse(inspect.getsource(module))
     names: dict[str, Any] = {}

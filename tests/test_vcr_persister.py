@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import cli
 
-from bench import corpus, measure, suites
+from bench import corpus, suites
 from castore import Store
 from tests.llm_server import LLMServer
 
@@ -201,40 +199,37 @@ CORPUS_SIZE = 60
     not (corpus.corpus_root() / "crewai").is_dir(), reason="the shared corpus is not here"
 )
 @pytest.mark.usefixtures("clients_imported")
-def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(tmp_path: Path) -> None:
+def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """60 pytest-recording tests over real crewAI cassettes: stock YAML, then migrated
-    with `castore import --vcr-cassettes` and replayed with castore_vcr = true."""
+    with `castore import --vcr-cassettes` and replayed with castore_vcr = true.
+
+    The suite is the benchmark's (bench/suites.py, its pytest.ini and conftest), run by
+    pytester in this process, which has VCR.py and the clients imported already: a pytest
+    in a subprocess would import them again for each of the two runs."""
     cassettes = corpus.load(limit=CORPUS_SIZE)
     built = suites.Suites(
-        tmp_path, cassettes, [suites.module_name(n) for n in range(len(cassettes))]
+        pytester.path, cassettes, [suites.module_name(n) for n in range(len(cassettes))]
     )
     suites.write_vcr(built)
     folder = built.suite("vcr")
-    measure.run_pytest(folder)  # raises, with pytest's output, if any test fails
+    monkeypatch.chdir(folder)  # its pytest.ini, as `pytest` run there finds it
+    pytester.runpytest_inprocess().assert_outcomes(passed=CORPUS_SIZE)
     yaml_bytes = sum(path.stat().st_size for path in built.fixtures("vcr").rglob("*.yaml"))
 
     store_root = folder / "recordings"
-    migrate = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "castore",
-            "--root",
-            str(store_root),
-            "import",
-            "--vcr-cassettes",
-            str(built.fixtures("vcr")),
-        ],
+    migrate = cli(
+        "--root", str(store_root), "import", "--vcr-cassettes", str(built.fixtures("vcr")),
         cwd=folder,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    )  # fmt: skip
     assert migrate.returncode == 0, migrate.stderr
     assert f"migrated {CORPUS_SIZE} of {CORPUS_SIZE} cassette file(s)" in migrate.stdout
     ini = (folder / "pytest.ini").read_text().replace("-p no:castore", "")  # castore on
     (folder / "pytest.ini").write_text(ini + "castore_root = recordings\ncastore_vcr = true\n")
-    measure.run_pytest(folder)
+    replayed = pytester.runpytest_inprocess()
+    replayed.assert_outcomes(passed=CORPUS_SIZE)
+    replayed.stdout.fnmatch_lines(["* replayed, 0 missing or stale, 0 recorded*"])
 
     index_bytes = sum(path.stat().st_size for path in built.fixtures("vcr").rglob("*.yaml"))
     store_bytes = sum(path.stat().st_size for path in store_root.rglob("*") if path.is_file())
