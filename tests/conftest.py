@@ -467,6 +467,11 @@ def run_pytest(
     )
 
 
+#: The pytest.ini of the repositories tests build leaves pytest-asyncio's loop scope unset:
+#: its warning would surface in this session (a subprocess printed it to its own output).
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
+
 #: What a test's own git must not inherit from the shell that runs the suite.
 GIT_UNSET = ("CI", "RECORD_FIXTURES", "CASTORE_ROOT", "GIT_LFS_SKIP_SMUDGE")
 
@@ -500,6 +505,32 @@ def use_git_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def isolated_git(git_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the test with :func:`git_home` as HOME (``usefixtures("isolated_git")``)."""
     use_git_home(git_home, monkeypatch)
+
+
+@pytest.fixture
+def session_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
+) -> Callable[..., CommandResult]:
+    """A real pytest session in a folder, as a user runs it there (``env`` set for it),
+    but in this process (pytester's in-process run), where :func:`run_pytest` starts a
+    new interpreter: the castore plugin does the same either way (recording, a remote's
+    or git-lfs's fetch, refusing pointer files), and a fresh interpreter costs about a
+    second of CPU to start pytest and its plugins. xdist's workers (``-n 2``) are still
+    processes of their own. HOME stays the tests' git home, whose settings hold
+    git-lfs's filters (pytester points HOME at its own folder)."""
+    use_git_home(git_home, monkeypatch)
+
+    def run(work: Path, *args: str, env: dict[str, str] | None = None) -> CommandResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
+        return CommandResult(
+            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+        )
+
+    return run
 
 
 def make_repo(path: Path) -> Path:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CommandResult, cli, commit_all, git, make_repo, needs_lfs, use_git_home
+from conftest import CommandResult, cli, commit_all, git, make_repo, needs_lfs
 
 from castore import Store
 
@@ -152,43 +152,13 @@ def test_factorial(recorder):
 """
 
 
-#: The repositories' pytest.ini leaves pytest-asyncio's loop scope unset: its warning
-#: would surface in this session (a subprocess printed it to its own output).
-QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
-
-
-@pytest.fixture
-def run_pytest(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
-) -> Callable[..., CommandResult]:
-    """A real pytest session in a folder, as a user runs it there, but in this process
-    (pytester's in-process run): the castore plugin's recording, lazy LFS fetch (git-lfs,
-    run by the plugin) and refusal of pointer files are the same either way, and a fresh
-    interpreter costs about a second of CPU to start pytest and its plugins. HOME stays
-    the tests' git home, whose settings hold git-lfs's filters (pytester points HOME at
-    its own folder)."""
-    use_git_home(git_home, monkeypatch)
-
-    def run(work: Path, *args: str, env: dict[str, str] | None = None) -> CommandResult:
-        with monkeypatch.context() as patch:
-            patch.chdir(work)
-            for name, value in (env or {}).items():
-                patch.setenv(name, value)
-            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
-        return CommandResult(
-            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
-        )
-
-    return run
-
-
 @needs_lfs
 def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulled(
-    tmp_path: Path, repo: Path, run_pytest: Callable[..., CommandResult]
+    tmp_path: Path, repo: Path, session_in: Callable[..., CommandResult]
 ) -> None:
     (repo / "tests").mkdir()
     (repo / "tests" / "test_llm.py").write_text(SUITE)
-    recorded = run_pytest(repo, "--castore-mode=new_episodes", env={"CASTORE_LIVE": "1"})
+    recorded = session_in(repo, "--castore-mode=new_episodes", env={"CASTORE_LIVE": "1"})
     assert recorded.returncode == 0, recorded.stdout
     cli("git", "setup", cwd=repo, check=True)  # with LFS
     commit_all(repo, "record with LFS")
@@ -204,16 +174,16 @@ def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulle
 
     lazy = tmp_path / "lazy"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(lazy), env={"GIT_LFS_SKIP_SMUDGE": "1"})
-    fetched = run_pytest(lazy)  # lazy fetch: no `git lfs pull` needed first
+    fetched = session_in(lazy)  # lazy fetch: no `git lfs pull` needed first
     assert fetched.returncode == 0, fetched.stdout
     assert re.search(r"fetched 2 objects \([0-9.]+ MB\) from LFS in [0-9.]+ s", fetched.stdout)
     assert "2 replayed, 0 missing or stale, 0 recorded" in fetched.stdout
-    again = run_pytest(lazy)
+    again = session_in(lazy)
     assert "from LFS" not in again.stdout  # fetched once: the next run has them
 
     unpulled = tmp_path / "unpulled"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(unpulled), env={"GIT_LFS_SKIP_SMUDGE": "1"})
-    failing = run_pytest(unpulled, "-o", "castore_lfs_fetch=false")
+    failing = session_in(unpulled, "-o", "castore_lfs_fetch=false")
     assert failing.returncode == 1
     assert "is a git-lfs pointer file, not the recorded data" in failing.stdout
     assert "git lfs pull" in failing.stdout
@@ -221,7 +191,7 @@ def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulle
     assert verify.returncode == 1 and verify.stdout.count("lfs-pointer") == 2
 
     shutil.rmtree(remote / "lfs")  # the server lost the objects: a clear report, no crash
-    lost = run_pytest(unpulled)
+    lost = session_in(unpulled)
     assert lost.returncode == 1
     assert "could not fetch 2 of 2 object(s) from LFS" in lost.stdout
     assert "is a git-lfs pointer file, not the recorded data" in lost.stdout
@@ -229,13 +199,13 @@ def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulle
     git(repo, "push", "-q", "origin", "main")
     git(repo, "lfs", "push", "--all", "origin")
     git(unpulled, "lfs", "pull")
-    replay = run_pytest(unpulled)
+    replay = session_in(unpulled)
     assert replay.returncode == 0, replay.stdout
     assert "2 replayed, 0 missing or stale, 0 recorded" in replay.stdout
 
     fresh = tmp_path / "fresh"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(fresh))
-    assert run_pytest(fresh).returncode == 0
+    assert session_in(fresh).returncode == 0
 
 
 @needs_lfs

@@ -65,33 +65,6 @@ def published(
             yield repo, remote.as_uri(), objects
 
 
-#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
-#: surface in this session (a subprocess printed it to its own output).
-QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
-
-
-@pytest.fixture
-def run_pytest(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
-) -> Callable[..., CommandResult]:
-    """A real pytest session in a folder, as a user runs it there, but in this process
-    (pytester's in-process run): the castore plugin's lazy fetch (git-lfs, run by the
-    plugin) is the same either way, and a fresh interpreter costs about a second of CPU
-    to start pytest and its plugins. HOME stays the tests' git home, whose settings hold
-    git-lfs's filters (pytester points HOME at its own folder)."""
-    use_git_home(git_home, monkeypatch)
-
-    def run(work: Path, *args: str) -> CommandResult:
-        with monkeypatch.context() as patch:
-            patch.chdir(work)
-            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
-        return CommandResult(
-            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
-        )
-
-    return run
-
-
 def packs_needed(store_root: Path, namespaces: list[str]) -> set[str]:
     store = Store(store_root)
     packs = internals(store).blobs.packs
@@ -124,7 +97,7 @@ def test_packs_push_to_the_lfs_server_and_indexes_stay_text(
 def test_a_run_of_one_module_fetches_only_its_packs_and_passes(
     published: tuple[Path, str, Path],
     tmp_path: Path,
-    run_pytest: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "clone"
@@ -134,7 +107,7 @@ def test_a_run_of_one_module_fetches_only_its_packs_and_passes(
     all_packs = {path.stem for path in (root / "packs").glob("*.pack")}
     assert needed < all_packs
 
-    run = run_pytest(clone, "tests/test_m4.py")
+    run = session_in(clone, "tests/test_m4.py")
     assert run.returncode == 0, run.stdout + run.stderr
     found = re.search(r"fetched (\d+) objects \(([0-9.]+) MB\) from LFS in [0-9.]+ s", run.stdout)
     assert found, run.stdout
@@ -159,7 +132,7 @@ def test_runtime(recorder_factory):
 def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
     published: tuple[Path, str, Path],
     tmp_path: Path,
-    run_pytest: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "clone"
@@ -168,7 +141,7 @@ def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
     root = clone / "recordings"
     needed = packs_needed(root, ["tests/test_m2"])
 
-    run = run_pytest(clone, "tests/test_runtime.py")
+    run = session_in(clone, "tests/test_runtime.py")
     assert run.returncode == 0, run.stdout + run.stderr
     # The dictionary at collection, then test_m2's packs in one fetch when the recorder
     # is made: the report adds them up on one line.
@@ -183,13 +156,13 @@ def test_a_namespace_chosen_at_run_time_is_fetched_when_its_recorder_is_made(
 def test_xdist_workers_fetch_each_object_once(
     published: tuple[Path, str, Path],
     tmp_path: Path,
-    run_pytest: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", remote, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
     needed = packs_needed(clone / "recordings", [f"tests/test_m{n}" for n in range(MODULES)])
-    run = run_pytest(clone, "-n", "2")
+    run = session_in(clone, "-n", "2")
     assert run.returncode == 0, run.stdout + run.stderr
     counts = [int(n) for n in re.findall(r"fetched (\d+) objects", run.stdout)]
     assert counts == [len(needed) + 1], run.stdout
@@ -199,7 +172,7 @@ def test_xdist_workers_fetch_each_object_once(
 def test_a_full_clone_with_lfs_replays_the_whole_suite(
     published: tuple[Path, str, Path],
     tmp_path: Path,
-    run_pytest: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "full"
@@ -208,7 +181,7 @@ def test_a_full_clone_with_lfs_replays_the_whole_suite(
         pack.read_bytes().startswith(b"version https://git-lfs")
         for pack in (clone / "recordings" / "packs").glob("*.pack")
     )
-    run = run_pytest(clone)
+    run = session_in(clone)
     assert run.returncode == 0, run.stdout
     assert "from LFS" not in run.stdout
     assert f"{MODULES * KEYS} replayed" in run.stdout
@@ -217,7 +190,7 @@ def test_a_full_clone_with_lfs_replays_the_whole_suite(
 def test_a_clone_that_excludes_packs_by_lfs_fetchexclude_fetches_them_lazily(
     published: tuple[Path, str, Path],
     tmp_path: Path,
-    run_pytest: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     _, remote, _ = published
     clone = tmp_path / "excluding"
@@ -228,7 +201,7 @@ def test_a_clone_that_excludes_packs_by_lfs_fetchexclude_fetches_them_lazily(
         for pack in root.glob("packs/*.pack")
     )
     needed = packs_needed(root, ["tests/test_m1", "tests/test_m2"])
-    run = run_pytest(clone, "tests/test_m1.py", "tests/test_m2.py")
+    run = session_in(clone, "tests/test_m1.py", "tests/test_m2.py")
     assert run.returncode == 0, run.stdout + run.stderr
     found = re.search(r"fetched (\d+) objects", run.stdout)
     assert found, run.stdout

@@ -126,32 +126,6 @@ def own_published(recorded: Path, tmp_path: Path, s3_server: str, s3_url: str) -
     return publish(recorded, tmp_path, s3_server, s3_url)
 
 
-#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
-#: surface in this session (a subprocess printed it to its own output).
-QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
-
-
-@pytest.fixture
-def pytest_in(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
-) -> Callable[..., CommandResult]:
-    """A real pytest session in a folder, as a user runs it there, but in this process
-    (pytester's in-process run): the castore plugin's fetch is the same code either way,
-    and a fresh interpreter costs about a second of CPU to start pytest and its plugins.
-    HOME stays the tests' git home (pytester points it at its own folder)."""
-    use_git_home(git_home, monkeypatch)
-
-    def run(work: Path, *args: str) -> CommandResult:
-        with monkeypatch.context() as patch:
-            patch.chdir(work)
-            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
-        return CommandResult(
-            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
-        )
-
-    return run
-
-
 def clone(published: tuple[Path, str], target: Path) -> Path:
     git(target.parent, "clone", "-q", published[1], str(target))
     assert not list((target / "recordings" / "packs").glob("*.pack"))  # no pack data
@@ -172,13 +146,13 @@ def test_a_clone_without_pack_data_fetches_only_its_module_s_packs_once(
     published: tuple[Path, str],
     tmp_path: Path,
     aws_env: dict[str, str],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     root = work / "recordings"
     needed = packs_needed(root, ["tests/test_m4"])
     assert needed < {path.stem for path in (root / "packs").glob("*.idx")}
-    run = pytest_in(work, "tests/test_m4.py")
+    run = session_in(work, "tests/test_m4.py")
     assert run.returncode == 0, run.stdout + run.stderr
     found = re.search(
         r"fetched (\d+) objects \(([0-9.]+) MB\) from remote origin in [0-9.]+ s", run.stdout
@@ -186,7 +160,7 @@ def test_a_clone_without_pack_data_fetches_only_its_module_s_packs_once(
     assert found and int(found.group(1)) == len(needed), run.stdout
     assert f"{KEYS} replayed, 0 missing or stale" in run.stdout
     assert {path.stem for path in (root / "packs").glob("*.pack")} == needed
-    again = pytest_in(work, "tests/test_m4.py")  # all present now: a few stats, no fetch
+    again = session_in(work, "tests/test_m4.py")  # all present now: a few stats, no fetch
     assert again.returncode == 0 and "fetched" not in again.stdout
 
 
@@ -194,11 +168,11 @@ def test_xdist_workers_fetch_each_pack_once(
     published: tuple[Path, str],
     tmp_path: Path,
     aws_env: dict[str, str],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     needed = packs_needed(work / "recordings", [f"tests/test_m{n}" for n in range(MODULES)])
-    run = pytest_in(work, "-n", "2")
+    run = session_in(work, "-n", "2")
     assert run.returncode == 0, run.stdout + run.stderr
     counts = [int(n) for n in re.findall(r"fetched (\d+) objects", run.stdout)]
     assert counts == [len(needed)], run.stdout
@@ -241,7 +215,7 @@ def test_a_lost_remote_object_names_blob_pack_remote_and_how_to_re_record(
     own_published: tuple[Path, str],
     tmp_path: Path,
     aws_env: dict[str, str],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     repo, _ = own_published
     work = clone(own_published, tmp_path / "clone")
@@ -261,7 +235,7 @@ def test_a_lost_remote_object_names_blob_pack_remote_and_how_to_re_record(
     message = str(raised.value)
     for part in (entry.blob[:16], victim[:16], "remote origin", "RECORD_FIXTURES=true", key):
         assert part in message
-    run = pytest_in(work, "tests/test_m2.py")
+    run = session_in(work, "tests/test_m2.py")
     assert run.returncode == 1
     assert "not on the remote" in run.stdout and "castore push" in run.stdout
 
@@ -273,7 +247,7 @@ def test_a_bucket_that_allows_anonymous_reads_serves_a_fork_without_credentials(
     s3_server: str,
     monkeypatch: pytest.MonkeyPatch,
     s3_url: str,
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     bucket = s3_url.removeprefix("s3://").split("/")[0]
     allow_public_reads(s3_server, bucket)
@@ -286,7 +260,7 @@ def test_a_bucket_that_allows_anonymous_reads_serves_a_fork_without_credentials(
     remotes.add_remote(
         store, "public", s3_url, options={"endpoint": s3_server, "anonymous": True}, default=True
     )
-    run = pytest_in(work, "tests/test_m3.py")
+    run = session_in(work, "tests/test_m3.py")
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"fetched \d+ objects .* from remote public", run.stdout)
 
@@ -360,7 +334,7 @@ def test_remote_names_urls_and_options_are_checked_and_never_hold_credentials(
 def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
     own_published: tuple[Path, str],
     aws_env: dict[str, str],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     repo, _ = own_published
     store = Store(repo / "recordings")
@@ -388,7 +362,7 @@ def test_remote_gc_keeps_what_any_branch_needs_and_what_is_young(
     }
     assert gone.deleted[0].kind is FileKind.PACK_INDEX  # a table goes before its pack
     assert cli("verify", cwd=repo).returncode == 0
-    assert pytest_in(repo).returncode == 0
+    assert session_in(repo).returncode == 0
 
 
 def test_push_and_pull_handles_are_sorted_data_before_tables(tmp_path: Path) -> None:

@@ -41,32 +41,6 @@ def answer(module: int, key: int) -> dict[str, object]:
     return {"module": module, "key": key, "text": noise}
 
 
-#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
-#: surface in this session (a subprocess printed it to its own output).
-QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
-
-
-@pytest.fixture
-def pytest_in(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
-) -> Callable[..., CommandResult]:
-    """A real pytest session in a folder, as a user runs it there, but in this process
-    (pytester's in-process run): the castore plugin's fetch is the same code either way,
-    and a fresh interpreter costs about a second of CPU to start pytest and its plugins.
-    HOME stays the tests' git home (pytester points it at its own folder)."""
-    use_git_home(git_home, monkeypatch)
-
-    def run(work: Path, *args: str) -> CommandResult:
-        with monkeypatch.context() as patch:
-            patch.chdir(work)
-            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
-        return CommandResult(
-            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
-        )
-
-    return run
-
-
 @pytest.fixture
 def canaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[str, ...]:
     """Canary credentials: moto accepts any, so every command below signs with them."""
@@ -120,7 +94,7 @@ def repo(
 
 
 def test_push_clone_replay_pull_and_gc_from_the_command_line(
-    repo: Path, tmp_path: Path, pytest_in: Callable[..., CommandResult]
+    repo: Path, tmp_path: Path, session_in: Callable[..., CommandResult]
 ) -> None:
     pushed = json.loads(castore(repo, "push", "--json").stdout)
     assert pushed["objects"] == pushed["wanted"] > 0 and pushed["already"] == 0
@@ -135,7 +109,7 @@ def test_push_clone_replay_pull_and_gc_from_the_command_line(
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", bare.as_uri(), str(clone))
     assert not list((clone / "recordings" / "packs").glob("*.pack"))
-    run = pytest_in(clone, "tests/test_m2.py")
+    run = session_in(clone, "tests/test_m2.py")
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"fetched \d+ objects \([0-9.]+ MB\) from remote origin in", run.stdout)
 
@@ -164,7 +138,7 @@ def test_no_credential_reaches_any_file(
     repo: Path,
     tmp_path: Path,
     canaries: tuple[str, ...],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     """Canary credentials in the environment through remote add, push, a replay that
     fetches, pull and remote gc: no file of the repository, a clone or a folder remote
@@ -175,7 +149,7 @@ def test_no_credential_reaches_any_file(
     commit_all(repo, "recordings")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", repo.as_uri(), str(clone))
-    assert pytest_in(clone, "tests/test_m1.py").returncode == 0
+    assert session_in(clone, "tests/test_m1.py").returncode == 0
     castore(clone, "pull")
     castore(repo, "gc", "--remote", "origin", "--grace", "0")
     document = json.loads((repo / "recordings" / "castore.json").read_text())

@@ -11,12 +11,12 @@ each, and keeps them in the store's git-ignored local state.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import blake3
 import pytest
-from conftest import REPLAYING_MODULE, commit_all, git, make_repo, quick_store
-from conftest import run_pytest as pytest_in
+from conftest import REPLAYING_MODULE, CommandResult, commit_all, git, make_repo, quick_store
 
 from castore import Store
 from castore._storage.layout import CUT_FRAMES_DIR, STATE_DIR, FileKind
@@ -88,7 +88,10 @@ def fetched(stdout: str) -> tuple[int, float] | None:
 
 
 def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
-    published: tuple[Path, str, str], tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     repo, _, pack = published
     pack_bytes = (repo / "recordings" / "packs" / f"{pack}.pack").stat().st_size
@@ -103,7 +106,7 @@ def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
         f"import pytest\n\ndef never():\n    raise AssertionError('called')\n\n{replays}"
     )
 
-    small = pytest_in(work, "-n", "2", "tests/test_m1.py", "tests/test_m1b.py")
+    small = session_in(work, "-n", "2", "tests/test_m1.py", "tests/test_m1b.py")
     assert small.returncode == 0, small.stdout + small.stderr
     assert f"{KEYS + 4} replayed, 0 missing or stale" in small.stdout
     # 8 frames, not 4.9 MB, and once: the second xdist worker finds them cut
@@ -113,17 +116,20 @@ def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
     assert len(frames) == KEYS and sum(path.stat().st_size for path in frames) < pack_bytes / 1000
     assert git(work, "status", "--porcelain", "recordings").stdout == ""  # git-ignored
 
-    again = pytest_in(work, "tests/test_m1.py")  # the frames are here: nothing to fetch
+    again = session_in(work, "tests/test_m1.py")  # the frames are here: nothing to fetch
     assert again.returncode == 0 and "fetched" not in again.stdout, again.stdout
 
-    large = pytest_in(work, "tests/test_m0.py")  # most of the pack: fetched whole, once
+    large = session_in(work, "tests/test_m0.py")  # most of the pack: fetched whole, once
     assert large.returncode == 0, large.stdout + large.stderr
     assert fetched(large.stdout) == (1, round(pack_bytes / 1e6, 1)), large.stdout
     assert [path.stem for path in (work / "recordings" / "packs").glob("*.pack")] == [pack]
 
 
 def test_a_damaged_frame_on_the_remote_is_refused_by_name_and_never_kept(
-    published: tuple[Path, str, str], tmp_path: Path, aws_env: dict[str, str]
+    published: tuple[Path, str, str],
+    tmp_path: Path,
+    aws_env: dict[str, str],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     repo, _, pack = published
     store = Store(repo / "recordings")
@@ -136,7 +142,7 @@ def test_a_damaged_frame_on_the_remote_is_refused_by_name_and_never_kept(
     remote.write(FileKind.PACK, pack, bytes(data))
     work = clone(published, tmp_path / "clone")
 
-    run = pytest_in(work, "tests/test_m1.py")
+    run = session_in(work, "tests/test_m1.py")
     assert run.returncode == 1, run.stdout
     assert "damaged and were not kept" in run.stdout and entry.blob[:16] in run.stdout
     assert "remote origin" in run.stdout

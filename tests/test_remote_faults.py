@@ -145,32 +145,6 @@ def own_published(
     return publish(recorded, tmp_path, s3_bucket, proxy.endpoint)
 
 
-#: The clones' pytest.ini leaves pytest-asyncio's loop scope unset: its warning would
-#: surface in this session (a subprocess printed it to its own output).
-QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
-
-
-@pytest.fixture
-def pytest_in(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_home: Path
-) -> Callable[..., CommandResult]:
-    """A real pytest session in a folder, as a user runs it there, but in this process
-    (pytester's in-process run): the castore plugin's fetch is the same code either way,
-    and a fresh interpreter costs about a second of CPU to start pytest and its plugins.
-    HOME stays the tests' git home (pytester points it at its own folder)."""
-    use_git_home(git_home, monkeypatch)
-
-    def run(work: Path, *args: str) -> CommandResult:
-        with monkeypatch.context() as patch:
-            patch.chdir(work)
-            result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET, *args)
-        return CommandResult(
-            int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
-        )
-
-    return run
-
-
 def clone(published: tuple[Path, str, str], target: Path) -> Path:
     git(target.parent, "clone", "-q", published[1], str(target))
     return target
@@ -185,13 +159,13 @@ def test_transfers_cut_mid_way_are_resumed_and_every_object_checked(
     proxy: CuttingProxy,
     tmp_path: Path,
     aws_env: dict[str, str],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     """Every response stops 60 KB in (packs are larger): the client resumes each body
     where it stopped, and each pack still hashes to its name before it is kept."""
     work = clone(published, tmp_path / "clone")
     proxy.cut_after = 60_000
-    run = pytest_in(work, "tests/test_m1.py")
+    run = session_in(work, "tests/test_m1.py")
     assert run.returncode == 0, run.stdout
     assert "from remote origin" in run.stdout
     assert castore_verify(work) == 0
@@ -202,11 +176,11 @@ def test_a_server_that_goes_away_fails_clearly_and_keeps_no_partial_file(
     proxy: CuttingProxy,
     tmp_path: Path,
     aws_env: dict[str, str],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     proxy.cut_after = 0  # the server accepts, then drops every connection
-    run = pytest_in(work, "tests/test_m1.py")
+    run = session_in(work, "tests/test_m1.py")
     assert run.returncode == 1
     assert "could not fetch" in run.stdout and "cannot be reached" in run.stdout, run.stdout
     assert "RemoteUnavailableError" in run.stdout  # the replay's error, not a wrong value
@@ -214,7 +188,7 @@ def test_a_server_that_goes_away_fails_clearly_and_keeps_no_partial_file(
     assert not any(name.endswith(".pack") for name in names)  # nothing half-written kept
     assert not any(name.startswith(".") for name in names)  # no temporary file left
     proxy.cut_after = None  # the server is back: the same run fetches and passes
-    again = pytest_in(work, "tests/test_m1.py")
+    again = session_in(work, "tests/test_m1.py")
     assert again.returncode == 0, again.stdout
     assert "from remote origin" in again.stdout
     assert castore_verify(work) == 0
@@ -229,7 +203,7 @@ def test_missing_credentials_are_named_before_any_request(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     aws_env: dict[str, str],
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     work = clone(published, tmp_path / "clone")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -238,7 +212,7 @@ def test_missing_credentials_are_named_before_any_request(
     with pytest.raises(RemoteAccessError, match="no credentials were found") as raised:
         remotes.pull(Store(work / "recordings"))
     assert "AWS_ACCESS_KEY_ID" in str(raised.value) and "--anonymous" in str(raised.value)
-    run = pytest_in(work, "tests/test_m0.py")
+    run = session_in(work, "tests/test_m0.py")
     assert run.returncode == 1 and "no credentials were found" in run.stdout
 
 
@@ -307,7 +281,7 @@ def test_a_damaged_remote_object_is_refused_by_name_and_never_kept(
     tmp_path: Path,
     aws_env: dict[str, str],
     damage: str,
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     repo, _, bucket = own_published
     store = Store(repo / "recordings")
@@ -322,7 +296,7 @@ def test_a_damaged_remote_object_is_refused_by_name_and_never_kept(
     client.put_object(Bucket=bucket, Key=key, Body=broken)  # type: ignore[attr-defined]
 
     work = clone(own_published, tmp_path / "clone")
-    run = pytest_in(work, "tests/test_m2.py")
+    run = session_in(work, "tests/test_m2.py")
     assert run.returncode == 1
     assert "damaged and were not kept" in run.stdout, run.stdout
     assert "RemoteObjectError" in run.stdout and victim[:16] in run.stdout
@@ -413,7 +387,7 @@ def test_no_credential_reaches_any_file_castore_writes(
     own_published: tuple[Path, str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    pytest_in: Callable[..., CommandResult],
+    session_in: Callable[..., CommandResult],
 ) -> None:
     """Canary credentials in the environment through add, push, a replay that fetches,
     pull and remote gc: no file in the repository, the clone or their stores holds them."""
@@ -427,7 +401,7 @@ def test_no_credential_reaches_any_file_castore_writes(
     store.put("tests/test_m0", "key 0", answer(0, 0))
     remotes.push(Store(store.root))
     work = clone(own_published, tmp_path / "clone")
-    assert pytest_in(work, "tests/test_m3.py").returncode == 0
+    assert session_in(work, "tests/test_m3.py").returncode == 0
     remotes.pull(Store(work / "recordings"))
     collect_remote(Store(repo / "recordings"), dry_run=True)
     for folder in (repo, work, tmp_path / "backup"):
