@@ -115,8 +115,14 @@ def test_the_threshold_is_an_ini_option_and_another_turns_packing_off(
 def test_packing_after_a_session_is_deterministic(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    root = project(pytester, modules=2, keys=60)
-    record(pytester, monkeypatch).assert_outcomes(passed=2)
+    # 30 values over two namespaces, past the ini's threshold of 20: the first pack still
+    # trains a dictionary (it needs 16 samples), at a quarter of the writes that passing
+    # the default threshold of 100 takes (the test above covers the default).
+    root = project(pytester, modules=2, keys=15, ini="castore_auto_pack_blobs = 20")
+    result = record(pytester, monkeypatch)
+    result.assert_outcomes(passed=2)
+    assert "packed 30 blobs" in result.stdout.str()
+    assert "trained zstd dictionary" in result.stdout.str()
     first = {path.name: path.read_bytes() for path in (root / "packs").iterdir()}
     # The same recordings, written elsewhere by hand and packed by the command: the same
     # packs, byte for byte (the dictionary trained on the same sample included).
