@@ -151,8 +151,10 @@ def test_a_session_reads_only_the_indexes_and_packs_of_the_tests_it_runs(
     """A complete checkout: collection checks that nothing is missing with a listing and
     a few stats, and the run reads the one module's index and its pack. Under
     --collect-only nothing is read at all."""
-    root = project(pytester, modules=3, keys=40)
+    # Packed as a session past the threshold leaves it (30 values past the ini's 20).
+    root = project(pytester, modules=3, keys=10, ini="castore_auto_pack_blobs = 20")
     record(pytester, monkeypatch).assert_outcomes(passed=3)
+    assert packs(root) and len(loose(root)) == 1  # the dictionary
     pytester.makeconftest(AUDIT_CONFTEST)
     opened = tmp_path / "opened.txt"
     monkeypatch.setenv("CASTORE_OPENED", str(opened))
