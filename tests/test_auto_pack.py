@@ -173,9 +173,11 @@ def test_a_session_reads_only_the_indexes_and_packs_of_the_tests_it_runs(
 def test_under_xdist_the_controller_packs_once_after_the_workers_recorded(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = project(pytester, modules=4, keys=30)
+    # Any three modules' values (24) stay under the threshold, all four (32) pass it, as
+    # 90 and 120 do the default 100: no worker's share alone would be packed.
+    root = project(pytester, modules=4, keys=8, ini="castore_auto_pack_blobs = 25")
     result = record(pytester, monkeypatch, "-n", "2")
     result.assert_outcomes(passed=4)
-    assert result.stdout.str().count("packed 120 blobs into") == 1, result.stdout.str()
+    assert result.stdout.str().count("packed 32 blobs into") == 1, result.stdout.str()
     assert len(loose(root)) == 1 and packs(root)
     pytester.runpytest("-n", "2").assert_outcomes(passed=4)
