@@ -115,8 +115,14 @@ def test_the_threshold_is_an_ini_option_and_another_turns_packing_off(
 def test_packing_after_a_session_is_deterministic(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    root = project(pytester, modules=2, keys=60)
-    record(pytester, monkeypatch).assert_outcomes(passed=2)
+    # 30 values over two namespaces, past the ini's threshold of 20: the first pack still
+    # trains a dictionary (it needs 16 samples), at a quarter of the writes that passing
+    # the default threshold of 100 takes (the test above covers the default).
+    root = project(pytester, modules=2, keys=15, ini="castore_auto_pack_blobs = 20")
+    result = record(pytester, monkeypatch)
+    result.assert_outcomes(passed=2)
+    assert "packed 30 blobs" in result.stdout.str()
+    assert "trained zstd dictionary" in result.stdout.str()
     first = {path.name: path.read_bytes() for path in (root / "packs").iterdir()}
     # The same recordings, written elsewhere by hand and packed by the command: the same
     # packs, byte for byte (the dictionary trained on the same sample included).
@@ -145,8 +151,10 @@ def test_a_session_reads_only_the_indexes_and_packs_of_the_tests_it_runs(
     """A complete checkout: collection checks that nothing is missing with a listing and
     a few stats, and the run reads the one module's index and its pack. Under
     --collect-only nothing is read at all."""
-    root = project(pytester, modules=3, keys=40)
+    # Packed as a session past the threshold leaves it (30 values past the ini's 20).
+    root = project(pytester, modules=3, keys=10, ini="castore_auto_pack_blobs = 20")
     record(pytester, monkeypatch).assert_outcomes(passed=3)
+    assert packs(root) and len(loose(root)) == 1  # the dictionary
     pytester.makeconftest(AUDIT_CONFTEST)
     opened = tmp_path / "opened.txt"
     monkeypatch.setenv("CASTORE_OPENED", str(opened))
@@ -165,9 +173,11 @@ def test_a_session_reads_only_the_indexes_and_packs_of_the_tests_it_runs(
 def test_under_xdist_the_controller_packs_once_after_the_workers_recorded(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = project(pytester, modules=4, keys=30)
+    # Any three modules' values (24) stay under the threshold, all four (32) pass it, as
+    # 90 and 120 do the default 100: no worker's share alone would be packed.
+    root = project(pytester, modules=4, keys=8, ini="castore_auto_pack_blobs = 25")
     result = record(pytester, monkeypatch, "-n", "2")
     result.assert_outcomes(passed=4)
-    assert result.stdout.str().count("packed 120 blobs into") == 1, result.stdout.str()
+    assert result.stdout.str().count("packed 32 blobs into") == 1, result.stdout.str()
     assert len(loose(root)) == 1 and packs(root)
     pytester.runpytest("-n", "2").assert_outcomes(passed=4)

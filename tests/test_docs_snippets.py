@@ -34,7 +34,6 @@ from conftest import (
     make_repo,
     markdown_blocks,
     needs_lfs,
-    run_pytest,
 )
 
 from castore import Store
@@ -445,10 +444,11 @@ def shell_lines(block: Block, *, only: str | None = None) -> list[list[str]]:
     return commands
 
 
-def run_line(words: list[str], repo: Path) -> None:
+def run_line(words: list[str], repo: Path, pytester: pytest.Pytester) -> None:
     """A page's command, as a user at a terminal runs it in ``repo``. ``uv run castore``
     is the command in this process; ``castore prune`` asks at a terminal, so it gets
-    ``--yes`` here; ``uv run pytest`` is this environment's pytest, in a subprocess."""
+    ``--yes`` here; ``uv run pytest`` is this environment's pytest, a real session in
+    this process (pytester's)."""
     words = list(words)
     environment = {}
     while words and "=" in words[0] and not words[0].startswith("-"):
@@ -460,20 +460,26 @@ def run_line(words: list[str], repo: Path) -> None:
             arguments.append("--yes")
         cli(*arguments, cwd=repo, check=True)
     elif words[:3] == ["uv", "run", "pytest"]:
-        run_pytest_here(repo, words[3:], environment)
+        run_pytest_here(pytester, repo, words[3:], environment)
     elif words[0] == "git":
         git(repo, *words[1:])
     else:
         pytest.fail(f"{shlex.join(words)!r}: no way to run this line yet")
 
 
-def run_pytest_here(repo: Path, arguments: list[str], environment: dict[str, str]) -> None:
+def run_pytest_here(
+    pytester: pytest.Pytester, repo: Path, arguments: list[str], environment: dict[str, str]
+) -> None:
+    """``pytest ARGUMENTS`` in ``repo`` with ``environment`` set: a whole session (its
+    rootdir, ini file, options and store are the repository's), in this process, where a
+    fresh interpreter would spend a second starting for the same run."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():
             patch.setenv(name, value)
         patch.setenv("CASTORE_LIVE", "1" if environment.get("RECORD_FIXTURES") else "0")
-        outcome = run_pytest(repo, *arguments)  # a subprocess, as `uv run pytest` is
-    assert outcome.returncode == 0, outcome.stdout + outcome.stderr
+        patch.chdir(repo)
+        outcome = pytester.runpytest_inprocess("-p", "no:cacheprovider", *arguments)
+    assert outcome.ret == 0, outcome.stdout.str() + outcome.stderr.str()
 
 
 SUITE = """
@@ -490,11 +496,14 @@ def test_{name}(recorder):
 
 
 @pytest.fixture
-def project(tmp_path: Path, isolated_git: None) -> Path:
+def project(pytester: pytest.Pytester, tmp_path: Path, isolated_git: None) -> Path:
     """A git repository with a few test modules of the kind the pages name, in the
-    default store place (tests/fixtures/castore)."""
+    default store place (tests/fixtures/castore). pytester comes first: it sets HOME to
+    a folder of its own, which the tests' git HOME (``isolated_git``) then replaces."""
     repo = make_repo(tmp_path / "project")
-    (repo / "pytest.ini").write_text("[pytest]\n")
+    # pytest-asyncio (installed here) warns at every session start without this line;
+    # the sessions run in this process, so the warnings would join this run's summary.
+    (repo / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     (repo / ".gitignore").write_text("__pycache__/\n")  # as in any Python project
     (repo / "tests" / "integration").mkdir(parents=True)
     for name in ("your_test", "new_feature", "specific"):
@@ -504,7 +513,7 @@ def project(tmp_path: Path, isolated_git: None) -> Path:
 
 
 @needs_lfs
-def test_the_migration_page_s_commands_run(project: Path) -> None:
+def test_the_migration_page_s_commands_run(project: Path, pytester: pytest.Pytester) -> None:
     page = "migrating.md"
     for start, only in (
         ("# Before and after: record", None),
@@ -514,7 +523,7 @@ def test_the_migration_page_s_commands_run(project: Path) -> None:
         ("rm tests/fixtures/modal_responses.json", "after-comment"),
     ):
         for line in shell_lines(the_block(page, start), only=only):
-            run_line(line, project)
+            run_line(line, project, pytester)
     store = Store(project / "tests" / "fixtures" / "castore")
     assert store.namespaces() == [
         "tests/integration/test_new_feature",
@@ -526,18 +535,18 @@ def test_the_migration_page_s_commands_run(project: Path) -> None:
 
 
 @needs_lfs
-def test_the_git_and_packs_pages_commands_run(project: Path) -> None:
-    run_pytest_here(project, [], {"RECORD_FIXTURES": "true"})
+def test_the_git_and_packs_pages_commands_run(project: Path, pytester: pytest.Pytester) -> None:
+    run_pytest_here(pytester, project, [], {"RECORD_FIXTURES": "true"})
     for page, start in (
         ("git.md", "uv run castore git setup"),
         ("packs.md", "uv run castore pack"),
     ):
         for line in shell_lines(the_block(page, start)):
-            run_line(line, project)
+            run_line(line, project, pytester)
     assert git(project, "status", "--porcelain").stdout == ""
     tracked = git(project, "lfs", "ls-files", "--name-only").stdout.split()
     assert any(name.endswith(".pack") for name in tracked)
-    run_pytest_here(project, [], {})  # replays from the packed, committed store
+    run_pytest_here(pytester, project, [], {})  # replays from the packed, committed store
 
 
 def castore_parses(arguments: list[str]) -> None:

@@ -140,9 +140,15 @@ def test_verify_and_dry_runs_work_on_a_read_only_store(read_only: Store) -> None
 def test_a_replay_run_on_a_read_only_store_passes_and_says_what_it_could_not_save(
     pytester: pytest.Pytester, read_only: Store
 ) -> None:
-    pytester.makeini(f"[pytest]\ncastore_root = {read_only.root}\n")
+    # The session runs in this process: a module name of its own (this module is
+    # test_faults), and the loop scope set, or pytest-asyncio's start-up warning would
+    # join this run's summary.
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        f"castore_root = {read_only.root}\n"
+    )
     pytester.makepyfile(
-        test_faults="""
+        test_read_only_replay="""
 import pytest
 
 @pytest.mark.castore(namespace="tests/test_faults")
@@ -150,7 +156,7 @@ def test_replay(recorder):
     assert recorder.get_or_record_sync("key 2", lambda: 1 / 0) == {"answer": "answer 2" * 20}
 """
     )
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest_inprocess()
     result.assert_outcomes(passed=1)
     assert result.ret == 0
     result.stdout.fnmatch_lines(

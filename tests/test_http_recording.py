@@ -154,7 +154,7 @@ def test_under_xdist_each_request_is_recorded_once(
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     monkeypatch.setenv("RECORD_FIXTURES", "true")
     try:
-        result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+        result = pytester.runpytest_inprocess("-n", "2", "-p", "no:cacheprovider")
     finally:
         server.stop()
     result.assert_outcomes(passed=8)

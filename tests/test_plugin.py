@@ -432,7 +432,7 @@ def test_shared_b(recorder):
     monkeypatch.setenv("CASTORE_CALLS_LOG", str(calls_log))
     monkeypatch.setenv("CASTORE_LIVE", "1")
 
-    recording = project.runpytest_subprocess("-n", "2", "--castore-mode=new_episodes")
+    recording = project.runpytest_inprocess("-n", "2", "--castore-mode=new_episodes")
 
     recording.assert_outcomes(passed=6)
     assert sorted(calls_log.read_text().split()) == ["a", "async", "s", "shared", "sync"]
@@ -440,7 +440,7 @@ def test_shared_b(recorder):
 
     monkeypatch.delenv("CASTORE_LIVE")
     store_of(project).put("tests/test_llm", "orphan", "unused")
-    replay = project.runpytest_subprocess("-n", "2")
+    replay = project.runpytest_inprocess("-n", "2")
 
     replay.assert_outcomes(passed=6)
     replay.stdout.fnmatch_lines(
@@ -679,7 +679,7 @@ def test_a_recorder_made_by_hand_resolves_against_the_rootdir_and_follows_the_se
     monkeypatch.chdir(pytester.path / "tests")
     monkeypatch.setenv("CASTORE_LIVE", "1")
     monkeypatch.setenv("RECORD_FIXTURES", "true")
-    recorded = pytester.runpytest_subprocess()
+    recorded = pytester.runpytest_inprocess()
     recorded.assert_outcomes(passed=1)
     recorded.stdout.fnmatch_lines(["*0 replayed, 0 missing or stale, 1 recorded*"])
     assert not (pytester.path / "tests" / "tests").exists()
@@ -687,7 +687,7 @@ def test_a_recorder_made_by_hand_resolves_against_the_rootdir_and_follows_the_se
 
     monkeypatch.delenv("CASTORE_LIVE")
     monkeypatch.delenv("RECORD_FIXTURES")
-    replayed = pytester.runpytest_subprocess()
+    replayed = pytester.runpytest_inprocess()
     replayed.assert_outcomes(passed=1)
     replayed.stdout.fnmatch_lines(["*1 replayed, 0 missing or stale, 0 recorded*"])
 
