@@ -2,8 +2,13 @@
 
 Each child caps its address space and runs hypothesis over one kind of file castore
 reads; every case must end in a correct read or a castore error, within a per-case
-timeout. CI size is 80 cases per target; ``CASTORE_CAMPAIGN=full`` runs
+timeout. CI size is 50 cases per target; ``CASTORE_CAMPAIGN=full`` runs
 2,500 per target (15,000 in all), the size docs/reliability.md reports.
+
+At CI size the cases are drawn the same on every run (``derandomize``). The 50 still
+reach every outcome class the 80 of earlier CI runs reached, and the msgpack target's
+50 include extensions nested 285 deep and frames of 5 and 20 million objects, the
+cases that failed the old codec and the code without the object budget.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import pytest
 from campaign import size
 
 CAMPAIGN = Path(__file__).with_name("fuzz_campaign.py")
-EXAMPLES = size(ci=80, full=2500)
+EXAMPLES = size(ci=50, full=2500)
 #: The address-space cap each child runs under (Python, zstd and hypothesis need ~400 MB
 #: of it mapped), and the peak resident memory a child may reach.
 ADDRESS_SPACE_LIMIT = 3 * 2**30

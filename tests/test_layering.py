@@ -9,6 +9,7 @@ layer that needs an upper layer's type has its design upside down.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import shutil
@@ -54,9 +55,21 @@ def is_type_checking_block(node: ast.AST) -> bool:
 
 def imports_of(path: Path, package_dir: Path) -> Iterator[tuple[str, bool]]:
     """Every castore module ``path`` imports, and whether only for type checking."""
-    tree = ast.parse(path.read_text(), str(path))
     this = module_name(path, package_dir)
     package = this if path.name == "__init__.py" else this.rpartition(".")[0]
+    yield from imports_in(path.read_text(), package)
+
+
+@functools.cache
+def imports_in(source: str, package: str) -> tuple[tuple[str, bool], ...]:
+    """:func:`imports_of` for a module's ``source`` in ``package``. Cached: the three
+    checks (and the copy with a planted module) read the same sources, and parsing
+    castore's modules costs 0.7 s of CPU each time."""
+    return tuple(_imports_in(source, package))
+
+
+def _imports_in(source: str, package: str) -> Iterator[tuple[str, bool]]:
+    tree = ast.parse(source)
 
     def visit(node: ast.AST, typing_only: bool) -> Iterator[tuple[str, bool]]:
         for child in ast.iter_child_nodes(node):

@@ -358,6 +358,8 @@ def test_threads_replay_and_record_through_one_store(tmp_path: Path, dictionary:
         return 1
 
     with ThreadPoolExecutor(8) as pool:
+        # 10,000 replays: with shared decompressors the first wrong read came after 200
+        # to 2,600 of them. 100 recordings keep 8 threads putting at once.
         assert sum(pool.map(replay, values)) == len(values)
-        assert sum(pool.map(record, range(300))) == 300
+        assert sum(pool.map(record, range(100))) == 100
     assert verify(Store(root)).faults == []
