@@ -309,3 +309,13 @@ def test_gc_through_a_read_only_view_fails_loudly_instead_of_removing_nothing(
     store = store_over(open_core(shared.root, files=ReadOnlyFiles(FolderFiles(shared.root))))
     with pytest.raises(ReadOnlyStoreError):
         collect_garbage(store)
+
+
+def test_a_folder_not_made_yet_has_a_signature_that_its_creation_changes(tmp_path: Path) -> None:
+    """Else a store without packs would list and reload its pack table for every blob it
+    is asked about (each put of a recording)."""
+    files = FolderFiles(tmp_path)
+    absent = files.signature(FileKind.PACK)
+    assert absent is not None and files.signature(FileKind.PACK) == absent
+    (tmp_path / "packs").mkdir()
+    assert files.signature(FileKind.PACK) not in (None, absent)

@@ -13,6 +13,7 @@ import zstandard
 
 from castore import Entry, Store
 from castore._storage.codec import pack_value
+from castore._storage.locks import StoreLock
 from castore._storage.store import internals
 from castore._upkeep.retraining import train_dictionary
 from castore._upkeep.verify import verify
@@ -363,3 +364,20 @@ def test_threads_replay_and_record_through_one_store(tmp_path: Path, dictionary:
         assert sum(pool.map(replay, values)) == len(values)
         assert sum(pool.map(record, range(100))) == 100
     assert verify(Store(root)).faults == []
+
+
+def test_the_store_lock_taken_again_by_its_holder_is_let_go_by_the_outermost_release(
+    tmp_path: Path,
+) -> None:
+    import filelock  # noqa: PLC0415
+
+    lock = StoreLock(tmp_path / ".castore")
+    assert lock.acquire() is True
+    assert lock.acquire() is False  # a put inside a batch: counted, not taken again
+    other = filelock.FileLock(lock.path)  # another open of the file, as another process
+    lock.release()
+    with pytest.raises(filelock.Timeout):
+        other.acquire(timeout=0)
+    lock.release()
+    other.acquire(timeout=0)
+    other.release()

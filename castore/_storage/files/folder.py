@@ -67,6 +67,10 @@ class OpenFile:
         self.close()
 
 
+#: The :meth:`FolderFiles.signature` of a folder that does not exist.
+_ABSENT: Final = "absent"
+
+
 class FolderFiles(Files):
     """The files under a store's root folder, laid out as ``layout.relative_path`` says."""
 
@@ -120,9 +124,14 @@ class FolderFiles(Files):
         return OpenFile(descriptor, status.st_size)
 
     def signature(self, kind: FileKind) -> object:
+        """The folder's modification time; a folder not made yet has a signature too
+        (its creation changes it), or a store without packs would list and reload its
+        pack table for every blob it is asked about, each put of a recording included."""
         folder = self._blobs if kind is FileKind.BLOB else self._packs
         try:
             return os.stat(folder).st_mtime_ns  # noqa: PTH116 - string paths
+        except FileNotFoundError:
+            return _ABSENT
         except OSError:
             return None
 
