@@ -216,16 +216,31 @@ class ValueTooLargeError(BlobError):
 
 
 class IndexFormatError(StoreError):
-    """An index (or the store's castore.json) is not valid castore JSON."""
+    """A file castore reads (an index, castore.json, a pack's ``.idx``, local state) is
+    not what castore writes. The message names the kind of file and how to get a sound
+    one back: from git for what git tracks, by deleting it for castore's local state."""
 
     def __init__(self, path: Path, detail: str) -> None:
         self.path = path
         self.detail = detail
-        super().__init__(
-            f"index {path} is malformed: {detail}. Fix or restore it from git "
-            f"(`git checkout -- {path}`); if a merge left it broken, configure the merge "
-            f"driver with `castore git setup` and merge again"
+        what, remedy = _kind_and_remedy(path)
+        super().__init__(f"{what} {path} is malformed: {detail}. {remedy}")
+
+
+def _kind_and_remedy(path: Path) -> tuple[str, str]:
+    from_git = f"Fix or restore it from git (`git checkout -- {path}`)"
+    if ".castore" in path.parts:  # the store's local state folder (layout.STATE_DIR)
+        return "local state file", (
+            "Delete it: it is castore's own state, kept out of git, and castore starts it "
+            "anew (a deleted last-run.json only leaves `castore prune` fewer verdicts)"
         )
+    if path.suffix == ".idx":
+        return "pack index", from_git
+    what = "store file" if path.name == "castore.json" else "index"
+    return what, (
+        f"{from_git}; if a merge left it broken, configure the merge driver with "
+        "`castore git setup` and merge again"
+    )
 
 
 class UnsupportedFormatError(StoreError):

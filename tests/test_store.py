@@ -13,6 +13,7 @@ import zstandard
 
 from castore import Entry, Store
 from castore._storage.codec import pack_value
+from castore._storage.last_run import load_judgements
 from castore._storage.locks import StoreLock
 from castore._storage.store import internals
 from castore._upkeep.retraining import train_dictionary
@@ -381,3 +382,32 @@ def test_the_store_lock_taken_again_by_its_holder_is_let_go_by_the_outermost_rel
     lock.release()
     other.acquire(timeout=0)
     other.release()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "remedy"),
+    [
+        ("castore.json", "store file", "git checkout --"),
+        ("index/tests/test_a.json", "index", "git checkout --"),
+        (".castore/last-run.json", "local state file", "Delete it"),
+    ],
+)
+def test_a_malformed_file_is_named_by_its_kind_with_the_remedy_that_fits(
+    tmp_path: Path, name: str, kind: str, remedy: str
+) -> None:
+    """castore.json and indexes come back from git; local state is git-ignored, so the
+    way back is to delete it, never a `git checkout` that cannot work."""
+    store = Store(tmp_path / "store")
+    store.put("tests/test_a", "k", {"v": 1})
+    path = store.root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json")
+    with pytest.raises(IndexFormatError) as raised:
+        if name.startswith(".castore"):
+            load_judgements(store.root / ".castore")
+        else:
+            Store(store.root).get("tests/test_a", "k")
+    message = str(raised.value)
+    assert message.startswith(f"{kind} {path} is malformed") and remedy in message
+    if kind == "local state file":
+        assert "git checkout" not in message
