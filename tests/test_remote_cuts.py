@@ -16,7 +16,15 @@ from pathlib import Path
 
 import blake3
 import pytest
-from conftest import REPLAYING_MODULE, CommandResult, commit_all, git, make_repo, quick_store
+from conftest import (
+    REPLAYING_MODULE,
+    CommandResult,
+    cli,
+    commit_all,
+    git,
+    make_repo,
+    quick_store,
+)
 
 from castore import Store
 from castore._storage.layout import CUT_FRAMES_DIR, STATE_DIR, FileKind
@@ -118,6 +126,12 @@ def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
 
     again = session_in(work, "tests/test_m1.py")  # the frames are here: nothing to fetch
     assert again.returncode == 0 and "fetched" not in again.stdout, again.stdout
+
+    clone_store = Store(work / "recordings")  # key 0 re-recorded: its old frame is unused
+    clone_store.put("tests/test_m1", "key 0", {"module": 1, "key": 0, "text": "changed"})
+    collected = cli("gc", cwd=work, check=True)
+    assert "removed 1 frame(s) cut from remote packs, now unused" in collected.stdout
+    assert len(cut_frames(work)) == KEYS - 1
 
     large = session_in(work, "tests/test_m0.py")  # most of the pack: fetched whole, once
     assert large.returncode == 0, large.stdout + large.stderr

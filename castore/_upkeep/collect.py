@@ -43,6 +43,8 @@ class Collection:
     """Unreferenced blobs left inside packs still under the threshold."""
     unchanged: bool = False
     """The store was as the last gc left it: nothing was looked at, nothing to do."""
+    cut_frames: int = 0
+    """Frames cut from remote packs (local state) that no index references any more."""
 
     @property
     def bytes(self) -> int:
@@ -111,7 +113,13 @@ def collect_garbage(
                 continue
             if not dry_run:
                 blobs.delete(blob.digest)
+        cut = blobs.cut
+        stale_cuts = [] if cut is None else cut.stale(live)
+        result.cut_frames = len(stale_cuts)
         if not dry_run:
+            for digest in stale_cuts:
+                assert cut is not None
+                cut.delete(digest)
             for name in result.unpaired_packs:
                 blobs.files.delete(FileKind.PACK, name)
             for path in result.temp_files:

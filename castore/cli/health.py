@@ -51,6 +51,7 @@ class CollectionReport(Report):
             "dead_packed_blobs": collection.dead_packed,
             "unpaired_packs": collection.unpaired_packs,
             "unchanged": collection.unchanged,
+            "cut_frames": collection.cut_frames,
         }
 
     def text_lines(self) -> Iterator[str]:
@@ -71,6 +72,8 @@ class CollectionReport(Report):
             yield f"{verb} {len(collection.packed_copies):,} loose copies of packed blobs"
         if collection.unpaired_packs:
             yield f"{verb} {len(collection.unpaired_packs):,} pack(s) no .idx names"
+        if collection.cut_frames:
+            yield f"{verb} {collection.cut_frames:,} frame(s) cut from remote packs, now unused"
         rewrite = collection.packing
         if rewrite.removed_packs:
             did = "would rewrite" if dry_run else "rewrote"
