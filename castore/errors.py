@@ -229,7 +229,11 @@ class IndexFormatError(StoreError):
 
 def _kind_and_remedy(path: Path) -> tuple[str, str]:
     from_git = f"Fix or restore it from git (`git checkout -- {path}`)"
-    if ".castore" in path.parts:  # the store's local state folder (layout.STATE_DIR)
+    parts = path.parts
+    # Inside the store's local state folder (layout.STATE_DIR), not merely below some
+    # folder of that name that holds the whole store (~/.castore/project/…/index/…).
+    state = len(parts) - 1 - parts[::-1].index(".castore") if ".castore" in parts else -1
+    if state >= 0 and not {"index", "packs", "blobs"} & set(parts[state + 1 : -1]):
         return "local state file", (
             "Delete it: it is castore's own state, kept out of git, and castore starts it "
             "anew (a deleted last-run.json only leaves `castore prune` fewer verdicts)"

@@ -22,13 +22,19 @@ from castore._storage.files.folder import FolderFiles
 from castore._storage.files.git_tree import GitTreeFiles
 from castore._storage.files.memory import MemoryFiles
 from castore._storage.files.object_store import ObjectStoreFiles
-from castore._storage.files.seam import FileHandle, Files
+from castore._storage.files.seam import Cut, FileHandle, Files
+from castore._storage.files.transfer import copy_ranges
 from castore._storage.files.wrappers import ReadOnlyFiles, ReadThroughFiles
 from castore._storage.layout import FileKind
 from castore._storage.namespace import Namespace
 from castore._storage.store import internals, store_over
 from castore._upkeep.collect import collect_garbage
-from castore.errors import MissingBlobError, ReadOnlyStoreError, RemoteObjectError
+from castore.errors import (
+    MissingBlobError,
+    ReadOnlyStoreError,
+    RemoteObjectError,
+    RemoteUnavailableError,
+)
 
 ANSWERS = {f"question {i}": {"answer": f"answer number {i}", "n": i} for i in range(5)}
 DIGEST_A = "a" * 64
@@ -319,3 +325,43 @@ def test_a_folder_not_made_yet_has_a_signature_that_its_creation_changes(tmp_pat
     assert absent is not None and files.signature(FileKind.PACK) == absent
     (tmp_path / "packs").mkdir()
     assert files.signature(FileKind.PACK) not in (None, absent)
+
+
+def test_a_range_the_source_refuses_is_reported_and_the_others_are_kept(tmp_path: Path) -> None:
+    """A ranged read can fail on its own (S3 answers 416 past an object's end): that cut
+    is damaged, the batch goes on, and what was written is flushed."""
+
+    class Refusing(MemoryFiles):
+        def read_range(self, kind: FileKind, name: str, offset: int, length: int) -> bytes | None:
+            if offset >= 100:
+                raise RemoteUnavailableError("origin", "s3://bucket", "416 Range Not Satisfiable")
+            return super().read_range(kind, name, offset, length)
+
+    source = Refusing()
+    pack = FileHandle(FileKind.PACK, "a" * 64)
+    source.write(*pack, bytes(range(100)) * 2)
+    cuts = [
+        Cut(pack, 0, 10, FileHandle(FileKind.BLOB, "b" * 64)),
+        Cut(pack, 150, 10, FileHandle(FileKind.BLOB, "c" * 64)),
+        Cut(FileHandle(FileKind.PACK, "d" * 64), 0, 10, FileHandle(FileKind.BLOB, "e" * 64)),
+    ]
+    target = FolderFiles(tmp_path)
+    copied = copy_ranges(source, cuts, lambda pack_name: target)
+    assert (copied.files, copied.bytes) == (1, 10)
+    assert target.read(FileKind.BLOB, "b" * 64) == bytes(range(10))
+    assert [(cut.target.name, "416" in problem) for cut, problem in copied.damaged] == [
+        ("c" * 64, True)
+    ]
+    assert [cut.target.name for cut in copied.absent] == ["e" * 64]  # no such pack
+    assert target.stat(FileKind.BLOB, "c" * 64) is None
+
+
+def test_cut_frames_are_kept_only_where_the_state_folder_lies_inside_the_store(
+    tmp_path: Path,
+) -> None:
+    root, outside = tmp_path / "store", tmp_path / "elsewhere"
+    root.mkdir()
+    outside.mkdir()
+    assert open_core(root, source=MemoryFiles(), source_label="m").blobs.cut is not None
+    (root / ".castore").symlink_to(outside)  # planted: reads would leave the store
+    assert open_core(root, source=MemoryFiles(), source_label="m").blobs.cut is None

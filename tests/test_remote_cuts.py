@@ -138,6 +138,18 @@ def test_a_module_that_reads_a_few_blobs_of_a_big_pack_fetches_only_those(
     assert fetched(large.stdout) == (1, round(pack_bytes / 1e6, 1)), large.stdout
     assert [path.stem for path in (work / "recordings" / "packs").glob("*.pack")] == [pack]
 
+    # A frame damaged here (a flipped byte) is dropped and the pack read instead; one left
+    # empty (as by a crash before the batch was flushed) is not read at all.
+    flipped, emptied = cut_frames(work)[:2]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    healed = session_in(work, "tests/test_m1.py")
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert not flipped.exists()
+    emptied.write_bytes(b"")
+    assert session_in(work, "tests/test_m1.py").returncode == 0
+
 
 def test_a_damaged_frame_on_the_remote_is_refused_by_name_and_never_kept(
     published: tuple[Path, str, str],

@@ -411,3 +411,12 @@ def test_a_malformed_file_is_named_by_its_kind_with_the_remedy_that_fits(
     assert message.startswith(f"{kind} {path} is malformed") and remedy in message
     if kind == "local state file":
         assert "git checkout" not in message
+
+
+def test_a_store_kept_below_a_folder_named_like_the_state_folder_gets_index_advice(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / ".castore" / "project" / "recordings" / "index" / "tests" / "a.json"
+    assert str(IndexFormatError(path, "x")).startswith(f"index {path} is malformed")
+    state = tmp_path / ".castore" / "project" / "recordings" / ".castore" / "last-run.json"
+    assert "Delete it" in str(IndexFormatError(state, "x"))

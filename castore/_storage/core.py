@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from castore._storage.blobs.cut import CutFrames
 from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.blobs.verified import VerifiedBlobs
 from castore._storage.compression import Compression
@@ -33,8 +34,10 @@ from castore._storage.index_folder import IndexFiles
 from castore._storage.layout import CUT_FRAMES_DIR, PACK_TABLE_NAME, QUARANTINE_DIR, STATE_DIR
 from castore._storage.remotes import reading_remote
 from castore._storage.residency import Residency
+from castore._storage.safe_files import ensure_inside
 from castore._storage.value_limit import DEFAULT_MAX_VALUE_BYTES
 from castore._storage.writer import StoreWriter
+from castore.errors import UnsafePathError
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,9 @@ def open_core(
             label=source_label or source.describe(),
             check=lambda kind, name, data: reader.check_file(kind, name, data),  # noqa: PLW0108 - reader is made below
         )
-    cut_files = FolderFiles(state_dir / CUT_FRAMES_DIR) if source is not None else None
-    blobs = StoredBlobs(local, table_path, cut_files)
+    blobs = StoredBlobs(
+        local, table_path, _cut_frames(root, state_dir) if source is not None else None
+    )
     compression: Compression
     reader = VerifiedBlobs(
         blobs,
@@ -116,3 +120,14 @@ def open_core(
         residency=residency,
         max_value_bytes=max_value_bytes,
     )
+
+
+def _cut_frames(root: Path, state_dir: Path) -> CutFrames | None:
+    """Where a remote replay keeps the frames it cuts from packs, if that folder lies
+    inside the store (a planted ``.castore`` symlink leaves the store without any)."""
+    folder = state_dir / CUT_FRAMES_DIR
+    try:
+        ensure_inside(root, folder.parent)
+    except UnsafePathError:
+        return None
+    return CutFrames(folder)

@@ -70,7 +70,9 @@ class Residency:
         the store lock, so of several xdist workers only the first fetches. A complete
         checkout answers before the lock is even taken (a replay-only run never loads
         filelock, nor creates the store's lock file). Of a big pack on a remote, only the
-        blobs the selection reads may be fetched (``StoredBlobs.warm_up``)."""
+        blobs the selection reads may be fetched (``StoredBlobs.warm_up``); a checkout
+        that holds such cut frames is never complete, so its sessions take the lock and
+        find them there."""
         if self.complete():
             return []
         with self._writer.lock_for_reading():

@@ -44,7 +44,8 @@ class Collection:
     unchanged: bool = False
     """The store was as the last gc left it: nothing was looked at, nothing to do."""
     cut_frames: int = 0
-    """Frames cut from remote packs (local state) that no index references any more."""
+    """Frames cut from remote packs (local state) that no index references any more, or
+    whose pack is gone."""
 
     @property
     def bytes(self) -> int:
@@ -113,13 +114,17 @@ def collect_garbage(
                 continue
             if not dry_run:
                 blobs.delete(blob.digest)
-        cut = blobs.cut
-        stale_cuts = [] if cut is None else cut.stale(live)
+        cut, pack_names = blobs.cut, set(packs.names())
+        stale_cuts = [
+            (pack, digest)
+            for pack, digest in (cut.walk() if cut is not None else ())
+            if digest not in live or pack not in pack_names
+        ]
         result.cut_frames = len(stale_cuts)
         if not dry_run:
-            for digest in stale_cuts:
+            for pack, digest in stale_cuts:
                 assert cut is not None
-                cut.delete(digest)
+                cut.drop(pack, digest)
             for name in result.unpaired_packs:
                 blobs.files.delete(FileKind.PACK, name)
             for path in result.temp_files:

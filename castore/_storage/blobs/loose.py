@@ -63,9 +63,5 @@ class LooseBlobs:
         """Every loose blob file, in digest order."""
         return self.files.listing(_BLOB)
 
-    def stale(self, live: set[str]) -> list[str]:
-        """The blobs held here that are not in ``live`` (gc's referenced set)."""
-        return [info.name for info in self.walk() if info.name not in live]
-
     def location(self, digest: str) -> Path:
         return self.files.location(_BLOB, digest)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from castore._storage.blobs.loose import LooseBlobs
+from castore._storage.blobs.cut import CutFrames
 from castore._storage.blobs.pack_table import (
     PackTable,
     build_table,
@@ -59,12 +59,12 @@ class PackedBlobs:
     table is kept between sessions (None: in memory only)."""
 
     def __init__(
-        self, files: Files, table_path: Path | None = None, cut: LooseBlobs | None = None
+        self, files: Files, table_path: Path | None = None, cut: CutFrames | None = None
     ) -> None:
         self.files = files
         self._table_path = table_path
-        #: Frames cut out of packs this checkout lacks (``StoredBlobs.warm_up``): asked
-        #: before such a pack is opened, since opening it fetches it whole.
+        #: Frames cut out of packs this checkout lacks (``cut.py``): asked before a pack
+        #: is opened, since opening one the checkout lacks fetches it whole.
         self._cut = cut
         #: The table and the packs opened through it, replaced together (never changed in
         #: place), so a thread reading while another reloads sees one consistent pair;
@@ -232,7 +232,8 @@ class PackedBlobs:
         ordinal, offset, length = found
         reader = loaded.readers[ordinal]
         if reader is None:
-            if self._cut is not None and (frame := self._cut.read(digest)) is not None:
+            cut = self._cut
+            if cut is not None and (frame := cut.read(table.names[ordinal], digest, length)):
                 return frame
             reader = self._open(loaded, ordinal, digest)
         frame = reader.pread(length, offset)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from castore._storage.blobs.cut import CutFrames
 from castore._storage.blobs.loose import LooseBlobs
 from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.files.folder import FolderFiles
@@ -56,17 +57,17 @@ CUT_AT_MOST: Final = 0.25
 class StoredBlobs:
     """A store's blobs as readers see them: packs first, then loose files.
 
-    ``cut_files`` holds frames cut out of packs this checkout lacks (a remote tier's
-    warm-up keeps them in the store's local state): a reader finds them before it would
-    open, and so fetch whole, such a pack."""
+    ``cut`` holds frames cut out of packs this checkout lacks (a remote tier's warm-up
+    keeps them in the store's local state, ``cut.py``): a reader finds them before it
+    would open, and so fetch whole, such a pack."""
 
     def __init__(
-        self, files: Files, table_path: Path | None = None, cut_files: Files | None = None
+        self, files: Files, table_path: Path | None = None, cut: CutFrames | None = None
     ) -> None:
         self.files = files
         self.loose = LooseBlobs(files)
-        self.cut = None if cut_files is None else LooseBlobs(cut_files)
-        self.packs = PackedBlobs(files, table_path, self.cut)
+        self.cut = cut
+        self.packs = PackedBlobs(files, table_path, cut)
         self._read_listed = self.packs.read_listed
         self._read_loose = self.loose.read
 
@@ -139,22 +140,27 @@ class StoredBlobs:
     def warm_up(self, digests: Iterable[str]) -> list[Warmup]:
         """Bring close, in one batch, the files that hold ``digests``: whole packs and
         loose blobs through the backend's own warm-up, and, from a remote tier, only the
-        frames the selection reads of a big pack it barely uses (:data:`CUT_AT_MOST`)."""
+        frames the selection reads of a big pack it barely uses (:data:`CUT_AT_MOST`).
+        A pack whose frames the remote lacks goes to the backend's warm-up after all
+        (a checkout may still have it in git-lfs)."""
         wanted = set(digests)
         tier = find_files(self.files, ReadThroughFiles)
         cut_packs: set[FileHandle] = set()
         cuts: list[Cut] = []
         if tier is not None and self.cut is not None:
             cut_packs, cuts = self._cuts(wanted, tier)
-        handles = self.handles_for(wanted) - cut_packs
-        reports = self.files.warm_up(handles) if handles else []
+        reports = self.files.warm_up(self.handles_for(wanted) - cut_packs)
         if cuts and tier is not None and self.cut is not None:
-            reports = merged_warmups([*reports, tier.warm_up_cuts(cuts, self.cut.files)])
-        return reports
+            report, absent = tier.warm_up_cuts(cuts, self.cut.files_of)
+            reports.append(report)
+            if absent:
+                reports += self.files.warm_up({cut.source for cut in absent})
+        return merged_warmups(reports)
 
     def _cuts(self, wanted: set[str], tier: ReadThroughFiles) -> tuple[set[FileHandle], list[Cut]]:
         """The packs the checkout lacks that are better cut than fetched whole, and the
         frames of them still to fetch (those not cut by an earlier run)."""
+        assert self.cut is not None
         by_pack: dict[str, list[tuple[str, int, int]]] = {}
         for digest in wanted:
             slot = self.packs.slot_of(digest)
@@ -173,13 +179,18 @@ class StoredBlobs:
             if size < CUT_FROM_PACK_BYTES or cost > size * CUT_AT_MOST:
                 continue
             cut_packs.add(pack)
-            assert self.cut is not None
             cuts += [
                 Cut(pack, offset, length, FileHandle(FileKind.BLOB, digest))
                 for digest, offset, length in sorted(slots, key=lambda slot: slot[1])
-                if not self.cut.exists(digest)
+                if not self.cut.holds(pack.name, digest)
             ]
         return cut_packs, cuts
+
+    def drop_cut(self, digest: str) -> bool:
+        """Remove the frame of ``digest`` cut from its pack, if one is kept: it failed its
+        check, and the pack is read (fetched whole) instead. True if there was one."""
+        slot = None if self.cut is None else self.packs.slot_of(digest)
+        return slot is not None and self.cut is not None and self.cut.drop(slot[0], digest)
 
     def folder(self) -> FolderFiles | None:
         """The local folder under any wrappers, if the store has one and may change it."""

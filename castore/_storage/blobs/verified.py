@@ -48,7 +48,12 @@ class VerifiedBlobs:
         frame = self._read(blob)
         if frame is None:
             raise MissingBlobError(self.blobs.location(blob))
-        return self._unframe(frame, blob, blob, strict=strict)
+        try:
+            return self._unframe(frame, blob, blob, strict=strict)
+        except BlobError:
+            if not self.blobs.drop_cut(blob):
+                raise
+        return self._unframe(self._read_again(blob), blob, blob, strict=strict)
 
     def read_value(self, blob: str) -> Any:
         """Decode a blob, checking that its content matches its digest: the replay path.
@@ -61,15 +66,23 @@ class VerifiedBlobs:
         if frame is None:
             raise MissingBlobError(self.blobs.location(blob))
         try:
-            packed = self._decompressor.decompress(frame, blob)
+            packed: bytes | None = self._decompressor.decompress(frame, blob)
         except FrameError:
-            packed = self._unframe(frame, blob, blob)  # raises the error that names the file
-        if _blake3(packed).hexdigest() != blob:
-            self._unframe(frame, blob, blob)  # raises the digest mismatch
+            packed = None
+        if packed is None or _blake3(packed).hexdigest() != blob:
+            packed = self.read_packed(blob)  # raises the error that names the file
         try:
             return unpack_value(packed)
         except DecodeError as error:
             raise CorruptBlobError(self._path(blob), str(error)) from None
+
+    def _read_again(self, blob: str) -> bytes:
+        """The frame once more, after a damaged frame cut from a remote pack was dropped:
+        read from the pack now, which fetches it whole."""
+        frame = self._read(blob)
+        if frame is None:
+            raise MissingBlobError(self.blobs.location(blob))
+        return frame
 
     def read_file(self, path: Path) -> bytes:
         """The bytes of a blob file named by path: through the backend when it is one of

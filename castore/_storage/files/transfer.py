@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from castore._storage.files.seam import Cut, FileHandle, Files
 from castore._storage.layout import FileKind
+from castore.errors import CastoreError
 
 #: Checks a file before it is kept: None if sound, else what is wrong with it.
 FileCheck = Callable[[FileKind, str, bytes], "str | None"]
@@ -86,21 +87,30 @@ def copy_files(
 
 
 def copy_ranges(
-    source: Files, target: Files, cuts: Iterable[Cut], *, check: FileCheck | None = None
-) -> Copied:
+    source: Files,
+    cuts: Iterable[Cut],
+    target_for: Callable[[str], Files],
+    *,
+    check: FileCheck | None = None,
+) -> CopiedRanges:
     """Read each cut's range of its source file (one ranged request each, concurrently),
-    check it as the file it becomes (once more on failure), and write it to ``target``.
-    A source file that is absent leaves the cut in
-    ``absent``; a range that comes back short or fails its check, twice, is in
-    ``damaged`` and never kept."""
+    check it as the file it becomes (once more on failure), and write it to
+    ``target_for(source file's name)``. A source file that is absent leaves the cut in
+    ``absent``; a range that comes back short, fails its check or cannot be read, twice,
+    is in ``damaged`` and never kept. Whatever was written is flushed, whatever failed."""
     wanted = list(dict.fromkeys(cuts))
-    report = Copied()
+    report = CopiedRanges()
     started = time.perf_counter()
+    targets: dict[str, Files] = {}
 
     def one(cut: Cut) -> tuple[Cut, int | None, str | None]:
         problem: str | None = None
         for _ in range(2):
-            data = source.read_range(*cut.source, cut.offset, cut.length)
+            try:
+                data = source.read_range(*cut.source, cut.offset, cut.length)
+            except CastoreError as error:  # e.g. a range past the object's end (416)
+                problem = str(error)
+                continue
             if data is None:
                 return cut, None, None
             if len(data) != cut.length:
@@ -108,20 +118,37 @@ def copy_ranges(
                 continue
             problem = None if check is None else check(*cut.target, data)
             if problem is None:
-                target.write(*cut.target, data, durable=False)
+                targets[cut.source.name].write(*cut.target, data, durable=False)
                 return cut, len(data), None
         return cut, None, problem
 
-    if wanted:
-        with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
-            for cut, size, problem in pool.map(one, wanted):
-                if problem is not None:
-                    report.damaged.append((cut.target, problem))
-                elif size is None:
-                    report.absent.append(cut.target)
-                else:
-                    report.files += 1
-                    report.bytes += size
-        target.sync()  # one flush for the batch: a cut is never read back torn
+    for cut in wanted:
+        if cut.source.name not in targets:
+            targets[cut.source.name] = target_for(cut.source.name)
+    try:
+        if wanted:
+            with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
+                for cut, size, problem in pool.map(one, wanted):
+                    if problem is not None:
+                        report.damaged.append((cut, problem))
+                    elif size is None:
+                        report.absent.append(cut)
+                    else:
+                        report.files += 1
+                        report.bytes += size
+    finally:
+        for target in targets.values():  # one flush a folder: a kept cut is never torn
+            target.sync()
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class CopiedRanges:
+    """What one batch of ranges copied (as :class:`Copied`, by cut)."""
+
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    absent: list[Cut] = field(default_factory=list)
+    damaged: list[tuple[Cut, str]] = field(default_factory=list)

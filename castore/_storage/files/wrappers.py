@@ -8,7 +8,7 @@ only, a shared folder in front of a slower one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -190,32 +190,28 @@ class ReadThroughFiles(Files):
             )
         return reports
 
-    def warm_up_cuts(self, cuts: Iterable[Cut], into: Files) -> Warmup:
+    def warm_up_cuts(
+        self, cuts: Iterable[Cut], target_for: Callable[[str], Files]
+    ) -> tuple[Warmup, list[Cut]]:
         """Fetch ranges of source files (frames of packs the local side lacks), each
-        checked as the file it becomes and kept in ``into``: when a selection needs a few
-        blobs of a big pack, it pays for those blobs, not for the pack."""
+        checked as the file it becomes and kept in ``target_for(source file's name)``:
+        when a selection needs a few blobs of a big pack, it pays for those, not for the
+        pack. Returns the report and the cuts whose source file the remote lacks (the
+        caller warms those files up whole: a checkout may have them in git-lfs, and the
+        whole-file warm-up says so when nothing has them)."""
         from castore._storage.files.transfer import copy_ranges  # noqa: PLC0415 - threads: when needed
 
         wanted = list(cuts)
         report = Warmup(self.label, wanted=len(wanted))
-        try:
-            copied = copy_ranges(self.source, into, wanted, check=self._check)
-        except CastoreError as error:
-            report.problem = str(error)
-            return report
+        copied = copy_ranges(self.source, wanted, target_for, check=self._check)
         report.objects, report.bytes, report.seconds = copied.files, copied.bytes, copied.seconds
         if copied.damaged:
-            handle, problem = copied.damaged[0]
+            cut, problem = copied.damaged[0]
             report.problem = (
                 f"{len(copied.damaged)} blob(s) cut from packs on the remote are damaged and "
-                f"were not kept, e.g. {handle}: {problem}"
+                f"were not kept, e.g. {cut.target} of {cut.source}: {problem}"
             )
-        elif copied.absent:
-            report.problem = (
-                f"{len(copied.absent)} blob(s) sit in packs that are not on the remote, e.g. "
-                f"{copied.absent[0]}: run `castore push` in a clone that has them"
-            )
-        return report
+        return report, copied.absent
 
     def close(self) -> None:
         self.source.close()
