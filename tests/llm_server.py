@@ -52,7 +52,11 @@ class LLMServer:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        #: serve_forever looks for shutdown() every poll_interval: 0.5 s by default, which
+        #: every stop() waited out (0.43 s on average, a test's wall time for nothing).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
