@@ -50,7 +50,7 @@ class Transfer:
     """Files the selection needs (packs, their tables, loose blobs)."""
     already: int = 0
     """Of those, how many the receiving side held already."""
-    copied: Copied = field(default_factory=Copied)
+    copied: Copied[FileHandle] = field(default_factory=Copied)
     packing: Packing = field(default_factory=Packing)
     """What push packed first (a remote holds packs)."""
     not_here: list[str] = field(default_factory=list)
@@ -236,13 +236,13 @@ def pull(
     return report
 
 
-def _refuse_damage(copied: Copied, where: str, files: Files) -> None:
+def _refuse_damage(copied: Copied[FileHandle], where: str, files: Files) -> None:
     if copied.damaged:
         handle, problem = copied.damaged[0]
         raise RemoteObjectError(where, files.location(*handle), problem)
 
 
-def _sum(first: Copied, second: Copied) -> Copied:
+def _sum(first: Copied[FileHandle], second: Copied[FileHandle]) -> Copied[FileHandle]:
     return Copied(
         files=first.files + second.files,
         bytes=first.bytes + second.bytes,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from castore._storage.files.seam import Cut, FileHandle, Files
 from castore._storage.layout import FileKind
@@ -31,17 +31,47 @@ def no_progress(items: Iterable[Any], total: int, label: str) -> Iterable[Any]:
     return items
 
 
+#: What a batch copies: whole files (:class:`FileHandle`) or ranges of them (:class:`Cut`).
+Item = TypeVar("Item", FileHandle, Cut)
+
+
 @dataclass
-class Copied:
+class Copied(Generic[Item]):
     """What one batch copied."""
 
     files: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    absent: list[FileHandle] = field(default_factory=list)
+    absent: list[Item] = field(default_factory=list)
     """Files the source does not hold."""
-    damaged: list[tuple[FileHandle, str]] = field(default_factory=list)
-    """Files the source holds that failed their check twice (never kept)."""
+    damaged: list[tuple[Item, str]] = field(default_factory=list)
+    """What the source holds that failed its check twice (never kept)."""
+
+
+#: One item's outcome: (the item, bytes kept or None, what was wrong or None).
+Outcome = tuple[Item, "int | None", "str | None"]
+
+
+def _run_batch(
+    wanted: list[Item],
+    one: Callable[[Item], Outcome[Item]],
+    report: Copied[Item],
+    progress: Progress = no_progress,
+    label: str = "copying",
+) -> None:
+    """Run ``one`` over ``wanted``, :data:`CONCURRENCY` at a time, into ``report``."""
+    if not wanted:
+        return
+    with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
+        results: Iterator[Outcome[Item]] = pool.map(one, wanted)
+        for item, size, problem in progress(results, len(wanted), label):
+            if problem is not None:
+                report.damaged.append((item, problem))
+            elif size is None:
+                report.absent.append(item)
+            else:
+                report.files += 1
+                report.bytes += size
 
 
 def copy_files(
@@ -52,14 +82,13 @@ def copy_files(
     check: FileCheck | None = None,
     progress: Progress = no_progress,
     label: str = "copying",
-) -> Copied:
+) -> Copied[FileHandle]:
     """Copy ``handles`` from ``source`` to ``target``, :data:`CONCURRENCY` at a time,
     each read, checked (once more on failure: a transfer can be cut), then written."""
-    wanted = list(dict.fromkeys(handles))
-    report = Copied()
+    report: Copied[FileHandle] = Copied()
     started = time.perf_counter()
 
-    def one(handle: FileHandle) -> tuple[FileHandle, int | None, str | None]:
+    def one(handle: FileHandle) -> Outcome[FileHandle]:
         problem: str | None = None
         for _ in range(2):
             data = source.read(*handle)
@@ -71,17 +100,7 @@ def copy_files(
                 return handle, len(data), None
         return handle, None, problem
 
-    if wanted:
-        with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
-            results: Iterator[tuple[FileHandle, int | None, str | None]] = pool.map(one, wanted)
-            for handle, size, problem in progress(results, len(wanted), label):
-                if problem is not None:
-                    report.damaged.append((handle, problem))
-                elif size is None:
-                    report.absent.append(handle)
-                else:
-                    report.files += 1
-                    report.bytes += size
+    _run_batch(list(dict.fromkeys(handles)), one, report, progress, label)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -92,18 +111,18 @@ def copy_ranges(
     target_for: Callable[[str], Files],
     *,
     check: FileCheck | None = None,
-) -> CopiedRanges:
+) -> Copied[Cut]:
     """Read each cut's range of its source file (one ranged request each, concurrently),
     check it as the file it becomes (once more on failure), and write it to
     ``target_for(source file's name)``. A source file that is absent leaves the cut in
     ``absent``; a range that comes back short, fails its check or cannot be read, twice,
     is in ``damaged`` and never kept. Whatever was written is flushed, whatever failed."""
     wanted = list(dict.fromkeys(cuts))
-    report = CopiedRanges()
+    report: Copied[Cut] = Copied()
     started = time.perf_counter()
-    targets: dict[str, Files] = {}
+    targets = {name: target_for(name) for name in dict.fromkeys(cut.source.name for cut in wanted)}
 
-    def one(cut: Cut) -> tuple[Cut, int | None, str | None]:
+    def one(cut: Cut) -> Outcome[Cut]:
         problem: str | None = None
         for _ in range(2):
             try:
@@ -122,33 +141,10 @@ def copy_ranges(
                 return cut, len(data), None
         return cut, None, problem
 
-    for cut in wanted:
-        if cut.source.name not in targets:
-            targets[cut.source.name] = target_for(cut.source.name)
     try:
-        if wanted:
-            with ThreadPoolExecutor(min(CONCURRENCY, len(wanted))) as pool:
-                for cut, size, problem in pool.map(one, wanted):
-                    if problem is not None:
-                        report.damaged.append((cut, problem))
-                    elif size is None:
-                        report.absent.append(cut)
-                    else:
-                        report.files += 1
-                        report.bytes += size
+        _run_batch(wanted, one, report)
     finally:
         for target in targets.values():  # one flush a folder: a kept cut is never torn
             target.sync()
     report.seconds = time.perf_counter() - started
     return report
-
-
-@dataclass
-class CopiedRanges:
-    """What one batch of ranges copied (as :class:`Copied`, by cut)."""
-
-    files: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    absent: list[Cut] = field(default_factory=list)
-    damaged: list[tuple[Cut, str]] = field(default_factory=list)
