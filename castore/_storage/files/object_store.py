@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from castore._storage.files.seam import FileHandle, FileInfo, Files
 from castore._storage.layout import FileKind, file_at, relative_path
@@ -59,6 +59,9 @@ _RETRY: Final = {
     },
     "retry_timeout": dt.timedelta(seconds=30),
 }
+
+
+T = TypeVar("T")
 
 
 def _obstore() -> Any:
@@ -209,16 +212,22 @@ class ObjectStoreFiles(Files):
 
     # --- the seam --------------------------------------------------------------------
 
-    def read(self, kind: FileKind, name: str) -> bytes | None:
+    def _if_there(self, request: Callable[[Any], T]) -> T | None:
+        """``request(obstore)``'s answer, None if the object is not there; a missing
+        bucket and every other failure are the remote's errors, by name."""
         obstore = _obstore()
         try:
-            return bytes(obstore.get(self.client, self._path(kind, name)).bytes())
+            return request(obstore)
         except FileNotFoundError as error:
             if "NoSuchBucket" in str(error):
                 raise self._mapped(error) from None
             return None
         except (obstore.exceptions.BaseError, OSError) as error:
             raise self._mapped(error) from None
+
+    def read(self, kind: FileKind, name: str) -> bytes | None:
+        path = self._path(kind, name)
+        return self._if_there(lambda obstore: bytes(obstore.get(self.client, path).bytes()))
 
     def read_many(self, handles: Iterable[FileHandle]) -> Iterator[tuple[FileHandle, bytes | None]]:
         """Concurrently, :data:`CONCURRENCY` requests in flight; each result as it lands."""
@@ -237,19 +246,12 @@ class ObjectStoreFiles(Files):
 
     def read_range(self, kind: FileKind, name: str, offset: int, length: int) -> bytes | None:
         """One ranged GET (no HEAD first); a range past the object's end comes back short."""
-        obstore = _obstore()
-        try:
-            return bytes(
-                obstore.get_range(
-                    self.client, self._path(kind, name), start=offset, end=offset + length
-                )
+        path = self._path(kind, name)
+        return self._if_there(
+            lambda obstore: bytes(
+                obstore.get_range(self.client, path, start=offset, end=offset + length)
             )
-        except FileNotFoundError as error:
-            if "NoSuchBucket" in str(error):
-                raise self._mapped(error) from None
-            return None
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise self._mapped(error) from None
+        )
 
     def open_ranges(self, kind: FileKind, name: str) -> _RemoteRanges | None:
         info = self.stat(kind, name)
@@ -270,15 +272,10 @@ class ObjectStoreFiles(Files):
             raise self._mapped(error) from None
 
     def stat(self, kind: FileKind, name: str) -> FileInfo | None:
-        obstore = _obstore()
-        try:
-            meta = obstore.head(self.client, self._path(kind, name))
-        except FileNotFoundError as error:
-            if "NoSuchBucket" in str(error):
-                raise self._mapped(error) from None
+        path = self._path(kind, name)
+        meta = self._if_there(lambda obstore: obstore.head(self.client, path))
+        if meta is None:
             return None
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise self._mapped(error) from None
         return FileInfo(kind, name, int(meta["size"]), meta["last_modified"].timestamp())
 
     def listing(self, kind: FileKind) -> Iterator[FileInfo]:
