@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from castore._storage.atomic import is_temp_file
+from castore._storage.blobs.cut import CutFrames
 from castore._storage.blobs.stored import BlobFile, StoredBlobs
 from castore._storage.index_folder import IndexFiles
 from castore._storage.last_run import last_run_path, load_judgements, save_judgements
@@ -114,17 +115,9 @@ def collect_garbage(
                 continue
             if not dry_run:
                 blobs.delete(blob.digest)
-        cut, pack_names = blobs.cut, set(packs.names())
-        stale_cuts = [
-            (pack, digest)
-            for pack, digest in (cut.walk() if cut is not None else ())
-            if digest not in live or pack not in pack_names
-        ]
-        result.cut_frames = len(stale_cuts)
+        if blobs.cut is not None:
+            result.cut_frames = _collect_cut_frames(blobs.cut, live, packs.names(), dry_run)
         if not dry_run:
-            for pack, digest in stale_cuts:
-                assert cut is not None
-                cut.drop(pack, digest)
             for name in result.unpaired_packs:
                 blobs.files.delete(FileKind.PACK, name)
             for path in result.temp_files:
@@ -134,6 +127,17 @@ def collect_garbage(
                     blobs.remove_stray(path)
             gc_stamp.save(writer.state_dir, gc_stamp.take(indexes, blobs, parts.config), max_unused)
     return result
+
+
+def _collect_cut_frames(cut: CutFrames, live: set[str], packs: list[str], dry_run: bool) -> int:
+    """Drop the frames cut from remote packs that no index references any more, or whose
+    pack is gone; returns how many (would) go."""
+    held = set(packs)
+    stale = [(pack, blob) for pack, blob in cut.walk() if blob not in live or pack not in held]
+    if not dry_run:
+        for pack, blob in stale:
+            cut.drop(pack, blob)
+    return len(stale)
 
 
 def _blob_of(store: Store, namespace: str, key: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from castore._storage.blobs.loose import LooseBlobs
 from castore._storage.files.folder import FolderFiles
+from castore._storage.files.seam import Files
 from castore._storage.layout import is_digest
 from castore._storage.safe_files import FileRefused
 from castore.errors import CastoreError
@@ -32,24 +33,20 @@ class CutFrames:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._packs: dict[str, tuple[FolderFiles, LooseBlobs]] = {}
+        self._packs: dict[str, LooseBlobs] = {}
 
     def __repr__(self) -> str:
         return f"CutFrames({str(self.folder)!r})"
 
-    def _of(self, pack: str) -> tuple[FolderFiles, LooseBlobs]:
-        found = self._packs.get(pack)
-        if found is None:
-            files = FolderFiles(self.folder / pack)
-            found = self._packs[pack] = (files, LooseBlobs(files))
-        return found
-
-    def files_of(self, pack: str) -> FolderFiles:
-        """The folder that holds ``pack``'s cut frames (where a warm-up writes them)."""
-        return self._of(pack)[0]
-
     def _blobs(self, pack: str) -> LooseBlobs:
-        return self._of(pack)[1]
+        blobs = self._packs.get(pack)
+        if blobs is None:
+            blobs = self._packs[pack] = LooseBlobs(FolderFiles(self.folder / pack))
+        return blobs
+
+    def files_of(self, pack: str) -> Files:
+        """The folder that holds ``pack``'s cut frames (where a warm-up writes them)."""
+        return self._blobs(pack).files
 
     def read(self, pack: str, digest: str, length: int) -> bytes | None:
         """The frame of ``digest`` cut from ``pack``, if one is kept whole."""

@@ -144,23 +144,23 @@ class StoredBlobs:
         A pack whose frames the remote lacks goes to the backend's warm-up after all
         (a checkout may still have it in git-lfs)."""
         wanted = set(digests)
-        tier = find_files(self.files, ReadThroughFiles)
-        cut_packs: set[FileHandle] = set()
-        cuts: list[Cut] = []
-        if tier is not None and self.cut is not None:
-            cut_packs, cuts = self._cuts(wanted, tier)
+        tier, cut = find_files(self.files, ReadThroughFiles), self.cut
+        if tier is None or cut is None:
+            return self.files.warm_up(self.handles_for(wanted))
+        cut_packs, cuts = self._cuts(wanted, tier, cut)
         reports = self.files.warm_up(self.handles_for(wanted) - cut_packs)
-        if cuts and tier is not None and self.cut is not None:
-            report, absent = tier.warm_up_cuts(cuts, self.cut.files_of)
+        if cuts:
+            report, absent = tier.warm_up_cuts(cuts, cut.files_of)
             reports.append(report)
             if absent:
                 reports += self.files.warm_up({cut.source for cut in absent})
         return merged_warmups(reports)
 
-    def _cuts(self, wanted: set[str], tier: ReadThroughFiles) -> tuple[set[FileHandle], list[Cut]]:
+    def _cuts(
+        self, wanted: set[str], tier: ReadThroughFiles, cut: CutFrames
+    ) -> tuple[set[FileHandle], list[Cut]]:
         """The packs the checkout lacks that are better cut than fetched whole, and the
         frames of them still to fetch (those not cut by an earlier run)."""
-        assert self.cut is not None
         by_pack: dict[str, list[tuple[str, int, int]]] = {}
         for digest in wanted:
             slot = self.packs.slot_of(digest)
@@ -182,15 +182,17 @@ class StoredBlobs:
             cuts += [
                 Cut(pack, offset, length, FileHandle(FileKind.BLOB, digest))
                 for digest, offset, length in sorted(slots, key=lambda slot: slot[1])
-                if not self.cut.holds(pack.name, digest)
+                if not cut.holds(pack.name, digest)
             ]
         return cut_packs, cuts
 
     def drop_cut(self, digest: str) -> bool:
         """Remove the frame of ``digest`` cut from its pack, if one is kept: it failed its
         check, and the pack is read (fetched whole) instead. True if there was one."""
-        slot = None if self.cut is None else self.packs.slot_of(digest)
-        return slot is not None and self.cut is not None and self.cut.drop(slot[0], digest)
+        if self.cut is None:
+            return False
+        slot = self.packs.slot_of(digest)
+        return slot is not None and self.cut.drop(slot[0], digest)
 
     def folder(self) -> FolderFiles | None:
         """The local folder under any wrappers, if the store has one and may change it."""

@@ -45,15 +45,15 @@ class VerifiedBlobs:
     def read_packed(self, blob: str, *, strict: bool = False) -> bytes:
         """A blob's verified msgpack bytes (what the digest is computed over); ``strict``
         also refuses bytes after the zstd frame."""
-        frame = self._read(blob)
-        if frame is None:
-            raise MissingBlobError(self.blobs.location(blob))
+        frame = self._frame(blob)
         try:
             return self._unframe(frame, blob, blob, strict=strict)
         except BlobError:
             if not self.blobs.drop_cut(blob):
                 raise
-        return self._unframe(self._read_again(blob), blob, blob, strict=strict)
+        # A damaged frame cut from a remote pack was dropped: the pack is read now (which
+        # fetches it whole).
+        return self._unframe(self._frame(blob), blob, blob, strict=strict)
 
     def read_value(self, blob: str) -> Any:
         """Decode a blob, checking that its content matches its digest: the replay path.
@@ -76,9 +76,8 @@ class VerifiedBlobs:
         except DecodeError as error:
             raise CorruptBlobError(self._path(blob), str(error)) from None
 
-    def _read_again(self, blob: str) -> bytes:
-        """The frame once more, after a damaged frame cut from a remote pack was dropped:
-        read from the pack now, which fetches it whole."""
+    def _frame(self, blob: str) -> bytes:
+        """A blob's frame as stored; MissingBlobError names where it should be."""
         frame = self._read(blob)
         if frame is None:
             raise MissingBlobError(self.blobs.location(blob))
