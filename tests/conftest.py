@@ -613,6 +613,17 @@ def recorded_project(
     return store
 
 
+def push_to_bare(repo: Path, folder: Path) -> Path:
+    """A bare repository, ``folder/remote.git``, made ``repo``'s origin and given its
+    main branch (its LFS objects too, where git-lfs is set up): what a team's server
+    holds. Returns its path (clone from its ``as_uri()``)."""
+    bare = folder / "remote.git"
+    git(folder, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", bare.as_uri())
+    git(repo, "push", "-q", "origin", "main")
+    return bare
+
+
 def commit_all(repo: Path, message: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)

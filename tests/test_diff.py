@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cli, commit_all, git, make_repo
+from conftest import cli, commit_all, git, make_repo, push_to_bare
 
 from bench.lfs_server import giftless
 from castore import Recorder, Store
@@ -217,10 +217,7 @@ def test_lfs_tracked_blobs_are_read_from_the_lfs_server(repo: Path, tmp_path: Pa
         commit_all(repo, "record")
         record(repo, {"capital": ANSWERS["capital"].replace("Paris", "Lutetia")}, run=2)
         commit_all(repo, "re-record")
-        remote = tmp_path / "remote.git"
-        git(tmp_path, "init", "-q", "--bare", str(remote))
-        git(repo, "remote", "add", "origin", remote.as_uri())
-        git(repo, "push", "-q", "origin", "main")
+        remote = push_to_bare(repo, tmp_path)
         clone = tmp_path / "clone"
         git(tmp_path, "clone", "-q", remote.as_uri(), str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
         blobs = list((clone / "recordings" / "blobs").rglob("*.zst"))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CommandResult, cli, commit_all, git, make_repo, needs_lfs
+from conftest import CommandResult, cli, commit_all, git, make_repo, needs_lfs, push_to_bare
 
 from castore import Store
 
@@ -164,10 +164,7 @@ def test_an_lfs_tracked_store_clones_pulls_and_replays_and_fails_clearly_unpulle
     commit_all(repo, "record with LFS")
     tracked = git(repo, "lfs", "ls-files", "--name-only").stdout.split()
     assert len(tracked) == 2 and all(name.startswith("recordings/blobs/") for name in tracked)
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(remote))
-    git(repo, "remote", "add", "origin", remote.as_uri())
-    git(repo, "push", "-q", "origin", "main")
+    remote = push_to_bare(repo, tmp_path)
     assert (
         len(list((remote / "lfs" / "objects").rglob("*"))) > 2
     )  # objects went to the file:// remote
@@ -309,10 +306,7 @@ def test_setup_after_the_store_was_committed_moves_its_blobs_and_packs_into_lfs(
     assert git(repo, "status", "--porcelain").stdout == ""
     again = cli("git", "setup", cwd=repo, check=True)
     assert again.stdout == "already set up; nothing changed\n"
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(remote))
-    git(repo, "remote", "add", "origin", remote.as_uri())
-    git(repo, "push", "-q", "origin", "main")
+    remote = push_to_bare(repo, tmp_path)
     lazy = tmp_path / "lazy"
     git(tmp_path, "clone", "-q", remote.as_uri(), str(lazy), env={"GIT_LFS_SKIP_SMUDGE": "1"})
     assert all(is_pointer(lazy / name) for name in blobs_and_packs)  # LFS holds them

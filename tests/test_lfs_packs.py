@@ -16,6 +16,7 @@ from conftest import (
     commit_all,
     git,
     needs_lfs,
+    push_to_bare,
     recorded_project,
     run,
     use_git_home,
@@ -58,10 +59,7 @@ def published(
             # Committed, so that a fresh clone finds the LFS server with no set-up step.
             (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
             commit_all(repo, "packed recordings")
-            remote = tmp_path / "remote.git"
-            git(tmp_path, "init", "-q", "--bare", str(remote))
-            git(repo, "remote", "add", "origin", remote.as_uri())
-            git(repo, "push", "-q", "origin", "main")
+            remote = push_to_bare(repo, tmp_path)
             yield repo, remote.as_uri(), objects
 
 

@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import cli, commit_all, git, push_to_bare, use_git_home
 
 from bench.lfs_server import giftless, stored_objects
-from tests.conftest import cli, commit_all, git, use_git_home
 from tests.llm_server import LLMServer
 
 SUITE = """
@@ -125,10 +125,7 @@ def test_rerecording_unchanged_answers_changes_nothing_and_a_changed_request_rea
             session()
             recorded_ids = json.loads(seen.read_text())
             commit_all(repo, "record")
-            remote = tmp_path / "remote.git"
-            git(tmp_path, "init", "-q", "--bare", str(remote))
-            git(repo, "remote", "add", "origin", remote.as_uri())
-            git(repo, "push", "-q", "origin", "main")
+            push_to_bare(repo, tmp_path)
             uploaded = stored_objects(tmp_path / "lfs")
             assert uploaded, "the first recording's blobs went to LFS"
             before = store_files(repo)

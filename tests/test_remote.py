@@ -25,6 +25,7 @@ from conftest import (
     commit_all,
     git,
     new_bucket,
+    push_to_bare,
     recorded_project,
     use_git_home,
 )
@@ -94,10 +95,7 @@ def publish(recorded: Path, folder: Path, s3_server: str, s3_url: str) -> tuple[
     report = remotes.push(Store(store.root))
     assert report.copied.files == report.wanted
     commit_all(repo, "recordings, pack data on the remote")
-    bare = folder / "remote.git"
-    git(folder, "init", "-q", "--bare", str(bare))
-    git(repo, "remote", "add", "origin", bare.as_uri())
-    git(repo, "push", "-q", "origin", "main")
+    bare = push_to_bare(repo, folder)
     return repo, bare.as_uri()
 
 

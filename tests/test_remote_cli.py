@@ -16,7 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CommandResult, cli, commit_all, git, recorded_project, use_git_home
+from conftest import (
+    CommandResult,
+    cli,
+    commit_all,
+    git,
+    push_to_bare,
+    recorded_project,
+    use_git_home,
+)
 
 from castore import Store
 from castore._storage.store import internals
@@ -101,10 +109,7 @@ def test_push_clone_replay_pull_and_gc_from_the_command_line(
     again = castore(repo, "push").stdout
     assert re.search(r"pushed 0 object\(s\) .* to remote origin", again), again
     commit_all(repo, "recordings")
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    git(repo, "remote", "add", "origin", bare.as_uri())
-    git(repo, "push", "-q", "origin", "main")
+    bare = push_to_bare(repo, tmp_path)
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", bare.as_uri(), str(clone))

@@ -23,6 +23,7 @@ from conftest import (
     commit_all,
     git,
     make_repo,
+    push_to_bare,
     quick_store,
 )
 
@@ -73,10 +74,7 @@ def published(tmp_path: Path, s3_server: str, s3_bucket: str) -> tuple[Path, str
     setup(store.root, lfs=False, remote="origin")
     remotes.push(Store(store.root))
     commit_all(repo, "recordings, pack data on the remote")
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    git(repo, "remote", "add", "origin", bare.as_uri())
-    git(repo, "push", "-q", "origin", "main")
+    bare = push_to_bare(repo, tmp_path)
     return repo, bare.as_uri(), pack
 
 

@@ -30,6 +30,7 @@ from conftest import (
     commit_all,
     git,
     new_bucket,
+    push_to_bare,
     quick_store,
     recorded_project,
     use_git_home,
@@ -108,10 +109,7 @@ def publish(recorded: Path, folder: Path, bucket: str, endpoint: str) -> tuple[P
     setup(store.root, lfs=False, remote="origin")
     remotes.push(Store(store.root))
     commit_all(repo, "recordings")
-    bare = folder / "remote.git"
-    git(folder, "init", "-q", "--bare", str(bare))
-    git(repo, "remote", "add", "origin", bare.as_uri())
-    git(repo, "push", "-q", "origin", "main")
+    bare = push_to_bare(repo, folder)
     return repo, bare.as_uri(), bucket
 
 
