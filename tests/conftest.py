@@ -322,16 +322,22 @@ def s3_server() -> Iterator[str]:
     server.stop()  # type: ignore[attr-defined]
 
 
+def use_test_aws(patch: pytest.MonkeyPatch, folder: Path) -> dict[str, str]:
+    """Test credentials in the environment, and nothing else of AWS's (no profile, no
+    endpoint, no credentials file but an absent one in ``folder``): what a subprocess
+    should also get. Module-scoped fixtures call it with their own MonkeyPatch."""
+    for name in _AWS_VARIABLES:
+        patch.delenv(name, raising=False)
+    patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
+    for name, value in AWS_TEST_ENV.items():
+        patch.setenv(name, value)
+    return dict(AWS_TEST_ENV)
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """Test credentials in the environment, and nothing else of AWS's (no profile, no
-    endpoint): what a subprocess should also get."""
-    for name in _AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name, value in AWS_TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    return dict(AWS_TEST_ENV)
+    """:func:`use_test_aws` for one test."""
+    return use_test_aws(monkeypatch, tmp_path)
 
 
 def new_bucket(endpoint: str) -> str:

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import _AWS_VARIABLES as AWS_VARIABLES
 from conftest import (
-    AWS_TEST_ENV,
     CommandResult,
     cli,
     commit_all,
@@ -28,6 +26,7 @@ from conftest import (
     push_to_bare,
     recorded_project,
     use_git_home,
+    use_test_aws,
 )
 
 from castore import Store
@@ -109,12 +108,8 @@ def published(
     :func:`own_published`."""
     with pytest.MonkeyPatch.context() as patch:
         use_git_home(git_home, patch)
-        for name in AWS_VARIABLES:
-            patch.delenv(name, raising=False)
         folder = tmp_path_factory.mktemp("published")
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
-        for name, value in AWS_TEST_ENV.items():
-            patch.setenv(name, value)
+        use_test_aws(patch, folder)
         yield publish(recorded, folder, s3_server, f"s3://{new_bucket(s3_server)}/recordings")
 
 

@@ -21,9 +21,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import _AWS_VARIABLES as AWS_VARIABLES
 from conftest import (
-    AWS_TEST_ENV,
     CommandResult,
     CuttingProxy,
     cli,
@@ -34,6 +32,7 @@ from conftest import (
     quick_store,
     recorded_project,
     use_git_home,
+    use_test_aws,
 )
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -126,12 +125,8 @@ def published(
     Tests that damage the bucket or push to it use :func:`own_published`."""
     with pytest.MonkeyPatch.context() as patch:
         use_git_home(git_home, patch)
-        for name in AWS_VARIABLES:
-            patch.delenv(name, raising=False)
         folder = tmp_path_factory.mktemp("published")
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
-        for name, value in AWS_TEST_ENV.items():
-            patch.setenv(name, value)
+        use_test_aws(patch, folder)
         yield publish(recorded, folder, new_bucket(s3_server), module_proxy.endpoint)
 
 
