@@ -27,6 +27,9 @@ import pytest
 from click.testing import CliRunner
 
 from castore import Store, StoreConfig
+from castore._upkeep import remote as remotes
+from castore._upkeep.git import setup as git_setup
+from castore._upkeep.remote import Transfer
 from castore.cli import main
 
 #: A machine may set PYTHONDONTWRITEBYTECODE=1 (this project's CI image does). Then every
@@ -628,6 +631,20 @@ def push_to_bare(repo: Path, folder: Path) -> Path:
     git(repo, "remote", "add", "origin", bare.as_uri())
     git(repo, "push", "-q", "origin", "main")
     return bare
+
+
+def publish_store(repo: Path, folder: Path, url: str, endpoint: str) -> tuple[Transfer, str]:
+    """Set ``repo``'s store (``recordings/``) up as a team would with pack data on object
+    storage: the remote ``origin`` at ``url`` through ``endpoint``, ``castore git setup
+    --remote origin``, a push of everything, a commit, and a bare git remote in
+    ``folder`` holding main (indexes and pack tables). Returns the push's report and the
+    bare remote's URL, which a clone without pack data comes from."""
+    store = Store(repo / "recordings")
+    remotes.add_remote(store, "origin", url, options={"endpoint": endpoint})
+    git_setup(store.root, lfs=False, remote="origin")
+    pushed = remotes.push(Store(store.root))
+    commit_all(repo, "recordings, pack data on the remote")
+    return pushed, push_to_bare(repo, folder).as_uri()
 
 
 def commit_all(repo: Path, message: str) -> None:

@@ -23,7 +23,7 @@ from conftest import (
     commit_all,
     git,
     new_bucket,
-    push_to_bare,
+    publish_store,
     recorded_project,
     use_git_home,
     use_test_aws,
@@ -88,14 +88,9 @@ def publish(recorded: Path, folder: Path, s3_server: str, s3_url: str) -> tuple[
     and a bare git remote (indexes and tables): ``castore git setup --remote origin``."""
     repo = folder / "repo"
     shutil.copytree(recorded, repo, symlinks=True)
-    store = Store(repo / "recordings")
-    remotes.add_remote(store, "origin", s3_url, options={"endpoint": s3_server})
-    setup(store.root, lfs=False, remote="origin")
-    report = remotes.push(Store(store.root))
+    report, bare = publish_store(repo, folder, s3_url, s3_server)
     assert report.copied.files == report.wanted
-    commit_all(repo, "recordings, pack data on the remote")
-    bare = push_to_bare(repo, folder)
-    return repo, bare.as_uri()
+    return repo, bare
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,9 @@ from conftest import (
     REPLAYING_MODULE,
     CommandResult,
     cli,
-    commit_all,
     git,
     make_repo,
-    push_to_bare,
+    publish_store,
     quick_store,
 )
 
@@ -31,7 +30,6 @@ from castore import Store
 from castore._storage.layout import CUT_FRAMES_DIR, STATE_DIR, FileKind
 from castore._storage.store import internals
 from castore._upkeep import remote as remotes
-from castore._upkeep.git import setup
 from castore._upkeep.packing import pack_store
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
@@ -70,12 +68,8 @@ def published(tmp_path: Path, s3_server: str, s3_bucket: str) -> tuple[Path, str
     store = project(repo)
     pack_store(store)
     (pack,) = internals(store).blobs.packs.names()
-    remotes.add_remote(store, "origin", f"s3://{s3_bucket}/rec", options={"endpoint": s3_server})
-    setup(store.root, lfs=False, remote="origin")
-    remotes.push(Store(store.root))
-    commit_all(repo, "recordings, pack data on the remote")
-    bare = push_to_bare(repo, tmp_path)
-    return repo, bare.as_uri(), pack
+    _, bare = publish_store(repo, tmp_path, f"s3://{s3_bucket}/rec", s3_server)
+    return repo, bare, pack
 
 
 def clone(published: tuple[Path, str, str], target: Path) -> Path:

@@ -25,10 +25,9 @@ from conftest import (
     CommandResult,
     CuttingProxy,
     cli,
-    commit_all,
     git,
     new_bucket,
-    push_to_bare,
+    publish_store,
     quick_store,
     recorded_project,
     use_git_home,
@@ -42,7 +41,6 @@ from castore._storage.files.object_store import ObjectStoreFiles
 from castore._storage.layout import FileKind
 from castore._storage.store import internals
 from castore._upkeep import remote as remotes
-from castore._upkeep.git import setup
 from castore._upkeep.packing import pack_store
 from castore._upkeep.remote_gc import collect_remote
 from castore.errors import (
@@ -102,14 +100,8 @@ def publish(recorded: Path, folder: Path, bucket: str, endpoint: str) -> tuple[P
     castore.json names)."""
     repo = folder / "repo"
     shutil.copytree(recorded, repo, symlinks=True)
-    store = Store(repo / "recordings")
-    url = f"s3://{bucket}/store"
-    remotes.add_remote(store, "origin", url, options={"endpoint": endpoint})
-    setup(store.root, lfs=False, remote="origin")
-    remotes.push(Store(store.root))
-    commit_all(repo, "recordings")
-    bare = push_to_bare(repo, folder)
-    return repo, bare.as_uri(), bucket
+    _, bare = publish_store(repo, folder, f"s3://{bucket}/store", endpoint)
+    return repo, bare, bucket
 
 
 @pytest.fixture(scope="module")
