@@ -209,12 +209,12 @@ def clients_imported(tmp_path_factory: pytest.TempPathFactory) -> None:
     """
     import filelock  # noqa: PLC0415
 
-    with filelock.FileLock(tmp_path_factory.getbasetemp().parent / "clients-import.lock"):
-        first = _bytecode_missing(CLIENTS)
-        if first:
-            for name in CLIENTS:
-                importlib.import_module(name)
-    if not first:
+    with contextlib.ExitStack() as held:
+        held.enter_context(
+            filelock.FileLock(tmp_path_factory.getbasetemp().parent / "clients-import.lock")
+        )
+        if not _bytecode_missing(CLIENTS):
+            held.close()  # nothing to compile: import alongside the other workers
         for name in CLIENTS:
             importlib.import_module(name)
 
