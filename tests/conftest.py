@@ -53,6 +53,44 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 1
 
 
+#: The test modules that import the SDKs (``clients_imported``, litellm, the client
+#: benchmark): seconds of import each (anthropic's alone is 4.7 s of CPU, openai's 1.8 s,
+#: google-genai's 2.1 s; twice that from a fresh clone, which compiles them), paid again by
+#: every worker that runs one of them. They run on one worker, as one unit of work.
+SDK_MODULES = frozenset(
+    f"tests/{name}.py"
+    for name in (
+        "test_bench_clients",
+        "test_cassettes_to_http",
+        "test_http_old_recordings",
+        "test_http_recording",
+        "test_litellm",
+        "test_quiet_rerecording",
+        "test_sdks",
+        "test_vcr_persister",
+    )
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load scheduling (the default for ``-n``), but with the SDK modules as
+    one unit, sent first. Another ``--dist`` is left to xdist."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 (controller only)
+
+    class SdkModulesTogether(LoadScopeScheduling):  # type: ignore[misc]
+        """Every test is its own unit, as under ``--dist load``, but for the SDK
+        modules', which are one. Units go out largest first (``--loadscope-reorder``, on
+        by default), so that one starts at once and cannot become the run's tail."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "sdk modules" if module in SDK_MODULES else nodeid
+
+    return SdkModulesTogether(config, log)
+
+
 #: What the pytest sessions this suite starts (pytester's, and pytest in a subprocess)
 #: leave out: hypothesis's plugin, which imports most of hypothesis (0.4 s of each such
 #: session's 1.2 s) and which only this suite's own property tests use; and anyio's,
