@@ -53,42 +53,54 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 1
 
 
-#: The test modules that import the SDKs (``clients_imported``, litellm, the client
-#: benchmark): seconds of import each (anthropic's alone is 4.7 s of CPU, openai's 1.8 s,
-#: google-genai's 2.1 s; twice that from a fresh clone, which compiles them), paid again by
-#: every worker that runs one of them. They run on one worker, as one unit of work.
-SDK_MODULES = frozenset(
-    f"tests/{name}.py"
-    for name in (
-        "test_bench_clients",
-        "test_cassettes_to_http",
-        "test_http_old_recordings",
-        "test_http_recording",
-        "test_litellm",
-        "test_quiet_rerecording",
-        "test_sdks",
-        "test_vcr_persister",
-    )
-)
+#: Test modules that share an expensive set-up of their own, run on one xdist worker
+#: each, so that one worker pays for it rather than every worker:
+#: - the SDKs (``clients_imported``, litellm, the client benchmark): seconds of import
+#:   each (anthropic's alone is 4.7 s of CPU, openai's 1.8 s, google-genai's 2.1 s; twice
+#:   that from a fresh clone, which compiles them);
+#: - object storage: moto's S3 server (``s3_server``, one per worker), moto's import and
+#:   obstore's.
+WORKER_GROUPS = {
+    f"tests/{name}.py": group
+    for group, names in {
+        "sdk": (
+            "test_bench_clients",
+            "test_cassettes_to_http",
+            "test_http_old_recordings",
+            "test_http_recording",
+            "test_litellm",
+            "test_quiet_rerecording",
+            "test_sdks",
+            "test_vcr_persister",
+        ),
+        "object storage": (
+            "test_file_seam",
+            "test_remote",
+            "test_remote_cli",
+            "test_remote_cuts",
+            "test_remote_faults",
+        ),
+    }.items()
+    for name in names
+}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's load scheduling (the default for ``-n``), but with the SDK modules as
-    one unit, sent first. Another ``--dist`` is left to xdist."""
+    """xdist's load scheduling (the default for ``-n``), but with each of
+    :data:`WORKER_GROUPS` as one unit of work. Another ``--dist`` is left to xdist."""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 (controller only)
 
-    class SdkModulesTogether(LoadScopeScheduling):  # type: ignore[misc]
-        """Every test is its own unit, as under ``--dist load``, but for the SDK
-        modules', which are one. Units go out largest first (``--loadscope-reorder``, on
-        by default), so that one starts at once and cannot become the run's tail."""
+    class GroupsTogether(LoadScopeScheduling):  # type: ignore[misc]
+        """Every test is its own unit, as under ``--dist load``, but for the groups'.
+        Units go out largest first (``--loadscope-reorder``, on by default), so the
+        groups start at once, on different workers, and cannot become the run's tail."""
 
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "sdk modules" if module in SDK_MODULES else nodeid
+            return WORKER_GROUPS.get(nodeid.split("::", 1)[0], nodeid)
 
-    return SdkModulesTogether(config, log)
+    return GroupsTogether(config, log)
 
 
 #: What the pytest sessions this suite starts (pytester's, and pytest in a subprocess)

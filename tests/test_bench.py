@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from vcr.serializers import yamlserializer
 
-from bench import corpus, measure, suites
 from castore import Store
+
+if TYPE_CHECKING:  # bench imports VCR.py: only the worker that runs these tests pays
+    from bench import corpus, suites
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini", "gpt-4.1")
 
@@ -52,6 +54,10 @@ def interaction(model: str, question: int, answer: str) -> dict[str, object]:
 def small_corpus(root: Path) -> list[corpus.Cassette]:
     """Four cassettes of three calls; the last call repeats a request with a new answer,
     as the crewAI cassettes do, so its key gets the importer's ``#2``."""
+    from vcr.serializers import yamlserializer  # noqa: PLC0415
+
+    from bench import corpus  # noqa: PLC0415
+
     folder = root / "corpus" / "demo" / "tests" / "cassettes"
     folder.mkdir(parents=True)
     for model in MODELS:
@@ -70,12 +76,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> suites.Suites:
     """The four suites of the small corpus scaled twice, built once for the module (a
     build trains a dictionary and packs the store, two castore commands). The tests only
     run pytest in them, which adds caches and castore's local state, or copy them."""
+    from bench import corpus, suites  # noqa: PLC0415
+
     root = tmp_path_factory.mktemp("bench")
     scaled = corpus.scale(small_corpus(root), 2, duplicates=0.0)
     return suites.build(scaled, root / "work", log=lambda _: None)
 
 
 def test_the_four_suites_replay_the_same_scaled_corpus(built: suites.Suites) -> None:
+    from bench import measure, suites  # noqa: PLC0415
+
     assert len(built.cassettes) == 8
 
     for approach in suites.APPROACHES:  # raises, with pytest's output, if a suite fails
@@ -95,6 +105,8 @@ def test_the_four_suites_replay_the_same_scaled_corpus(built: suites.Suites) -> 
 def test_a_castore_suite_missing_a_recording_fails_rather_than_passing(
     built: suites.Suites, tmp_path: Path
 ) -> None:
+    from bench import measure  # noqa: PLC0415
+
     # A copy of the suite as built, without what a run leaves (bytecode, castore's record of
     # its last run, the peak-memory file).
     suite = tmp_path / "castore"

@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from conftest import (
     CommandResult,
@@ -266,6 +265,8 @@ def allow_public_reads(endpoint: str, bucket: str) -> None:
             }
         ],
     }
+    import boto3  # noqa: PLC0415 (loaded where a test runs, not in every worker's collection)
+
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").put_bucket_policy(
         Bucket=bucket, Policy=json.dumps(policy)
     )

@@ -18,8 +18,8 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import boto3
 import pytest
 from conftest import (
     CommandResult,
@@ -33,8 +33,6 @@ from conftest import (
     use_git_home,
     use_test_aws,
 )
-from moto import settings
-from moto.core.authorization import ActionAuthenticatorMixin
 
 from castore import Store
 from castore._storage.files.object_store import ObjectStoreFiles
@@ -63,7 +61,14 @@ def answer(module: int, key: int) -> dict[str, object]:
 
 
 def s3(endpoint: str) -> object:
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    return aws_client("s3", endpoint)
+
+
+def aws_client(service: str, endpoint: str) -> Any:
+    """boto3 (and moto, below) load where a test runs, not in every worker's collection."""
+    import boto3  # noqa: PLC0415
+
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +229,9 @@ def set_moto_auth(count: float) -> None:
     """moto checks signatures and IAM policies once its no-auth allowance is used up. The
     server runs in this process (ThreadedMotoServer), so its settings are set here, as
     its /moto-api/reset-auth endpoint would (which fails under the threaded server)."""
+    from moto import settings  # noqa: PLC0415
+    from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
+
     settings.INITIAL_NO_AUTH_ACTION_COUNT = count
     ActionAuthenticatorMixin.request_count = 0
 
@@ -236,7 +244,7 @@ def test_wrong_credentials_are_refused_by_name(
     aws_env: dict[str, str],
 ) -> None:
     work = clone(published, tmp_path / "clone")
-    iam = boto3.client("iam", endpoint_url=s3_server, region_name="us-east-1")
+    iam = aws_client("iam", s3_server)
     iam.create_user(UserName="castore-ci")
     policy = {
         "Version": "2012-10-17",
