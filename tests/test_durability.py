@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
 from pathlib import Path
 
+import pytest
 from campaign import size
 
 from castore import Store
@@ -104,3 +106,37 @@ def test_concurrent_writers_into_one_namespace_keep_every_entry(
     assert len(list(store.blobs())) == KEYS_PER_WRITER
     assert verify(store).faults == []
     print(f"\n{WRITERS} writers x {KEYS_PER_WRITER} keys: {len(keys)} entries, 0 lost")
+
+
+def test_a_put_fsyncs_its_files_and_folders_unless_castore_fsync_says_no(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite itself runs with ``CASTORE_FSYNC=0`` (conftest.py); a user's default is
+    to fsync. Counted through the real ``os.fsync``, which still runs."""
+    real_fsync = os.fsync
+    synced: list[int] = []
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    store = Store(tmp_path / "store")
+
+    monkeypatch.delenv("CASTORE_FSYNC", raising=False)
+    store.put("tests/test_a", "key-1", {"answer": 1})
+    assert len(synced) >= 4  # the blob and the index, each with its folder
+
+    for off in ("0", "false", "No", " off "):
+        synced.clear()
+        monkeypatch.setenv("CASTORE_FSYNC", off)
+        store.put("tests/test_a", f"key-{off.strip()}", {"answer": off})
+        assert synced == [], off
+    monkeypatch.setenv("CASTORE_FSYNC", "1")
+    store.put("tests/test_a", "key-2", {"answer": 2})
+    assert synced
+
+    # Unsynced writes are still whole files, renamed into place: every value reads back.
+    reopened = Store(tmp_path / "store")
+    assert reopened.get("tests/test_a", "key-off") == {"answer": " off "}
+    assert verify(reopened).faults == []

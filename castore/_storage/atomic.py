@@ -4,6 +4,11 @@ Every file castore writes goes through :func:`write_atomic`: the bytes go to a t
 file in the same directory, are fsynced, and the temporary file is renamed over the
 target; the directory is fsynced too so the rename itself survives a power cut. A process
 killed at any instant leaves at most a stray ``.*.tmp`` file, which ``castore gc`` removes.
+
+``CASTORE_FSYNC=0`` skips the fsyncs, as git's ``core.fsync`` and PostgreSQL's ``fsync =
+off`` do, for machines whose disk does not outlive the job (a CI container, castore's own
+test suite). Writes stay atomic: a killed process still leaves the old file or the new one.
+Only a power cut or kernel crash may then lose the last writes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from castore._storage.safe_files import ensure_inside
 from castore.errors import StoreWriteError
 
 TEMP_SUFFIX: Final = ".tmp"
+FSYNC_VARIABLE: Final = "CASTORE_FSYNC"
+
+
+def fsync_wanted() -> bool:
+    """False when ``CASTORE_FSYNC`` says no (``0``, ``false``, ``no``, ``off``); read at
+    each write, so a test or a long-lived process can change it."""
+    setting = os.environ.get(FSYNC_VARIABLE, "")
+    return setting.strip().lower() not in {"0", "false", "no", "off"}
 
 
 def temp_path_for(target: Path) -> Path:
@@ -31,6 +44,8 @@ def is_temp_file(path: Path) -> bool:
 
 def fsync_directory(directory: Path) -> None:
     """Persist a rename in ``directory`` (a no-op where directories cannot be opened)."""
+    if not fsync_wanted():
+        return
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - Windows cannot open directories
@@ -49,6 +64,7 @@ def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
     ``durable=False`` skips the fsyncs, for bulk writers that make many files durable at
     once with :func:`sync_all` before anything refers to them.
     """
+    durable = durable and fsync_wanted()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = temp_path_for(target)
@@ -75,6 +91,8 @@ def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
 
 def sync_all(paths: list[Path]) -> None:
     """Make files written with ``durable=False`` durable: one ``sync()`` where available."""
+    if not fsync_wanted():
+        return
     if hasattr(os, "sync"):
         os.sync()
         return
