@@ -10,21 +10,24 @@ the private modules move.
 import inspect
 import typing
 
-from castore._recording.hosts import HostList
-from castore._recording.modes import Mode
-from castore._recording.recorder import Recorder, RecordingListener
-from castore._recording.redact import redactor
-from castore._recording.request_keys import request_key, request_summary
-from castore._recording.staleness import Miss, Problem
-from castore._recording.tally import RecorderStats
-from castore._recording.volatile import Volatility
-from castore._storage.blobs.stored import BlobFile
-from castore._storage.config import RemoteSpec, StoreConfig
-from castore._storage.index import Entry, StreamKind
-from castore._storage.locks import KeyLock
-from castore._storage.names import stored_key
-from castore._storage.namespace import Namespace
-from castore._storage.store import Store
+from castore._pytest.plain_imports import without_assertion_rewriting
+
+with without_assertion_rewriting():  # under pytest: 80 ms less per session (see there)
+    from castore._recording.hosts import HostList
+    from castore._recording.modes import Mode
+    from castore._recording.recorder import Recorder, RecordingListener
+    from castore._recording.redact import redactor
+    from castore._recording.request_keys import request_key, request_summary
+    from castore._recording.staleness import Miss, Problem
+    from castore._recording.tally import RecorderStats
+    from castore._recording.volatile import Volatility
+    from castore._storage.blobs.stored import BlobFile
+    from castore._storage.config import RemoteSpec, StoreConfig
+    from castore._storage.index import Entry, StreamKind
+    from castore._storage.locks import KeyLock
+    from castore._storage.names import stored_key
+    from castore._storage.namespace import Namespace
+    from castore._storage.store import Store
 
 __all__ = [
     "BlobFile",

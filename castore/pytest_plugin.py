@@ -17,20 +17,23 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from castore._pytest import hookspecs
-from castore._pytest.guard_plugin import GuardPlugin, allowed_hosts
-from castore._pytest.marker_fixtures import request_fixture_for_marker
-from castore._pytest.report import report_lines
-from castore._pytest.session import CastoreSession
-from castore._pytest.settings import truthy
-from castore._pytest.storage_settings import add_ini_options as add_storage_ini_options
-from castore._pytest.validation import ini_problem, marker_problems, mode_option
-from castore._pytest.vcr_usage import CassetteUsage
-from castore._recording.ambient import Ambient, lend, take_back
-from castore._recording.modes import Mode
-from castore._recording.recorder import Recorder
-from castore._storage.layout import DEFAULT_ROOT
-from castore._storage.store import Store
+from castore._pytest.plain_imports import without_assertion_rewriting
+
+with without_assertion_rewriting():  # castore/_pytest/plain_imports.py says why
+    from castore._pytest import hookspecs
+    from castore._pytest.guard_plugin import GuardPlugin, allowed_hosts
+    from castore._pytest.marker_fixtures import request_fixture_for_marker
+    from castore._pytest.report import report_lines
+    from castore._pytest.session import CastoreSession
+    from castore._pytest.settings import truthy
+    from castore._pytest.storage_settings import add_ini_options as add_storage_ini_options
+    from castore._pytest.validation import ini_problem, marker_problems, mode_option
+    from castore._pytest.vcr_usage import CassetteUsage
+    from castore._recording.ambient import Ambient, lend, take_back
+    from castore._recording.modes import Mode
+    from castore._recording.recorder import Recorder
+    from castore._storage.layout import DEFAULT_ROOT
+    from castore._storage.store import Store
 
 if TYPE_CHECKING:
     from castore.integrations.http import HttpRecorder
