@@ -135,7 +135,11 @@ class Recorder:
         if not isinstance(store, Store) and ambient and not Path(store).is_absolute():
             store = ambient.rootdir / store
         self.store = store if isinstance(store, Store) else Store(store)
-        if ambient is not None and self.store.root.resolve() != ambient.store_root.resolve():
+        if (
+            ambient is not None
+            and self.store.root != ambient.store_root  # the plugin's recorders: no resolve()
+            and self.store.root.resolve() != ambient.store_root.resolve()
+        ):
             ambient = None  # another store: a recorder of its own, as outside pytest
         self._namespace = self.store.namespace(namespace)
         self.namespace = self._namespace.name
