@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import QUIET, cli
 
 from castore import Store
-from tests.conftest import cli
 from tests.llm_server import LLMServer
 
 SUITE = """
@@ -66,7 +66,9 @@ def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_serv
     server = LLMServer().start()
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     try:
-        recorded = pytester.runpytest_inprocess("--record-mode=once", "-p", "no:cacheprovider")
+        recorded = pytester.runpytest_inprocess(
+            "--record-mode=once", "-p", "no:cacheprovider", *QUIET
+        )
     finally:
         server.stop()
     recorded.assert_outcomes(passed=3)
@@ -88,7 +90,7 @@ def test_vcr_cassettes_become_castore_http_recordings_that_replay_without_a_serv
     (tests / "test_chat.py").write_text(
         SUITE.replace("pytestmark = pytest.mark.vcr", "pytestmark = pytest.mark.castore_http")
     )
-    replayed = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    replayed = pytester.runpytest_inprocess("-p", "no:cacheprovider", *QUIET)
     replayed.assert_outcomes(passed=3)
     replayed.stdout.fnmatch_lines(["4 replayed, 0 missing or stale, 0 recorded*"])
     assert (

@@ -7,7 +7,7 @@ import json
 import stat
 
 import pytest
-from conftest import cli
+from conftest import QUIET, cli
 
 from bench import corpus, suites
 from castore import Store
@@ -70,7 +70,7 @@ def ini(pytester: pytest.Pytester, *, castore_vcr: bool) -> None:
 
 
 def run(pytester: pytest.Pytester, mode: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess(f"--record-mode={mode}", "-p", "no:cacheprovider")
+    return pytester.runpytest_inprocess(f"--record-mode={mode}", "-p", "no:cacheprovider", *QUIET)
 
 
 @pytest.mark.usefixtures("clients_imported")
@@ -156,7 +156,7 @@ def test_castore_rules_hold_under_vcr(
     monkeypatch.setenv("LLM_BASE_URL", server.base_url)
     try:
         monkeypatch.setenv("RECORD_FIXTURES", "true")
-        recorded = project.runpytest_inprocess("-p", "no:cacheprovider")
+        recorded = project.runpytest_inprocess("-p", "no:cacheprovider", *QUIET)
         monkeypatch.delenv("RECORD_FIXTURES")
     finally:
         server.stop()
@@ -168,7 +168,7 @@ def test_castore_rules_hold_under_vcr(
     for secret in ("sk-secret-in-a-header", "sk-other", "secret-query-key", "secret-cookie"):
         assert secret not in text, secret
     assert "kept=1" in text
-    replayed = project.runpytest_inprocess("-p", "no:cacheprovider")
+    replayed = project.runpytest_inprocess("-p", "no:cacheprovider", *QUIET)
     replayed.assert_outcomes(passed=1)
     replayed.stdout.fnmatch_lines(["1 replayed, 0 missing or stale, 0 recorded*"])
 
@@ -215,7 +215,7 @@ def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(
     suites.write_vcr(built)
     folder = built.suite("vcr")
     monkeypatch.chdir(folder)  # its pytest.ini, as `pytest` run there finds it
-    pytester.runpytest_inprocess().assert_outcomes(passed=CORPUS_SIZE)
+    pytester.runpytest_inprocess(*QUIET).assert_outcomes(passed=CORPUS_SIZE)
     yaml_bytes = sum(path.stat().st_size for path in built.fixtures("vcr").rglob("*.yaml"))
 
     store_root = folder / "recordings"
@@ -227,7 +227,7 @@ def test_a_corpus_suite_passes_with_yaml_and_with_castore_vcr(
     assert f"migrated {CORPUS_SIZE} of {CORPUS_SIZE} cassette file(s)" in migrate.stdout
     ini = (folder / "pytest.ini").read_text().replace("-p no:castore", "")  # castore on
     (folder / "pytest.ini").write_text(ini + "castore_root = recordings\ncastore_vcr = true\n")
-    replayed = pytester.runpytest_inprocess()
+    replayed = pytester.runpytest_inprocess(*QUIET)
     replayed.assert_outcomes(passed=CORPUS_SIZE)
     replayed.stdout.fnmatch_lines(["* replayed, 0 missing or stale, 0 recorded*"])
 
