@@ -27,7 +27,6 @@ import pytest
 from click.testing import CliRunner
 
 from castore import Store, StoreConfig
-from castore._pytest.plain_imports import without_assertion_rewriting
 from castore._upkeep import remote as remotes
 from castore._upkeep.git import setup as git_setup
 from castore._upkeep.remote import Transfer
@@ -107,18 +106,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return WORKER_GROUPS.get(nodeid.split("::", 1)[0], nodeid)
 
     return GroupsTogether(config, log)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """hypothesis loads past pytest's assertion rewriter, in each process that runs tests,
-    before collection imports it. pytest rewrites every module of a plugin's distribution,
-    hypothesis's 73 included: in a fresh clone each worker rewrote them all, and later runs
-    read them back through the rewriter's slower loader. castore's own modules load the
-    same way (castore/_pytest/plain_imports.py); the tests' asserts are still rewritten."""
-    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
-        return  # the xdist controller, which runs no test
-    with without_assertion_rewriting():
-        importlib.import_module("hypothesis.strategies")
 
 
 #: What the pytest sessions this suite starts (pytester's, and pytest in a subprocess)
