@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import json
 import os
 import re
@@ -248,41 +247,16 @@ CLIENTS = (
 
 
 @pytest.fixture(scope="session")
-def clients_imported(tmp_path_factory: pytest.TempPathFactory) -> None:
+def clients_imported() -> None:
     """The clients and SDKs, imported once per process, before any in-process pytester
     session: a session that imported them itself would have them forgotten after it
     (pytester restores ``sys.modules``), so each session would import them anew, seconds
     every time, and a library's cached state (httpx's map of httpcore's errors) would
     point at classes a later session no longer raises (PyYAML's C loader keeps the
-    ``yaml`` module it first saw: a second one makes every tag unknown).
-
-    In a fresh environment (CI's), the first xdist worker to get here imports under a
-    lock: it compiles the SDKs' thousands of modules and writes their bytecode, and the
-    others, once they get the lock, find it and import at once. Three workers importing
-    together each compiled much of it (14 s of CPU, against about 6). Once the bytecode
-    is there, the lock is only taken and let go.
-    """
-    import filelock  # noqa: PLC0415
-
-    with contextlib.ExitStack() as held:
-        held.enter_context(
-            filelock.FileLock(tmp_path_factory.getbasetemp().parent / "clients-import.lock")
-        )
-        if not _bytecode_missing(CLIENTS):
-            held.close()  # nothing to compile: import alongside the other workers
-        for name in CLIENTS:
-            importlib.import_module(name)
-
-
-def _bytecode_missing(modules: tuple[str, ...]) -> bool:
-    """Whether any of ``modules`` (found, not imported) has no cached bytecode yet."""
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None or not spec.has_location:
-            continue
-        if not Path(importlib.util.cache_from_source(spec.origin)).exists():
-            return True
-    return False
+    ``yaml`` module it first saw: a second one makes every tag unknown). The modules that
+    use it run on one xdist worker (``WORKER_GROUPS``), so one worker imports them."""
+    for name in CLIENTS:
+        importlib.import_module(name)
 
 
 @pytest.fixture
