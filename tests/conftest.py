@@ -372,20 +372,26 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     return use_test_aws(monkeypatch, tmp_path)
 
 
-def new_bucket(endpoint: str) -> str:
-    """A fresh, empty bucket on the server; returns its name."""
-    import uuid  # noqa: PLC0415
+def aws_client(service: str, endpoint: str) -> Any:
+    """A boto3 client of the test server, with the tests' own credentials. boto3 is slow
+    to import: it loads where a test asks for a client, not at collection."""
+    import boto3  # noqa: PLC0415
 
-    import boto3  # noqa: PLC0415 - slow to import: only where a bucket is made
-
-    name = f"castore-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3",
+    return boto3.client(
+        service,
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=name)
+    )
+
+
+def new_bucket(endpoint: str) -> str:
+    """A fresh, empty bucket on the server; returns its name."""
+    import uuid  # noqa: PLC0415
+
+    name = f"castore-{uuid.uuid4().hex[:12]}"
+    aws_client("s3", endpoint).create_bucket(Bucket=name)
     return name
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     CommandResult,
+    aws_client,
     cli,
     commit_all,
     git,
@@ -265,11 +266,7 @@ def allow_public_reads(endpoint: str, bucket: str) -> None:
             }
         ],
     }
-    import boto3  # noqa: PLC0415 (loaded where a test runs, not in every worker's collection)
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").put_bucket_policy(
-        Bucket=bucket, Policy=json.dumps(policy)
-    )
+    aws_client("s3", endpoint).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
 def test_the_standard_endpoint_variable_works_instead_of_an_option(

@@ -18,12 +18,12 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import (
     CommandResult,
     CuttingProxy,
+    aws_client,
     cli,
     git,
     new_bucket,
@@ -58,17 +58,6 @@ def answer(module: int, key: int) -> dict[str, object]:
     # Incompressible: packs of a hundred KB or more, which a cut transfer leaves half-way.
     noise = os.urandom(4000).hex()
     return {"module": module, "key": key, "noise": noise}
-
-
-def s3(endpoint: str) -> object:
-    return aws_client("s3", endpoint)
-
-
-def aws_client(service: str, endpoint: str) -> Any:
-    """boto3 (and moto, below) load where a test runs, not in every worker's collection."""
-    import boto3  # noqa: PLC0415
-
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +272,7 @@ def test_a_damaged_remote_object_is_refused_by_name_and_never_kept(
     victim = internals(store).blobs.packs.pack_of(entry.blob)
     assert victim is not None
     key = f"store/packs/{victim}.pack"
-    client = s3(s3_server)
+    client = aws_client("s3", s3_server)
     data = client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
     broken = data[: len(data) // 2] if damage == "truncated" else data[:100] + b"X" + data[101:]
     client.put_object(Bucket=bucket, Key=key, Body=broken)  # type: ignore[attr-defined]
@@ -325,7 +314,7 @@ def test_a_push_killed_with_sigkill_leaves_no_table_naming_a_missing_pack(
     child = subprocess.Popen(
         [sys.executable, "-c", PUSH, str(store.root)], stdout=subprocess.PIPE, text=True
     )
-    client = s3(s3_server)
+    client = aws_client("s3", s3_server)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])  # type: ignore[attr-defined]
