@@ -44,8 +44,6 @@ def is_temp_file(path: Path) -> bool:
 
 def fsync_directory(directory: Path) -> None:
     """Persist a rename in ``directory`` (a no-op where directories cannot be opened)."""
-    if not fsync_wanted():
-        return
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - Windows cannot open directories
