@@ -335,6 +335,34 @@ def test_an_index_json_loads_would_accept_or_crash_on_is_refused_by_name(
     assert str(path) in str(raised.value)
 
 
+def test_a_long_integer_is_refused_even_where_python_lifts_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's own int-to-string limit refuses a 5000-digit integer cheaply; a process
+    that lifted it (``sys.set_int_max_str_digits(0)``) still gets castore's refusal,
+    since a process with the default limit could never read the file."""
+    monkeypatch.setattr(sys, "get_int_max_str_digits", lambda: 0)
+    store = Store(tmp_path / "store")
+    index_with(
+        store,
+        f'{{"blob": "{GOOD_BLOB}", "size": {"9" * 5000}, "recorded_at": "2025-01-01T00:00:00Z"}}',
+    )
+    with pytest.raises(IndexFormatError, match="an integer of 5000 digits"):
+        Store(store.root).entry(NAMESPACE, "k")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_an_index_in_another_json_encoding_still_reads(tmp_path: Path, encoding: str) -> None:
+    """JSON allows UTF-16 and UTF-32 and a byte-order mark, and an editor may save one."""
+    store = Store(tmp_path / "store")
+    path = index_with(
+        store, f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": "2025-01-01T00:00:00Z"}}'
+    )
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+    entry = Store(store.root).entry(NAMESPACE, "k")
+    assert entry is not None and entry.blob == GOOD_BLOB
+
+
 def test_an_index_with_escaped_emoji_still_reads(tmp_path: Path) -> None:
     """Surrogate pairs are fine; only lone halves are refused."""
     store = Store(tmp_path / "store")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,11 +116,11 @@ def _non_json_leaf(value: Any) -> str:
 _STREAM_KINDS: Final = tuple(kind.value for kind in StreamKind)
 
 
-def _bad(path: Path, key: str, detail: str) -> IndexFormatError:
-    return IndexFormatError(path, f"entry {key!r}: {detail}")
+def _bad(path: str | os.PathLike[str], key: str, detail: str) -> IndexFormatError:
+    return IndexFormatError(Path(path), f"entry {key!r}: {detail}")
 
 
-def entry_from_json(data: object, path: Path, key: str) -> Entry:
+def entry_from_json(data: object, path: str | os.PathLike[str], key: str) -> Entry:
     """Validate one entry as read from ``path``; every problem names the file and the key.
 
     A session reads every index it replays from, thousands at 10x, so the checks are
@@ -137,7 +138,7 @@ def entry_from_json(data: object, path: Path, key: str) -> Entry:
     if not isinstance(entry_format, int) or isinstance(entry_format, bool):
         raise _bad(path, key, f"'format' must be an integer, found {entry_format!r}")
     if entry_format > VALUE_FORMAT:
-        raise UnsupportedFormatError(path, f"{entry_format} (entry {key!r})", VALUE_FORMAT)
+        raise UnsupportedFormatError(Path(path), f"{entry_format} (entry {key!r})", VALUE_FORMAT)
     try:
         recorded_at = dt.datetime.fromisoformat(data["recorded_at"])
         if recorded_at.tzinfo is None:
@@ -188,8 +189,9 @@ def check_entry(key: str, entry: Entry) -> None:
         ) from None
 
 
-def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
-    """Parse and validate an index file's bytes."""
+def parse_index(raw: bytes, path: str | os.PathLike[str]) -> dict[str, Entry]:
+    """Parse and validate an index file's bytes. ``path`` names the file in errors only
+    (a replay reads thousands of indexes: no ``Path`` is built for one that parses)."""
     document = parse_document(raw, path)
     check_format_version(
         document,
@@ -200,11 +202,11 @@ def parse_index(raw: bytes, path: Path) -> dict[str, Entry]:
     )
     entries = document.get("entries")
     if not isinstance(entries, dict):
-        raise IndexFormatError(path, "'entries' must be an object mapping keys to entries")
+        raise IndexFormatError(Path(path), "'entries' must be an object mapping keys to entries")
     for key in entries:
         if not key or len(key) > MAX_KEY_LENGTH:
             raise IndexFormatError(
-                path,
+                Path(path),
                 f"key {key[:60]!r} is {len(key)} characters long; castore writes keys of "
                 f"1 to {MAX_KEY_LENGTH} characters (it shortens longer ones), so no test "
                 "could ever read this entry",
@@ -222,7 +224,7 @@ def load_index(path: str | Path) -> dict[str, Entry]:
         raise IndexFormatError(Path(path), refused.reason) from None
     if raw is None:
         return {}
-    return parse_index(raw, Path(path))
+    return parse_index(raw, path)
 
 
 def entry_line(key: str, entry: Entry) -> str:

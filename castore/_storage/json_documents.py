@@ -9,8 +9,11 @@ with. :func:`parse_document` refuses each of them with a message that names the 
 
 from __future__ import annotations
 
+import codecs
 import json
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -34,25 +37,51 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
-def parse_document(raw: bytes, path: Path) -> Any:
+# Built once: ``json.loads`` with a hook builds a decoder per call, which costs a replay
+# more than parsing its index does.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+# Python's own int-to-string limit refuses long integers in C, with no call per number;
+# only a process that lifted it (sys.set_int_max_str_digits) needs the hook.
+_COUNTING_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_parse_int)
+_PYTHON_LIMIT: Final = re.compile(r"value has (\d+) digits")
+
+
+_BOMS: Final = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _decoder() -> json.JSONDecoder:
+    limit = sys.get_int_max_str_digits()
+    return _DECODER if 0 < limit <= MAX_INT_DIGITS else _COUNTING_DECODER
+
+
+def _text(raw: bytes) -> str:
+    """``raw`` as ``json.loads`` would decode it: UTF-8, or the UTF-16/32 it detects."""
+    if raw.startswith(_BOMS) or raw[:1] == b"\x00" or raw[1:2] == b"\x00":
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def parse_document(raw: bytes, path: str | os.PathLike[str]) -> Any:
     """The JSON document in ``raw``; :class:`IndexFormatError` names ``path`` otherwise."""
     try:
-        document = json.loads(raw, parse_constant=_refuse_constant, parse_int=_parse_int)
+        document = _decoder().decode(_text(raw))
     except RecursionError:
-        raise IndexFormatError(path, "its JSON nests too deep to be a castore file") from None
+        raise IndexFormatError(Path(path), "its JSON nests too deep to be a castore file") from None
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError and the refusals
         if raw.lstrip().startswith((b"<<<<<<<", b"version https://git-lfs")):
             detail = "it holds git conflict markers or an LFS pointer, not JSON"
+        elif too_long := _PYTHON_LIMIT.search(str(error)):
+            detail = f"an integer of {too_long[1]} digits (at most {MAX_INT_DIGITS})"
         else:
             detail = f"not valid JSON ({error})"
-        raise IndexFormatError(path, detail) from None
+        raise IndexFormatError(Path(path), detail) from None
     if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the strings
         for text in _strings(document):
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
                 detail = f"it holds a lone UTF-16 surrogate in {text[:40]!r}"
-                raise IndexFormatError(path, detail) from None
+                raise IndexFormatError(Path(path), detail) from None
     return document
 
 

@@ -16,6 +16,7 @@ line here, and ``castore git setup`` writes attributes for exactly what a store 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -117,7 +118,7 @@ def is_digest(text: object) -> TypeGuard[str]:
 
 
 def check_format_version(
-    document: object, field: str, supported: int, path: Path, *, missing: str
+    document: object, field: str, supported: int, path: str | os.PathLike[str], *, missing: str
 ) -> int:
     """The version in ``document[field]``; a file from a newer castore is refused by name.
 
@@ -126,10 +127,10 @@ def check_format_version(
     have been when the field is absent.
     """
     if not isinstance(document, Mapping) or field not in document:
-        raise IndexFormatError(path, missing)
+        raise IndexFormatError(Path(path), missing)
     version: Any = document[field]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise IndexFormatError(path, f"'{field}' must be an integer, found {version!r}")
+        raise IndexFormatError(Path(path), f"'{field}' must be an integer, found {version!r}")
     if version > supported:
-        raise UnsupportedFormatError(path, version, supported)
+        raise UnsupportedFormatError(Path(path), version, supported)
     return version
