@@ -101,3 +101,28 @@ def test_a_module_s_namespace_is_its_path_under_the_rootdir_without_py(tmp_path:
 def test_a_module_outside_the_rootdir_is_named_by_its_stem(tmp_path: Path) -> None:
     outside = tmp_path.parent / "elsewhere" / "test_far.py"
     assert module_namespace(outside, tmp_path) == "test_far"
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "tests/test_a.py",
+        "tests/test.b.py",
+        "tests/.py",
+        "tests/..py",
+        "tests/1st.py",
+        "tests/é.py",
+        "tests/data.txt",
+        "tests/test_a.py.py",
+        "test_top.py",
+    ],
+)
+def test_a_module_s_namespace_is_what_pathlib_makes_of_its_path(
+    tmp_path: Path, relative: str
+) -> None:
+    """Module names take a string fast path; every name, odd or not, matches pathlib's."""
+    module = tmp_path / relative
+    expected = module.relative_to(tmp_path).with_suffix("").as_posix()
+    assert module_namespace(module, tmp_path) == expected
+    sibling = Path(f"{tmp_path}-other") / relative  # shares the rootdir's text as a prefix
+    assert module_namespace(sibling, tmp_path) == sibling.stem

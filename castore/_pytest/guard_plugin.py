@@ -8,6 +8,7 @@ replay), and may allow more hosts with ``castore(allow_hosts=[...])``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -67,17 +68,23 @@ class GuardPlugin:
         marker = item.get_closest_marker("castore")
         options = marker.kwargs if marker else {}
         mode = self.session.mode_for(options.get("mode"))
-        extra = HostList(options.get("allow_hosts") or ())
+        hosts = options.get("allow_hosts")
+        nodeid = item.nodeid
         self.guard.policy = Policy(
-            where=f"test {item.nodeid}",
+            where=f"test {nodeid}",
             blocking=mode is Mode.NONE,
-            allowed=self.allowed + extra,
-            advice=lambda target: self._advice(target, item.nodeid),
+            allowed=self.allowed + HostList(hosts) if hosts else self.allowed,
+            advice=lambda target: self._advice(target, nodeid),
         )
         try:
             return (yield)
         finally:
-            self.guard.policy = self._session_policy("between tests")
+            self.guard.policy = self._between_tests
+
+    @functools.cached_property
+    def _between_tests(self) -> Policy:
+        """One policy for every gap between tests: a session runs thousands of tests."""
+        return self._session_policy("between tests")
 
     def _session_policy(self, where: str) -> Policy:
         return Policy(
