@@ -26,8 +26,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from castore._pytest.usage import Usage
 from castore._recording.hosts import HostList, as_address
@@ -37,8 +36,7 @@ from castore.errors import NetworkGuardError
 _INET: Final = (socket.AF_INET, socket.AF_INET6)
 
 
-@dataclass
-class Policy:
+class Policy(NamedTuple):
     """What the guard does now: for the running test, or for the session around tests."""
 
     where: str

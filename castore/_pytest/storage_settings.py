@@ -6,8 +6,7 @@ data (:class:`StorageSettings`), so the session only asks what to do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import pytest
 
@@ -21,8 +20,7 @@ DEFAULT_PACK_AFTER_BLOBS: Final = 100
 DEFAULT_PACK_AFTER_BYTES: Final = 2 * 2**20
 
 
-@dataclass(frozen=True)
-class StorageSettings:
+class StorageSettings(NamedTuple):
     max_value_bytes: int | str | None
     """The ini option's value, if set (``value_limit.max_value_bytes`` decides)."""
     auto_pack: bool

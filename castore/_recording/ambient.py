@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from castore._recording.modes import Mode
 
 
-@dataclass(frozen=True)
-class Ambient:
+class Ambient(NamedTuple):
     rootdir: Path
     store_root: Path
     listener: Any

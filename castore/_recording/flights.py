@@ -9,13 +9,17 @@ store's per-key lock does the same (``Namespace.key_lock``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 
-@dataclass(slots=True)
 class Flight:
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
+    """One recording of a key in progress: waiters block on ``done``, then replay or
+    raise ``error``. A plain class, as a dataclass costs every import a millisecond."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
 
 
 class Flights:

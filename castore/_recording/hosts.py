@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 #: What a replaying test may reach when ``castore_allow_hosts`` says nothing: this machine.
 LOOPBACK: Final = ("localhost", "*.localhost", "127.0.0.0/8", "::1", "0.0.0.0", "::")
@@ -23,8 +22,7 @@ LOOPBACK: Final = ("localhost", "*.localhost", "127.0.0.0/8", "::1", "0.0.0.0", 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True, slots=True)
-class HostPattern:
+class HostPattern(NamedTuple):
     text: str
     name: str | None = None
     suffix: str | None = None

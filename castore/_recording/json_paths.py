@@ -22,8 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 #: One step of a path: a member name or a list index.
 Step = str | int
@@ -37,14 +36,12 @@ class PatternError(ValueError):
     """An ignore pattern that is not a JSON path castore understands."""
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):
     kind: Literal["child", "descend", "index"]
     name: str | int | None  # None: any (``*``)
 
 
-@dataclass(frozen=True)
-class IgnorePattern:
+class IgnorePattern(NamedTuple):
     text: str
     tokens: tuple[_Token, ...]
 

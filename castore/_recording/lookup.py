@@ -14,8 +14,7 @@ import collections.abc
 import inspect
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from castore._recording.flights import Flight
 from castore._recording.live import live_call
@@ -26,25 +25,25 @@ FLIGHT_POLL_SECONDS: Final = 0.005
 LOCK_POLL_SECONDS: Final = 0.05
 
 
-@dataclass(frozen=True, slots=True)
 class CallThrough:
     """Call the generator function and hand its result back untouched (mode ``off``)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
+
 class Call:
     """Call the generator function, collect a stream whole, and reply with :class:`Collected`."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+
+class Wait(NamedTuple):
     """Wait until another caller's recording of the key has landed."""
 
     flight: Flight
 
 
-@dataclass(frozen=True, slots=True)
-class Acquire:
+class Acquire(NamedTuple):
     """Hold the key's cross-process lock (the lookup releases it itself)."""
 
     lock: KeyLock
@@ -54,8 +53,7 @@ Step = CallThrough | Call | Wait | Acquire
 Steps = Generator[Step, Any, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Collected:
+class Collected(NamedTuple):
     """What a call returned: the value (a stream's chunks as a list) and how long it took."""
 
     value: Any

@@ -16,7 +16,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from castore._recording import pydantic_models
 
@@ -74,8 +74,7 @@ PRIVATE_FIELD = "private"
 TYPES_FIELD = "types"
 
 
-@dataclasses.dataclass(frozen=True)
-class _Wrapper:
+class _Wrapper(NamedTuple):
     class_path: str
     value: Any
     private: Mapping[str, Any]

@@ -17,8 +17,8 @@ is handed the parts it needs, as restic's repository hands out ``BlobLoader`` an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from castore._storage.blobs.cut import CutFrames
 from castore._storage.blobs.stored import StoredBlobs
@@ -40,8 +40,7 @@ from castore._storage.writer import StoreWriter
 from castore.errors import UnsafePathError
 
 
-@dataclass(frozen=True)
-class StoreCore:
+class StoreCore(NamedTuple):
     root: Path
     state_dir: Path
     config: ConfigFile

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from castore._storage.codec import VALUE_FORMAT, first_offender
 from castore._storage.json_documents import parse_document
@@ -262,8 +262,7 @@ def dump_index(namespace: str, entries: Mapping[str, Entry], memo: LineMemo | No
     return text.encode("utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class Conflict:
+class Conflict(NamedTuple):
     """Both sides recorded ``key`` with different values since their common base."""
 
     key: str

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from castore._storage.atomic import write_atomic
@@ -20,11 +19,21 @@ from castore._storage.names import check_namespace
 from castore._storage.safe_files import ensure_inside
 
 
-@dataclass(slots=True)
 class _CachedIndex:
-    entries: dict[str, Entry]
-    signature: tuple[int, int, int] | None  # (inode, size, mtime_ns) of the file read
-    lines: LineMemo = field(default_factory=dict)
+    """A namespace as last read: a plain class, since a dataclass costs every process
+    that imports castore a millisecond to generate (Python 3.11 compiles its methods)."""
+
+    __slots__ = ("entries", "lines", "signature")
+
+    def __init__(
+        self,
+        entries: dict[str, Entry],
+        signature: tuple[int, int, int] | None,  # (inode, size, mtime_ns) of the file read
+        lines: LineMemo | None = None,
+    ) -> None:
+        self.entries = entries
+        self.signature = signature
+        self.lines: LineMemo = {} if lines is None else lines
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from castore._storage.atomic import ensure_private_directory, write_atomic
 from castore._storage.index import format_time
@@ -24,8 +23,7 @@ from castore.errors import IndexFormatError
 USAGE_FORMAT: Final = 1
 
 
-@dataclass(frozen=True)
-class Judgement:
+class Judgement(NamedTuple):
     """One run's verdict on one namespace: these keys existed and no test asked for them."""
 
     judged_at: dt.datetime

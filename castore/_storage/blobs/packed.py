@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from castore._storage.blobs.cut import CutFrames
 from castore._storage.blobs.pack_table import (
@@ -333,8 +333,7 @@ class PackedBlobs:
         self._loaded = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Loaded:
+class _Loaded(NamedTuple):
     table: PackTable
     readers: list[RangeReader | None]
     """By pack ordinal: the packs opened so far."""

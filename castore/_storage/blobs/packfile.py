@@ -23,9 +23,8 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 import blake3
 
@@ -44,16 +43,14 @@ INDEX_HEADER: Final = "castore-pack-index"
 MAX_PACK_BYTES: Final = 2 * 2**30
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
+class Slot(NamedTuple):
     """Where one blob's frame sits in a pack."""
 
     offset: int
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class PackIndex:
+class PackIndex(NamedTuple):
     """A pack's table of contents, as its ``.idx`` file holds it."""
 
     name: str

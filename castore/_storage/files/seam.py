@@ -42,8 +42,7 @@ class Cut(NamedTuple):
     target: FileHandle
 
 
-@dataclass(frozen=True, slots=True)
-class FileInfo:
+class FileInfo(NamedTuple):
     """What a backend knows of one file without reading it."""
 
     kind: FileKind
