@@ -62,11 +62,14 @@ def _present_as_public(cls: type) -> None:
     annotations name types only imported for type checking keeps its strings.
     """
     own = inspect.get_annotations(cls)
+    if not own:  # nothing to resolve (Recorder, Store...): skip evaluating its bases'
+        cls.__module__ = __name__
+        return
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
     except NameError:
         hints = {}
-    if own and hints:
+    if hints:
         cls.__annotations__ = {name: hints.get(name, value) for name, value in own.items()}
         for field in getattr(cls, "__dataclass_fields__", {}).values():
             field.type = hints.get(field.name, field.type)

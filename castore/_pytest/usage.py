@@ -7,40 +7,71 @@ as JSON, where they are merged.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import Any
 
 from castore._recording.staleness import Miss
 from castore._recording.tally import Tally
 
 
-@dataclass
 class Usage(Tally):
     """Lookups of one process (or, once merged, of a whole session): the counts of a
     :class:`Tally`, as each recorder keeps its own, and what the report and the judgement
     of unused recordings need besides."""
 
-    recorded_keys: list[tuple[str, str, float]] = field(default_factory=list)
-    """(namespace, key, seconds) of each recording, in order."""
-    used: dict[str, set[str]] = field(default_factory=dict)
-    """namespace -> stored keys replayed or recorded."""
-    tests: dict[str, set[str]] = field(default_factory=dict)
-    """namespace -> node ids of the tests that looked keys up in it."""
-    missing: list[tuple[str, str, Miss, str]] = field(default_factory=list)
-    """(namespace, key, kind of miss, why) of lookups that failed in replay-only mode."""
-    deselected: set[str] = field(default_factory=set)
-    """Node ids deselected on this process (-k, -m, --lf…): their modules were not run whole."""
-    fetched: list[tuple[int, int, float, str]] = field(default_factory=list)
-    """(objects, bytes, seconds, source) of each lazy fetch this process made; the source
-    is ``LFS`` or ``remote NAME``."""
-    fetch_problems: list[str] = field(default_factory=list)
-    unrecorded_hosts: dict[str, int] = field(default_factory=dict)
-    """``host:port`` -> connections a recording session made outside castore."""
-    refused: list[str] = field(default_factory=list)
-    """Connections the network guard refused: ``host:port (where)``."""
-    error_answers: list[str] = field(default_factory=list)
-    """HTTP error answers (4xx, 5xx) recorded: ``404 POST host/path``."""
-    ci_ignored: int = 0
-    """Recorders whose marker asked for a recording mode that CI turned off."""
+    __slots__ = (
+        "ci_ignored",
+        "deselected",
+        "error_answers",
+        "fetch_problems",
+        "fetched",
+        "missing",
+        "recorded_keys",
+        "refused",
+        "tests",
+        "unrecorded_hosts",
+        "used",
+    )
+
+    def __init__(
+        self,
+        *,
+        recorded_keys: list[tuple[str, str, float]] | None = None,
+        used: dict[str, set[str]] | None = None,
+        tests: dict[str, set[str]] | None = None,
+        missing: list[tuple[str, str, Miss, str]] | None = None,
+        deselected: set[str] | None = None,
+        fetched: list[tuple[int, int, float, str]] | None = None,
+        fetch_problems: list[str] | None = None,
+        unrecorded_hosts: dict[str, int] | None = None,
+        refused: list[str] | None = None,
+        error_answers: list[str] | None = None,
+        ci_ignored: int = 0,
+        **counts: Any,
+    ) -> None:
+        super().__init__(**counts)
+        self.recorded_keys = recorded_keys or []
+        """(namespace, key, seconds) of each recording, in order."""
+        self.used = used or {}
+        """namespace -> stored keys replayed or recorded."""
+        self.tests = tests or {}
+        """namespace -> node ids of the tests that looked keys up in it."""
+        self.missing = missing or []
+        """(namespace, key, kind of miss, why) of lookups that failed in replay-only mode."""
+        self.deselected = deselected or set()
+        """Node ids deselected on this process (-k, -m, --lf…): their modules were not run
+        whole."""
+        self.fetched = fetched or []
+        """(objects, bytes, seconds, source) of each lazy fetch this process made; the
+        source is ``LFS`` or ``remote NAME``."""
+        self.fetch_problems = fetch_problems or []
+        self.unrecorded_hosts = unrecorded_hosts or {}
+        """``host:port`` -> connections a recording session made outside castore."""
+        self.refused = refused or []
+        """Connections the network guard refused: ``host:port (where)``."""
+        self.error_answers = error_answers or []
+        """HTTP error answers (4xx, 5xx) recorded: ``404 POST host/path``."""
+        self.ci_ignored = ci_ignored
+        """Recorders whose marker asked for a recording mode that CI turned off."""
 
     def note(self, namespace: str, key: str, nodeid: str | None) -> None:
         self.used.setdefault(namespace, set()).add(key)

@@ -14,17 +14,38 @@ from dataclasses import dataclass, fields
 from castore._storage.index import Entry
 
 
-@dataclass
 class Tally:
-    hits: int = 0
-    misses: int = 0
-    recorded: int = 0
-    unchanged: int = 0
-    """Of the recorded: answers the same as their recording but for volatile parts, kept."""
-    saved_seconds: float = 0.0
-    """What the replayed calls took when they were recorded: time not spent now."""
-    recorded_seconds: float = 0.0
-    """How long the real calls of the recorded took."""
+    """Counts of lookups. A plain class, not a dataclass: a recorder makes one per test,
+    and on Python 3.11 each dataclass costs every import of castore a millisecond."""
+
+    __slots__ = (
+        "hits",
+        "misses",
+        "recorded",
+        "recorded_seconds",
+        "saved_seconds",
+        "unchanged",
+    )
+
+    def __init__(
+        self,
+        *,
+        hits: int = 0,
+        misses: int = 0,
+        recorded: int = 0,
+        unchanged: int = 0,
+        saved_seconds: float = 0.0,
+        recorded_seconds: float = 0.0,
+    ) -> None:
+        self.hits = hits
+        self.misses = misses
+        self.recorded = recorded
+        self.unchanged = unchanged
+        """Of the recorded: answers the same as their recording but for volatile parts, kept."""
+        self.saved_seconds = saved_seconds
+        """What the replayed calls took when they were recorded: time not spent now."""
+        self.recorded_seconds = recorded_seconds
+        """How long the real calls of the recorded took."""
 
     def replayed(self, entry: Entry) -> None:
         self.hits += 1
@@ -40,8 +61,8 @@ class Tally:
         self.misses += 1
 
     def add(self, other: Tally) -> None:
-        for part in fields(Tally):
-            setattr(self, part.name, getattr(self, part.name) + getattr(other, part.name))
+        for name in Tally.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Final, NamedTuple, Protocol, TypeVar
 
 from castore._storage.layout import FileKind, relative_path
 
@@ -67,25 +66,51 @@ class RangeReader(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
 class Warmup:
-    """What one warm-up fetched, from where, and what went wrong."""
+    """What one warm-up fetched, from where, and what went wrong. (A plain class: a
+    dataclass costs every process that imports castore a millisecond on Python 3.11.)"""
 
-    source: str
-    """Where the files came from, as the report names it: ``LFS``, ``remote NAME``."""
-    wanted: int = 0
-    """Files asked for that this backend lacked."""
-    objects: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    problem: str = ""
-    """Why some wanted files are still missing, if they are (the replay reports them)."""
+    __slots__ = ("bytes", "objects", "problem", "seconds", "source", "wanted")
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        wanted: int = 0,
+        objects: int = 0,
+        bytes: int = 0,
+        seconds: float = 0.0,
+        problem: str = "",
+    ) -> None:
+        self.source = source
+        """Where the files came from, as the report names it: ``LFS``, ``remote NAME``."""
+        self.wanted = wanted
+        """Files asked for that this backend lacked."""
+        self.objects = objects
+        self.bytes = bytes
+        self.seconds = seconds
+        self.problem = problem
+        """Why some wanted files are still missing, if they are (the replay reports them)."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _WARMUP_FIELDS)
+        return f"Warmup({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Warmup):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _WARMUP_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     def describe_problem(self) -> str:
         return (
             f"could not fetch {self.wanted - self.objects} of {self.wanted} object(s) from "
             f"{self.source}: {self.problem}"
         )
+
+
+_WARMUP_FIELDS: Final = ("source", "wanted", "objects", "bytes", "seconds", "problem")
 
 
 def merged_warmups(reports: Iterable[Warmup]) -> list[Warmup]:
