@@ -38,7 +38,10 @@ from castore._storage.config import StoreConfig
 from castore._storage.store import internals
 
 APPROACHES = ("castore", "vcr", "seeds", "floor")
-COMMON_OPTIONS = "-p no:cacheprovider -p no:xdist -p no:asyncio"
+# Plugins installed with castore's dev tools and not with a user's suite are off for every
+# approach: hypothesis's alone imports all of hypothesis at each session's end (0.37 s),
+# which would hide the cost being measured.
+COMMON_OPTIONS = "-p no:cacheprovider -p no:xdist -p no:asyncio -p no:hypothesispytest"
 PLUGINS_OFF = {
     "castore": "-p no:recording",
     "vcr": "-p no:castore",
