@@ -348,7 +348,7 @@ def _fetchable_bytes(clone: Path) -> int:
     .git/lfs is the same bytes, not counted twice)."""
     total = 0
     store = clone / "store"
-    cut = store.glob(".castore/cut-frames/blobs/*/*.zst")  # frames cut from remote packs
+    cut = store.glob(".castore/cut-frames/*/blobs/*/*.zst")  # frames cut from remote packs
     for path in [*store.glob("packs/*.pack"), *store.glob("blobs/*/*.zst"), *cut]:
         size = path.stat().st_size
         if size >= 1024 or not path.read_bytes().startswith(b"version https://git-lfs"):

@@ -121,3 +121,21 @@ def test_a_castore_suite_missing_a_recording_fails_rather_than_passing(
         RuntimeError, match=r"(?s)pytest failed.*MissingRecordingError.*1 failed, 7 passed"
     ):
         measure.run_pytest(suite)
+
+
+def test_the_shard_benchmark_counts_frames_cut_from_remote_packs(tmp_path: Path) -> None:
+    """A one-module shard fetches a few frames cut from a remote pack: the bytes moved
+    must count them, where castore's own layout puts them."""
+    from bench.remote import _fetchable_bytes  # noqa: PLC0415
+    from castore._storage.blobs.cut import CutFrames  # noqa: PLC0415
+    from castore._storage.files.seam import FileKind  # noqa: PLC0415
+    from castore._storage.layout import CUT_FRAMES_DIR, STATE_DIR  # noqa: PLC0415
+
+    store = tmp_path / "store"
+    (store / "packs").mkdir(parents=True)
+    (store / "packs" / f"{'a' * 64}.pack").write_bytes(b"version https://git-lfs pointer")
+    assert _fetchable_bytes(tmp_path) == 0  # an LFS pointer holds no content
+    cut = CutFrames(store / STATE_DIR / CUT_FRAMES_DIR)
+    frame = b"\x28\xb5\x2f\xfd" + bytes(2000)
+    cut.files_of("a" * 64).write(FileKind.BLOB, "b" * 64, frame)
+    assert _fetchable_bytes(tmp_path) == len(frame)
