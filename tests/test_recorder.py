@@ -188,6 +188,21 @@ def test_two_processes_recording_one_key_call_the_generator_once(
     assert calls_log.read_text().splitlines() == ["called"]
 
 
+def test_a_key_another_store_recorded_since_this_one_read_the_index_is_replayed(
+    tmp_path: Path,
+) -> None:
+    """Under the key lock a recorder looks at the index as it is on disk now, even when it
+    has read (and written) that index before: the other writer's key is replayed, not
+    recorded again, and both keys stay."""
+    mine, theirs = recorder(tmp_path), recorder(tmp_path)  # two Stores: two caches
+    mine.get_or_record_sync("first", lambda: {"answer": 1})
+    theirs.get_or_record_sync("second", lambda: {"answer": 2})
+
+    assert mine.get_or_record_sync("second", must_not_be_called) == {"answer": 2}
+    mine.get_or_record_sync("third", lambda: {"answer": 3})
+    assert sorted(Store(tmp_path).entries(NAMESPACE)) == ["first", "second", "third"]
+
+
 # --- streams ------------------------------------------------------------------------
 
 

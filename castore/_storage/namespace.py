@@ -51,9 +51,12 @@ class Namespace:
         return self._entries.get(stored)
 
     def fresh_entry(self, stored: str) -> Entry | None:
-        """The entry as it is on disk now: another process may have recorded it meanwhile."""
-        self.refresh()
-        return self.entry(stored)
+        """The entry as it is on disk now: another process may have recorded it meanwhile.
+
+        The index is re-read only if its file changed (a stat), and is remembered with
+        that file's signature, so the write that usually follows (under the key lock)
+        does not parse it again."""
+        return self._core.indexes.fresh(self.name).get(stored)
 
     def read(self, entry: Entry, stored: str) -> Any:
         """Decode ``entry``'s blob, its digest checked; errors name this namespace and key."""
