@@ -50,8 +50,9 @@ _BOMS: Final = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def _decoder() -> json.JSONDecoder:
-    limit = sys.get_int_max_str_digits()
-    return _DECODER if 0 < limit <= MAX_INT_DIGITS else _COUNTING_DECODER
+    # Python's default limit is castore's: its own refusal then names the digits. A
+    # process that changed it gets the hook, and the messages castore always gave.
+    return _DECODER if sys.get_int_max_str_digits() == MAX_INT_DIGITS else _COUNTING_DECODER
 
 
 def _text(raw: bytes) -> str:
