@@ -404,7 +404,8 @@ def s3_bucket(s3_server: str, aws_env: dict[str, str]) -> str:
 class CuttingProxy:
     """A TCP proxy on loopback in front of a server: it passes everything, or cuts each
     response after ``cut_after`` bytes (a server that goes away in the middle of a
-    transfer), or holds each new connection ``delay`` seconds (a slow network)."""
+    transfer), or lets ``pass_puts`` HTTP PUT requests through and holds every later one
+    until :meth:`release` (an upload stuck half-way, for as long as a test needs)."""
 
     def __init__(self, upstream: str) -> None:
         import socket  # noqa: PLC0415 - only the fault tests need a proxy
@@ -414,7 +415,10 @@ class CuttingProxy:
         target = urlsplit(upstream)
         self._upstream = (target.hostname or "127.0.0.1", target.port or 80)
         self.cut_after: int | None = None
-        self.delay = 0.0
+        self.pass_puts: int | None = None
+        self.puts_seen = 0
+        self._released = threading.Event()
+        self._counting = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._socket = socket
@@ -431,11 +435,7 @@ class CuttingProxy:
             self._threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: object) -> None:
-        import time  # noqa: PLC0415
-
         socket = self._socket
-        if self.delay:
-            time.sleep(self.delay)
         try:
             upstream = socket.create_connection(self._upstream)
         except OSError:
@@ -443,10 +443,13 @@ class CuttingProxy:
             return
         limit = self.cut_after
 
-        def pump(source: object, sink: object, budget: int | None) -> None:
+        def pump(source: object, sink: object, budget: int | None, upload: bool = False) -> None:
             sent = 0
             try:
                 while data := source.recv(65536):  # type: ignore[attr-defined]
+                    # Without pipelining, a request's first bytes start a read of their own.
+                    if upload and data.startswith(b"PUT ") and self._hold_put():
+                        break  # held until released, then dropped: it never arrives
                     if budget is not None and sent + len(data) >= budget:
                         sink.sendall(data[: max(0, budget - sent)])  # type: ignore[attr-defined]
                         break
@@ -459,8 +462,30 @@ class CuttingProxy:
                     end.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
                 end.close()  # type: ignore[attr-defined]
 
-        self._threading.Thread(target=pump, args=(client, upstream, None), daemon=True).start()
+        self._threading.Thread(
+            target=pump, args=(client, upstream, None, True), daemon=True
+        ).start()
         pump(upstream, client, limit)
+
+    def _hold_put(self) -> bool:
+        """Count a PUT; past ``pass_puts``, wait for :meth:`release` and say to drop it."""
+        with self._counting:
+            self.puts_seen += 1
+            held = self.pass_puts is not None and self.puts_seen > self.pass_puts
+        if held:
+            self._released.wait()
+        return held
+
+    def release(self) -> None:
+        """Let the held PUTs go (each is dropped, its connection closed) and stop holding."""
+        self.pass_puts = None
+        self._released.set()
+
+    def reset(self) -> None:
+        """Pass everything at once, as a new proxy does."""
+        self.release()
+        self.cut_after, self.puts_seen = None, 0
+        self._released = self._threading.Event()
 
     def close(self) -> None:
         self._closed = True

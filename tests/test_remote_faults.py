@@ -71,9 +71,9 @@ def module_proxy(s3_server: str) -> Iterator[CuttingProxy]:
 def proxy(module_proxy: CuttingProxy) -> Iterator[CuttingProxy]:
     """The module's proxy (the endpoint the published stores name), passing everything
     at once when the test starts and again after it."""
-    module_proxy.cut_after, module_proxy.delay = None, 0.0
+    module_proxy.reset()
     yield module_proxy
-    module_proxy.cut_after, module_proxy.delay = None, 0.0
+    module_proxy.reset()
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +310,7 @@ def test_a_push_killed_with_sigkill_leaves_no_table_naming_a_missing_pack(
                 store.put(f"tests/test_m{module}", f"key {key}", answer(module, key))
     pack_store(store, target_bytes=64 * 1024)
     remotes.add_remote(store, "origin", f"s3://{bucket}", options={"endpoint": proxy.endpoint})
-    proxy.delay = 0.2  # a slow link, so that the kill lands in the middle
+    proxy.pass_puts = 3  # three uploads land, the rest hang: the kill lands mid-push
     child = subprocess.Popen(
         [sys.executable, "-c", PUSH, str(store.root)], stdout=subprocess.PIPE, text=True
     )
@@ -318,12 +318,12 @@ def test_a_push_killed_with_sigkill_leaves_no_table_naming_a_missing_pack(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])  # type: ignore[attr-defined]
-        if len(listed) >= 3:
+        if len(listed) >= 3 and proxy.puts_seen > 3:  # and the push waits on a held one
             break
         time.sleep(0.02)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    proxy.delay = 0.0
+    proxy.release()
     remote = ObjectStoreFiles("origin", f"s3://{bucket}", {"endpoint": s3_server})
     packs = {info.name for info in remote.listing(FileKind.PACK)}
     tables = {info.name for info in remote.listing(FileKind.PACK_INDEX)}
