@@ -20,9 +20,12 @@ from conftest import (
     REPLAYING_MODULE,
     CommandResult,
     cli,
+    commit_all,
     git,
     make_repo,
+    needs_lfs,
     publish_store,
+    push_to_bare,
     quick_store,
 )
 
@@ -167,3 +170,55 @@ def test_a_damaged_frame_on_the_remote_is_refused_by_name_and_never_kept(
     kept = {path.name.removesuffix(".zst") for path in cut_frames(work)}
     assert len(kept) == KEYS - 1 and entry.blob not in kept
     assert not list((work / "recordings" / "packs").glob("*.pack"))  # nor the pack
+
+
+@needs_lfs
+def test_a_big_pack_the_remote_lacks_comes_whole_from_git_lfs(
+    tmp_path: Path,
+    s3_server: str,
+    s3_bucket: str,
+    aws_env: dict[str, str],
+    session_in: Callable[..., CommandResult],
+) -> None:
+    """A store in git-lfs that also names a remote, which never got the big pack (nobody
+    pushed): a clone without LFS content that runs the small module asks the remote for
+    the few frames it needs, finds no pack there to cut them from, and brings the pack
+    whole from LFS instead, which the checkout still has."""
+    from bench.lfs_server import giftless  # noqa: PLC0415 - the LFS tests' server
+
+    repo = tmp_path / "repo"
+    store = project(repo)
+    pack_store(store)
+    (pack,) = internals(store).blobs.packs.names()
+    cli("git", "setup", cwd=repo, check=True)  # packs in git-lfs
+    remotes.add_remote(store, "origin", f"s3://{s3_bucket}/rec", options={"endpoint": s3_server})
+    with giftless(tmp_path / "lfs-server") as url:
+        (repo / ".lfsconfig").write_text(f'[lfs]\n\turl = "{url}"\n')
+        commit_all(repo, "recordings in LFS, and a remote that lacks their pack")
+        bare = push_to_bare(repo, tmp_path)
+        work = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", bare.as_uri(), str(work), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+        pack_file = work / "recordings" / "packs" / f"{pack}.pack"
+        assert pack_file.read_bytes().startswith(b"version https://git-lfs")
+
+        assert Store(work / "recordings").config.default_remote == "origin"
+
+        small = session_in(work, "tests/test_m1.py")
+
+    assert small.returncode == 0, small.stdout + small.stderr
+    assert f"{KEYS} replayed, 0 missing or stale" in small.stdout
+    # the pack and the zstd dictionary, both in LFS; nothing came from the remote
+    assert re.search(r"fetched 2 objects \([0-9.]+ MB\) from LFS", small.stdout), small.stdout
+    assert fetched(small.stdout) is None
+    assert pack_file.read_bytes() == (repo / "recordings" / "packs" / f"{pack}.pack").read_bytes()
+    assert cut_frames(work) == []
+
+    # With the LFS server gone too, nothing has the pack: the run fails, naming the remote
+    # that lacks it and the push that would mend it.
+    again = tmp_path / "clone-without-lfs"
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(again), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    lost = session_in(again, "tests/test_m1.py")
+    assert lost.returncode != 0
+    assert "not on the remote" in lost.stdout and "castore push" in lost.stdout, lost.stdout
+    (from_lfs,) = re.findall(r"could not fetch \d+ of \d+ object\(s\) from LFS: (.*)", lost.stdout)
+    assert "git lfs pull" in from_lfs and from_lfs.count("Failed to fetch") == 1, from_lfs

@@ -117,13 +117,17 @@ def merged_warmups(reports: Iterable[Warmup]) -> list[Warmup]:
     """One report per source: a warm-up that fetched whole files and cut frames from one
     remote says so in one line."""
     by_source: dict[str, Warmup] = {}
+    problems: dict[str, list[str]] = {}
     for report in reports:
         into = by_source.setdefault(report.source, Warmup(report.source))
         into.wanted += report.wanted
         into.objects += report.objects
         into.bytes += report.bytes
         into.seconds += report.seconds
-        into.problem = "; ".join(filter(None, (into.problem, report.problem)))
+        said = problems.setdefault(report.source, [])
+        if report.problem and report.problem not in said:  # two batches, one failure
+            said.append(report.problem)
+            into.problem = "; ".join(said)
     return list(by_source.values())
 
 
