@@ -9,7 +9,6 @@ with. :func:`parse_document` refuses each of them with a message that names the 
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import re
@@ -46,26 +45,17 @@ _COUNTING_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, par
 _PYTHON_LIMIT: Final = re.compile(r"value has (\d+) digits")
 
 
-_BOMS: Final = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-
-
 def _decoder() -> json.JSONDecoder:
     # Python's default limit is castore's: its own refusal then names the digits. A
     # process that changed it gets the hook, and the messages castore always gave.
     return _DECODER if sys.get_int_max_str_digits() == MAX_INT_DIGITS else _COUNTING_DECODER
 
 
-def _text(raw: bytes) -> str:
-    """``raw`` as ``json.loads`` would decode it: UTF-8, or the UTF-16/32 it detects."""
-    if raw.startswith(_BOMS) or raw[:1] == b"\x00" or raw[1:2] == b"\x00":
-        return raw.decode(json.detect_encoding(raw), "surrogatepass")
-    return raw.decode("utf-8", "surrogatepass")
-
-
 def parse_document(raw: bytes, path: str | os.PathLike[str]) -> Any:
     """The JSON document in ``raw``; :class:`IndexFormatError` names ``path`` otherwise."""
     try:
-        document = _decoder().decode(_text(raw))
+        # As json.loads decodes bytes: UTF-8, or the UTF-16/32 (or BOM) it detects.
+        document = _decoder().decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except RecursionError:
         raise IndexFormatError(Path(path), "its JSON nests too deep to be a castore file") from None
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError and the refusals
