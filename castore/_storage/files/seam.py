@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final, NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from castore._storage.layout import FileKind, relative_path
 
@@ -93,24 +93,14 @@ class Warmup:
         """Why some wanted files are still missing, if they are (the replay reports them)."""
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _WARMUP_FIELDS)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"Warmup({fields})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Warmup):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in _WARMUP_FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     def describe_problem(self) -> str:
         return (
             f"could not fetch {self.wanted - self.objects} of {self.wanted} object(s) from "
             f"{self.source}: {self.problem}"
         )
-
-
-_WARMUP_FIELDS: Final = ("source", "wanted", "objects", "bytes", "seconds", "problem")
 
 
 def merged_warmups(reports: Iterable[Warmup]) -> list[Warmup]:
