@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -143,26 +144,40 @@ class Recorder:
             ambient = None  # another store: a recorder of its own, as outside pytest
         self._namespace = self.store.namespace(namespace)
         self.namespace = self._namespace.name
-        if mode is not None:
+        # The pytest plugin makes a recorder per test, with the defaults below: each check
+        # is skipped for its default, and the flights are made by the first recording.
+        if mode.__class__ is Mode:
+            self.mode: Mode = mode
+        elif mode is not None:
             self.mode = Mode.parse(mode)
         else:
             self.mode = ambient.mode() if ambient is not None else Mode.NONE
         if ambient is not None:
             listener = ambient.listener
         self.schema_version = schema_version
-        self.max_age = parse_max_age(max_age)
-        self.on_expired = check_on_expired(on_expired)
+        self.max_age = None if max_age is None else parse_max_age(max_age)
+        self.on_expired = on_expired if on_expired == "warn" else check_on_expired(on_expired)
         self._auto_type = auto_type
         self._codec = make_codec(type, serializer, deserializer, auto_type)
         self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
-        self._volatility = _volatility(volatile)
+        self._volatility = DEFAULT_VOLATILITY if volatile is None else _volatility(volatile)
         self._listener: RecordingListener = listener or StandaloneListener()
         self._tally = Tally()
-        # Separate flights per driver: a sync caller must never wait on an async recording
-        # running in its own thread's event loop.
-        self._async_flights = Flights()
-        self._sync_flights = Flights()
+        self._flight_pair: tuple[Flights, Flights] | None = None
+
+    def _flights(self, sync: bool) -> Flights:
+        """The driver's flights. Separate per driver: a sync caller must never wait on an
+        async recording running in its own thread's event loop. Made by the first lookup
+        that needs them (a replay needs none), under a lock: threads racing to the first
+        recording of a recorder must share one pair."""
+        pair = self._flight_pair
+        if pair is None:
+            with _FLIGHTS_LOCK:
+                if self._flight_pair is None:
+                    self._flight_pair = (Flights(), Flights())
+                pair = self._flight_pair
+        return pair[0] if sync else pair[1]
 
     def __repr__(self) -> str:
         return f"Recorder({self.store!r}, {self.namespace!r}, mode={self.mode.value!r})"
@@ -194,7 +209,7 @@ class Recorder:
         metadata = _with_fingerprint(metadata, request)
         value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
-            steps = self._lookup(stored, metadata, self._async_flights, codec)
+            steps = self._lookup(stored, metadata, self._flights(sync=False), codec)
             value = await run_async(steps, generator_fn)
         return value
 
@@ -214,7 +229,7 @@ class Recorder:
         metadata = _with_fingerprint(metadata, request)
         value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
-            steps = self._lookup(stored, metadata, self._sync_flights, codec)
+            steps = self._lookup(stored, metadata, self._flights(sync=True), codec)
             value = run_sync(steps, generator_fn, key)
         return value
 
@@ -593,3 +608,6 @@ _NEVER: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 #: What ``_replay`` returns when a recording no longer fits and the mode re-records it.
 _UNFIT: Final = object()
+
+#: Guards the first making of a recorder's flights (see Recorder._flights).
+_FLIGHTS_LOCK: Final = threading.Lock()

@@ -16,7 +16,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from castore._recording import pydantic_models
 
@@ -225,8 +225,12 @@ def make_codec(
     if serializer or deserializer:
         return FunctionCodec(serializer, deserializer)
     if target is None:
-        return PlainCodec(auto_type)
+        return _PLAIN_CODECS[bool(auto_type)]
     return TypeCodec(target)
+
+
+#: Plain codecs hold nothing but their flag: shared, since a session makes a recorder per test.
+_PLAIN_CODECS: Final = {True: PlainCodec(True), False: PlainCodec(False)}
 
 
 def _type_name(target: Any) -> str:
