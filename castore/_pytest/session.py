@@ -21,6 +21,7 @@ import pytest
 
 from castore._pytest import judging, swallowed
 from castore._pytest.listener import SessionListener
+from castore._pytest.marker_fixtures import closest_marker
 from castore._pytest.settings import decide_mode, module_namespace, resolve_root
 from castore._pytest.storage_settings import storage_settings
 from castore._pytest.usage import Usage
@@ -38,6 +39,10 @@ WORKEROUTPUT_KEY: Final = "castore"
 RECORDED_PROPERTY: Final = "castore_recorded"
 #: ``castore`` marker options that the session reads, not the recorders.
 SESSION_OPTIONS: Final = ("allow_hosts", "allow_misses")
+_SESSION_RECORDER_UNNAMED: Final = (
+    "a session-scoped recorder has no test module to name its namespace after: pass one, "
+    "session_recorder_factory('shared/llm')"
+)
 
 
 class CastoreSession:
@@ -106,16 +111,28 @@ class CastoreSession:
     ) -> Recorder:
         """A recorder for the requesting test: ``defaults`` (the ``castore_config`` fixture),
         then the ``castore`` marker's options, then ``options``."""
-        marker = request.node.get_closest_marker("castore")
+        marker = closest_marker(request.node, "castore")
+        if marker is None and not defaults and not options and namespace is None:
+            # The ``recorder`` fixture of a test with no marker and no castore_config: every
+            # test of most suites, so none of the merging below.
+            if request.scope == "session":
+                raise TypeError(_SESSION_RECORDER_UNNAMED)
+            namespace = self._module_namespace(request.path)
+            if self._fetched_for is not None and namespace not in self._fetched_for:
+                self._fetch_lfs([namespace])
+            return Recorder(
+                self.store,
+                namespace,
+                mode=self.mode_for(None),
+                listener=self.listener,
+                volatile=self._volatile_patterns or None,
+            )
         settings = {**(defaults or {}), **(marker.kwargs if marker else {})}
         if namespace is None:
             namespace = settings.pop("namespace", None)
             if namespace is None:
                 if request.scope == "session":
-                    raise TypeError(
-                        "a session-scoped recorder has no test module to name its namespace "
-                        "after: pass one, session_recorder_factory('shared/llm')"
-                    )
+                    raise TypeError(_SESSION_RECORDER_UNNAMED)
                 namespace = self._module_namespace(request.path)
         else:
             settings.pop("namespace", None)
@@ -226,7 +243,7 @@ class CastoreSession:
         their modules' and their ``castore`` markers' (``namespace=``)."""
         namespaces = set()
         for item in items:
-            marker = item.get_closest_marker("castore")
+            marker = closest_marker(item, "castore")
             named = marker.kwargs.get("namespace") if marker else None
             namespaces.add(named or self._module_namespace(item.path))
         return sorted(namespaces)
@@ -348,5 +365,5 @@ class CastoreSession:
 
 
 def _allows_misses(item: pytest.Item) -> bool:
-    marker = item.get_closest_marker("castore")
+    marker = closest_marker(item, "castore")
     return bool(marker and marker.kwargs.get("allow_misses"))
