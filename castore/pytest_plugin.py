@@ -22,7 +22,11 @@ from castore._pytest.plain_imports import without_assertion_rewriting
 with without_assertion_rewriting():  # castore/_pytest/plain_imports.py says why
     from castore._pytest import hookspecs
     from castore._pytest.guard_plugin import GuardPlugin, allowed_hosts
-    from castore._pytest.marker_fixtures import request_fixture_for_marker
+    from castore._pytest.marker_fixtures import (
+        closest_marker,
+        marks_named,
+        request_fixture_for_marker,
+    )
     from castore._pytest.report import report_lines
     from castore._pytest.session import CastoreSession
     from castore._pytest.settings import truthy
@@ -272,7 +276,7 @@ def castore_http(recorder: Recorder, request: pytest.FixtureRequest) -> Iterator
     ``drop_query``, ``key``, ``pace``, ``redact_body`` and ``ignore_hosts`` (added to the
     ini's ``castore_ignore_hosts``).
     The marker alone, on a test, a class or a module (``pytestmark``), turns it on."""
-    marker = request.node.get_closest_marker("castore_http")
+    marker = closest_marker(request.node, "castore_http")
     options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}
     ignored = [
         word for line in request.config.getini("castore_ignore_hosts") for word in line.split()
@@ -296,8 +300,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     problems = marker_problems(
         (item.nodeid, mark.name, mark.kwargs)
         for item in items
-        for mark in item.iter_markers()
-        if mark.name in ("castore", "castore_http")
+        for mark in marks_named(item, ("castore", "castore_http"))
     )
     if problems:
         unique = list(dict.fromkeys(problems))

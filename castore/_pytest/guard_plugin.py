@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from castore._pytest import grpc_guard
+from castore._pytest.marker_fixtures import closest_marker
 from castore._pytest.network_guard import NetworkGuard, Policy
 from castore._recording.hosts import LOOPBACK, HostList
 from castore._recording.modes import Mode
@@ -60,21 +61,25 @@ class GuardPlugin:
         self._guard_grpc()
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
-        self.guard.policy = self._session_policy(f"collecting {collector.nodeid or 'tests'}")
+        # The session's policy under the collector's name: every module of a session.
+        between = self._between_tests
+        where = f"collecting {collector.nodeid or 'tests'}"
+        self.guard.policy = Policy(where, between.blocking, between.allowed, between.advice)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
         self._guard_grpc()
-        marker = item.get_closest_marker("castore")
-        options = marker.kwargs if marker else {}
-        mode = self.session.mode_for(options.get("mode"))
-        hosts = options.get("allow_hosts")
+        marker = closest_marker(item, "castore")
         nodeid = item.nodeid
+        if marker is None:  # the session's mode and hosts: most tests
+            blocking, allowed = self._between_tests.blocking, self.allowed
+        else:
+            options = marker.kwargs
+            blocking = self.session.mode_for(options.get("mode")) is Mode.NONE
+            hosts = options.get("allow_hosts")
+            allowed = self.allowed + HostList(hosts) if hosts else self.allowed
         self.guard.policy = Policy(
-            where=f"test {nodeid}",
-            blocking=mode is Mode.NONE,
-            allowed=self.allowed + HostList(hosts) if hosts else self.allowed,
-            advice=lambda target: self._advice(target, nodeid),
+            f"test {nodeid}", blocking, allowed, lambda target: self._advice(target, nodeid)
         )
         try:
             return (yield)
