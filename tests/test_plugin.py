@@ -728,3 +728,64 @@ def test_the_castore_http_marker_sets_its_fixture_up_after_wider_scopes_and_befo
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+MARKED_MODULE = """
+import pytest
+
+pytestmark = [pytest.mark.castore(mode="all"), pytest.mark.filterwarnings("ignore")]
+
+
+def test_module_only():
+    pass
+
+
+@pytest.mark.castore(namespace="own")
+@pytest.mark.castore_http(match_on=["method"])
+def test_own_marks():
+    pass
+
+
+@pytest.mark.castore(schema_version=2)
+class TestClass:
+    @pytest.mark.castore(max_age="1d")
+    def test_in_class(self):
+        pass
+
+    def test_class_only(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    "n", [1, pytest.param(2, marks=pytest.mark.castore(namespace="param"))]
+)
+def test_params(n):
+    pass
+"""
+
+
+def test_marker_walk_matches_pytest(pytester: pytest.Pytester) -> None:
+    """closest_marker and marks_named (the plugin's cheap walk) find what pytest's own
+    get_closest_marker and iter_markers find, on marks at every level."""
+    from castore._pytest.marker_fixtures import closest_marker, marks_named  # noqa: PLC0415
+
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    items = pytester.getitems(MARKED_MODULE)
+    assert len(items) == 6
+    names = ("castore", "castore_http", "filterwarnings", "parametrize", "absent")
+    for item in items:
+        for name in names:
+            assert closest_marker(item, name) is item.get_closest_marker(name), (item, name)
+        wanted = ("castore", "castore_http")
+        assert list(marks_named(item, wanted)) == [
+            mark for mark in item.iter_markers() if mark.name in wanted
+        ]
+    found = {item.name: closest_marker(item, "castore").kwargs for item in items}  # type: ignore[union-attr]
+    assert found == {
+        "test_module_only": {"mode": "all"},
+        "test_own_marks": {"namespace": "own"},
+        "test_in_class": {"max_age": "1d"},
+        "test_class_only": {"schema_version": 2},
+        "test_params[1]": {"mode": "all"},
+        "test_params[2]": {"namespace": "param"},
+    }
