@@ -351,7 +351,9 @@ def test_a_long_integer_is_refused_even_where_python_lifts_its_limit(
         Store(store.root).entry(NAMESPACE, "k")
 
 
-@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize(
+    "encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-16-le", "utf-32", "utf-32-le"]
+)
 def test_an_index_in_another_json_encoding_still_reads(tmp_path: Path, encoding: str) -> None:
     """JSON allows UTF-16 and UTF-32 and a byte-order mark, and an editor may save one."""
     store = Store(tmp_path / "store")
@@ -361,6 +363,35 @@ def test_an_index_in_another_json_encoding_still_reads(tmp_path: Path, encoding:
     path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
     entry = Store(store.root).entry(NAMESPACE, "k")
     assert entry is not None and entry.blob == GOOD_BLOB
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "reads"),
+    [
+        (" \n\t", "", True),
+        ("", "\n\n \r\n", True),
+        ("", "\n{}", False),
+        ("", "\nx", False),
+        ("\n", "]", False),
+    ],
+)
+def test_whitespace_around_an_index_reads_and_anything_else_is_refused(
+    tmp_path: Path, before: str, after: str, reads: bool
+) -> None:
+    """What json.loads accepts around the document (whitespace), castore accepts; a second
+    document or stray characters after it are refused with the file's name."""
+    store = Store(tmp_path / "store")
+    path = index_with(
+        store, f'{{"blob": "{GOOD_BLOB}", "size": 1, "recorded_at": "2025-01-01T00:00:00Z"}}'
+    )
+    path.write_text(before + path.read_text(encoding="utf-8") + after, encoding="utf-8")
+    if reads:
+        entry = Store(store.root).entry(NAMESPACE, "k")
+        assert entry is not None and entry.blob == GOOD_BLOB
+    else:
+        with pytest.raises(IndexFormatError, match="Extra data") as raised:
+            Store(store.root).entry(NAMESPACE, "k")
+        assert str(path) in str(raised.value)
 
 
 def test_an_index_with_escaped_emoji_still_reads(tmp_path: Path) -> None:

@@ -51,11 +51,32 @@ def _decoder() -> json.JSONDecoder:
     return _DECODER if sys.get_int_max_str_digits() == MAX_INT_DIGITS else _COUNTING_DECODER
 
 
+def _decode(text: str) -> Any:
+    """``decoder.decode(text)``, without its two whitespace scans for a document that
+    starts at its first character and ends with at most whitespace (every file castore
+    writes); anything else goes through ``decode`` for its errors."""
+    decoder = _decoder()
+    try:
+        document, end = decoder.raw_decode(text)
+    except ValueError:
+        return decoder.decode(text)  # raises, or accepts leading whitespace
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        return decoder.decode(text)  # raises "Extra data"
+    return document
+
+
+#: What JSON calls whitespace (json.decoder.WHITESPACE).
+_JSON_WHITESPACE: Final = " \t\n\r"
+
+
 def parse_document(raw: bytes, path: str | os.PathLike[str]) -> Any:
     """The JSON document in ``raw``; :class:`IndexFormatError` names ``path`` otherwise."""
     try:
-        # As json.loads decodes bytes: UTF-8, or the UTF-16/32 (or BOM) it detects.
-        document = _decoder().decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        # As json.loads decodes bytes: UTF-8, or the UTF-16/32 (or BOM) it detects. A
+        # file castore wrote starts with "{" and no NUL after it, which json calls UTF-8.
+        utf8 = raw[:1] == b"{" and raw[1:2] != b"\x00"
+        text = raw.decode("utf-8" if utf8 else json.detect_encoding(raw), "surrogatepass")
+        document = _decode(text)
     except RecursionError:
         raise IndexFormatError(Path(path), "its JSON nests too deep to be a castore file") from None
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError and the refusals
