@@ -205,8 +205,9 @@ class Recorder:
         """
         __tracebackhide__ = True
         stored = self._stored_key_for(key)
-        codec = self._codec_for(type)
-        metadata = _with_fingerprint(metadata, request)
+        codec = self._codec if type is None else self._codec_for(type)
+        if request is not None:
+            metadata = _with_fingerprint(metadata, request)
         value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
             steps = self._lookup(stored, metadata, self._flights(sync=False), codec)
@@ -225,8 +226,10 @@ class Recorder:
         """The synchronous twin of :meth:`get_or_record`, for sync tests and code."""
         __tracebackhide__ = True
         stored = self._stored_key_for(key)
-        codec = self._codec_for(type)
-        metadata = _with_fingerprint(metadata, request)
+        # Inline for the commonest call (no type=, no request=): a replay's every call shows.
+        codec = self._codec if type is None else self._codec_for(type)
+        if request is not None:
+            metadata = _with_fingerprint(metadata, request)
         value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
             steps = self._lookup(stored, metadata, self._flights(sync=True), codec)
@@ -297,6 +300,8 @@ class Recorder:
         (``temperature=0.0``) was spelled differently before castore compared numbers by
         value, and recordings made then must keep replaying."""
         stored = stored_key(key)
+        if key.__class__ is str:  # only request_key's str subclass carries a legacy spelling
+            return stored
         legacy = getattr(key, "legacy", None)
         if legacy and self._namespace.entry(stored) is None:
             older = stored_key(legacy)
