@@ -374,7 +374,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 
 def aws_client(service: str, endpoint: str) -> Any:
     """A boto3 client of the test server, with the tests' own credentials. boto3 is slow
-    to import: it loads where a test asks for a client, not at collection."""
+    to import: it loads where a test asks for a client, not at collection. Close it
+    (``with closing(...)``): a client is a reference cycle, so its pooled socket otherwise
+    lives until a garbage collection, or to the exit's ResourceWarning."""
     import boto3  # noqa: PLC0415
 
     return boto3.client(
@@ -391,7 +393,8 @@ def new_bucket(endpoint: str) -> str:
     import uuid  # noqa: PLC0415
 
     name = f"castore-{uuid.uuid4().hex[:12]}"
-    aws_client("s3", endpoint).create_bucket(Bucket=name)
+    with contextlib.closing(aws_client("s3", endpoint)) as client:
+        client.create_bucket(Bucket=name)
     return name
 
 

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -266,7 +267,8 @@ def allow_public_reads(endpoint: str, bucket: str) -> None:
             }
         ],
     }
-    aws_client("s3", endpoint).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    with closing(aws_client("s3", endpoint)) as client:
+        client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
 def test_the_standard_endpoint_variable_works_instead_of_an_option(

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -233,14 +234,16 @@ def test_wrong_credentials_are_refused_by_name(
     aws_env: dict[str, str],
 ) -> None:
     work = clone(published, tmp_path / "clone")
-    iam = aws_client("iam", s3_server)
-    iam.create_user(UserName="castore-ci")
     policy = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
     }
-    iam.put_user_policy(UserName="castore-ci", PolicyName="s3", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName="castore-ci")["AccessKey"]
+    with closing(aws_client("iam", s3_server)) as iam:
+        iam.create_user(UserName="castore-ci")
+        iam.put_user_policy(
+            UserName="castore-ci", PolicyName="s3", PolicyDocument=json.dumps(policy)
+        )
+        key = iam.create_access_key(UserName="castore-ci")["AccessKey"]
     set_moto_auth(0)
     try:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
@@ -272,10 +275,10 @@ def test_a_damaged_remote_object_is_refused_by_name_and_never_kept(
     victim = internals(store).blobs.packs.pack_of(entry.blob)
     assert victim is not None
     key = f"store/packs/{victim}.pack"
-    client = aws_client("s3", s3_server)
-    data = client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
-    broken = data[: len(data) // 2] if damage == "truncated" else data[:100] + b"X" + data[101:]
-    client.put_object(Bucket=bucket, Key=key, Body=broken)  # type: ignore[attr-defined]
+    with closing(aws_client("s3", s3_server)) as client:
+        data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        broken = data[: len(data) // 2] if damage == "truncated" else data[:100] + b"X" + data[101:]
+        client.put_object(Bucket=bucket, Key=key, Body=broken)
 
     work = clone(own_published, tmp_path / "clone")
     run = session_in(work, "tests/test_m2.py")
@@ -311,16 +314,17 @@ def test_a_push_killed_with_sigkill_leaves_no_table_naming_a_missing_pack(
     pack_store(store, target_bytes=64 * 1024)
     remotes.add_remote(store, "origin", f"s3://{bucket}", options={"endpoint": proxy.endpoint})
     proxy.pass_puts = 3  # three uploads land, the rest hang: the kill lands mid-push
+    # Its output is not read: DEVNULL, not an unread pipe left open by the kill.
     child = subprocess.Popen(
-        [sys.executable, "-c", PUSH, str(store.root)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", PUSH, str(store.root)], stdout=subprocess.DEVNULL
     )
-    client = aws_client("s3", s3_server)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])  # type: ignore[attr-defined]
-        if len(listed) >= 3 and proxy.puts_seen > 3:  # and the push waits on a held one
-            break
-        time.sleep(0.02)
+    with closing(aws_client("s3", s3_server)) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+            if len(listed) >= 3 and proxy.puts_seen > 3:  # and the push waits on a held one
+                break
+            time.sleep(0.02)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     proxy.release()
