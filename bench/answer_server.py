@@ -183,6 +183,8 @@ def serving(answers: Answers, folder: Path) -> Iterator[RunningServer]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def main() -> None:

@@ -68,6 +68,9 @@ def giftless(folder: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        for pipe in (server.stdout, server.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def stored_objects(folder: Path) -> list[Path]:

@@ -164,7 +164,10 @@ def run_pytest(folder: Path) -> tuple[float, float, int]:
         stderr=subprocess.STDOUT,
         env=_pytest_environment(BENCH_PEAK_FILE=str(peak_file)),
     )
-    output = process.stdout.read() if process.stdout else b""
+    output = b""
+    if process.stdout is not None:
+        with process.stdout:
+            output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)

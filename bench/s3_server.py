@@ -10,7 +10,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "castore-bench-key",
@@ -56,11 +56,13 @@ def new_bucket(endpoint: str) -> str:
     import boto3  # noqa: PLC0415 - slow to import, bench-only
 
     name = f"castore-bench-{uuid.uuid4().hex[:10]}"
-    boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=name)
+    )
+    with closing(client):
+        client.create_bucket(Bucket=name)
     return name

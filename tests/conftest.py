@@ -311,6 +311,9 @@ def start_python() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
         process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()  # or each leaks a ResourceWarning
 
 
 # --- object storage on loopback: moto's S3 API ----------------------------------------------
