@@ -361,6 +361,12 @@ def pool_floor() -> Iterator[FloorAnswers]:
         enforce_content_length: bool = True,
     ) -> Any:
         answer = answers.next()
+        if response_conn is not None:
+            # The caller (requests) expects the response to hand the connection back when
+            # its body is read, which a response over BytesIO never does: hand it back
+            # now, or each floor run drops a pooled socket the live run opened.
+            pool._put_conn(response_conn)
+            response_conn = None
         response_class = chunked_class if answer.streamed else urllib3.HTTPResponse
         response = response_class(
             body=io.BytesIO(answer.body),
