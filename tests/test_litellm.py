@@ -8,6 +8,8 @@ the second replays against a port nothing listens on."""
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,15 +61,25 @@ castore_ignore_hosts = raw.githubusercontent.com
 
 
 @pytest.fixture(scope="session")
-def litellm_imported() -> None:
+def litellm_imported() -> Iterator[None]:
     """litellm, imported in this process before any pytester session, and once: it takes
     seconds, and it puts importlib_metadata's finder on ``sys.meta_path`` (disabling the
     standard library's), which pytester would take back off after a session that
     imported it, leaving no package metadata findable. Its price map is the bundled one
-    here; the session's own fetch is what the test shows the guard refusing."""
+    here; the session's own fetch is what the test shows the guard refusing.
+
+    Afterwards the SDK clients litellm cached are closed: their pooled connection to the
+    test's server otherwise lives to the interpreter's exit, and its ResourceWarning."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        importlib.import_module("litellm")
+        litellm = importlib.import_module("litellm")
+    yield
+    cache = litellm.in_memory_llm_clients_cache
+    for client in list(cache.cache_dict.values()):
+        close = getattr(client, "close", None)
+        if callable(close) and not inspect.iscoroutinefunction(close):
+            close()
+    cache.flush_cache()
 
 
 @pytest.mark.usefixtures("litellm_imported")
