@@ -34,6 +34,7 @@ from castore._recording.lookup import (
     run_sync,
 )
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
+from castore._recording.nearest import nearest_recordings
 from castore._recording.redact import Redact
 from castore._recording.request_keys import request_fingerprint, request_summary
 from castore._recording.staleness import FINGERPRINT_FIELD, Miss, Problem, problem_with
@@ -365,10 +366,6 @@ class Recorder:
         hint = self._listener.how_to_record(self, stored, problem.fixed_by)
         error: CastoreError
         if entry is None:
-            # Imported by the first miss: difflib and the search cost every import of
-            # castore 3.5 ms, and a replaying session never misses.
-            from castore._recording.nearest import nearest_recordings  # noqa: PLC0415
-
             nearest = nearest_recordings(self._namespace.entries(), stored, metadata)
             error = MissingRecordingError(
                 self.namespace, stored, self.store.root, hint, nearest=nearest
