@@ -23,7 +23,7 @@ def closest_marker(node: Any, name: str) -> pytest.Mark | None:
     its parents, and returns the same ``Mark``."""
     while node is not None:
         for mark in node.own_markers:
-            if mark.name == name:
+            if getattr(mark, "name", None) == name:  # as pytest reads it
                 return mark  # type: ignore[no-any-return]
         node = node.parent
     return None
@@ -34,7 +34,7 @@ def marks_named(node: Any, names: tuple[str, ...]) -> Iterator[pytest.Mark]:
     ``node.iter_markers()`` orders them)."""
     while node is not None:
         for mark in node.own_markers:
-            if mark.name in names:
+            if getattr(mark, "name", None) in names:
                 yield mark
         node = node.parent
 
