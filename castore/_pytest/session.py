@@ -39,10 +39,6 @@ WORKEROUTPUT_KEY: Final = "castore"
 RECORDED_PROPERTY: Final = "castore_recorded"
 #: ``castore`` marker options that the session reads, not the recorders.
 SESSION_OPTIONS: Final = ("allow_hosts", "allow_misses")
-_SESSION_RECORDER_UNNAMED: Final = (
-    "a session-scoped recorder has no test module to name its namespace after: pass one, "
-    "session_recorder_factory('shared/llm')"
-)
 
 
 class CastoreSession:
@@ -112,31 +108,18 @@ class CastoreSession:
         """A recorder for the requesting test: ``defaults`` (the ``castore_config`` fixture),
         then the ``castore`` marker's options, then ``options``."""
         marker = closest_marker(request.node, "castore")
-        if marker is None and not defaults and not options and namespace is None:
-            # The ``recorder`` fixture of a test with no marker and no castore_config: every
-            # test of most suites, so none of the merging below.
-            if request.scope == "session":
-                raise TypeError(_SESSION_RECORDER_UNNAMED)
-            namespace = self._module_namespace(request.path)
-            if self._fetched_for is not None and namespace not in self._fetched_for:
-                self._fetch_lfs([namespace])
-            return Recorder(
-                self.store,
-                namespace,
-                mode=self.mode_for(None),
-                listener=self.listener,
-                volatile=self._volatile_patterns or None,
-            )
-        settings = {**(defaults or {}), **(marker.kwargs if marker else {})}
+        # ``options`` cannot hold a namespace (it is this method's own argument).
+        settings = {**(defaults or {}), **(marker.kwargs if marker else {}), **options}
+        named = settings.pop("namespace", None)
         if namespace is None:
-            namespace = settings.pop("namespace", None)
-            if namespace is None:
-                if request.scope == "session":
-                    raise TypeError(_SESSION_RECORDER_UNNAMED)
-                namespace = self._module_namespace(request.path)
-        else:
-            settings.pop("namespace", None)
-        settings.update(options)
+            namespace = named
+        if namespace is None:
+            if request.scope == "session":
+                raise TypeError(
+                    "a session-scoped recorder has no test module to name its namespace "
+                    "after: pass one, session_recorder_factory('shared/llm')"
+                )
+            namespace = self._module_namespace(request.path)
         if "volatile" not in settings and self._volatile_patterns:
             settings["volatile"] = self._volatile_patterns
         for session_only in SESSION_OPTIONS:  # the marker's options for the session, not recorders
