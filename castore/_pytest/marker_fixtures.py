@@ -14,29 +14,22 @@ from typing import Any
 import pytest
 
 
-def closest_marker(node: Any, name: str) -> pytest.Mark | None:
-    """``node.get_closest_marker(name)``, walked without pytest's three nested generators.
-
-    A session asks this of every test up to four times (collection, the network guard,
-    the recorder fixture), so the walk shows: 0.8 µs against 2.4. It walks what
-    ``Node.iter_markers_with_node`` walks, each node's ``own_markers`` from the item up
-    its parents, and returns the same ``Mark``."""
-    while node is not None:
-        for mark in node.own_markers:
-            if getattr(mark, "name", None) == name:  # as pytest reads it
-                return mark  # type: ignore[no-any-return]
-        node = node.parent
-    return None
-
-
 def marks_named(node: Any, names: tuple[str, ...]) -> Iterator[pytest.Mark]:
-    """The marks called one of ``names`` on ``node`` and its parents, nearest first (as
-    ``node.iter_markers()`` orders them)."""
+    """The marks called one of ``names`` on ``node`` and its parents, nearest first, as
+    ``node.iter_markers()`` gives them: it walks what ``Node.iter_markers_with_node``
+    walks, each node's ``own_markers`` from the item up its parents, in one generator
+    instead of pytest's three."""
     while node is not None:
         for mark in node.own_markers:
-            if getattr(mark, "name", None) in names:
+            if getattr(mark, "name", None) in names:  # as pytest reads a mark's name
                 yield mark
         node = node.parent
+
+
+def closest_marker(node: Any, name: str) -> pytest.Mark | None:
+    """``node.get_closest_marker(name)``. A session asks it of every test up to four
+    times (collection, the network guard, the recorder fixture): 1.1 µs against 2.1."""
+    return next(marks_named(node, (name,)), None)
 
 
 def request_fixture_for_marker(items: list[pytest.Item], marker: str, fixture: str) -> None:
