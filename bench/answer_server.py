@@ -168,23 +168,21 @@ def serving(answers: Answers, folder: Path) -> Iterator[RunningServer]:
     """The server in a child process, on 127.0.0.1 and an ephemeral port."""
     path = folder / "answers.msgpack"
     write_answers(answers, path)
-    process = subprocess.Popen(
+    with subprocess.Popen(  # leaving the block closes its pipe
         [sys.executable, "-m", "bench.answer_server", str(path)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        if not line:
-            raise RuntimeError("the answer server did not start")
-        yield RunningServer(line, process)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline().strip()
+            if not line:
+                raise RuntimeError("the answer server did not start")
+            yield RunningServer(line, process)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def main() -> None:

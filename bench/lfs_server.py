@@ -51,26 +51,23 @@ def giftless(folder: Path) -> Iterator[str]:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "giftless.yaml"
     config.write_text(CONFIG.format(storage=folder / "objects"))
-    server = subprocess.Popen(
+    with subprocess.Popen(  # leaving the block closes its pipes
         [sys.executable, "-c", SERVE, str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert server.stdout is not None
-        port = server.stdout.readline().strip()
-        if not port:
-            raise RuntimeError(
-                f"giftless did not start: {server.stderr.read() if server.stderr else ''}"
-            )
-        yield f"http://127.0.0.1:{port}/castore/tests.git/info/lfs"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        for pipe in (server.stdout, server.stderr):
-            if pipe is not None:
-                pipe.close()
+    ) as server:
+        try:
+            assert server.stdout is not None
+            port = server.stdout.readline().strip()
+            if not port:
+                raise RuntimeError(
+                    f"giftless did not start: {server.stderr.read() if server.stderr else ''}"
+                )
+            yield f"http://127.0.0.1:{port}/castore/tests.git/info/lfs"
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 def stored_objects(folder: Path) -> list[Path]:

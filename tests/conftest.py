@@ -308,12 +308,9 @@ def start_python() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     yield start
     for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()  # or each leaks a ResourceWarning
+        with process:  # leaving it closes the pipes and waits
+            if process.poll() is None:
+                process.kill()
 
 
 # --- object storage on loopback: moto's S3 API ----------------------------------------------
