@@ -9,10 +9,13 @@ with default settings and packed; VCR.py's YAML cassettes; the values as msgpack
 measures, in one run (``--parts`` picks some):
 
 - ``module``: one test module against the full store, in a folder that holds only that
-  module: castore, VCR.py (its one cassette) and an in-memory floor holding that module's
-  values only; wall time per run and castore's peak memory (VmHWM), interleaved rounds.
-- ``suite``: the whole suite, castore against the floor holding every value in memory,
-  paired rounds (the median of per-round ratios).
+  module: castore, VCR.py (its one cassette), an in-memory floor holding that module's
+  values only, and the raw floor reading that module's entries from the full store;
+  wall time per run and castore's peak memory (VmHWM), interleaved rounds.
+- ``suite``: the whole suite, castore against the floor holding every value in memory
+  and against the raw floor (bench/raw_floor.py: castore's store read with native calls
+  only, the least any verified on-disk store does), paired rounds (the median of
+  per-round ratios).
 - ``shard``: a fresh clone that runs one module, and one contiguous twentieth of the
   modules (a CI shard as pytest-split cuts it): castore's pack data on moto's S3 API
   (``git setup --remote``), castore's packs in git-lfs fetched lazily (giftless), and a
@@ -57,16 +60,19 @@ import msgpack
 from bench import corpus
 from bench.measure import compression_floor, run_pytest
 from bench.packs import commit_and_push, du, git, make_repo
+from bench.raw_floor import write_raw_suite
 from bench.s3_server import TEST_CREDENTIALS, moto_server, new_bucket
 from bench.suites import (
     COMMON_OPTIONS,
-    PLUGINS_OFF,
     VCR_CONFTEST,
     Suites,
+    calls_of,
     module_name,
+    pytest_ini,
     vcr_document,
     write_castore,
     write_floor,
+    write_raw,
     write_vcr,
 )
 from castore import Store
@@ -140,6 +146,7 @@ def build(cassettes: list[corpus.Cassette], factor: int, work: Path) -> Suites:
         ("castore (recorded with default settings, then castore pack)", _castore),
         ("VCR.py", write_vcr),
         ("floor", write_floor),
+        ("raw floor", write_raw),
     ):
         started = time.perf_counter()
         write(suites)
@@ -176,8 +183,9 @@ def recorded(request, values):
 
 
 def module_folders(suites: Suites, number: int, work: Path) -> dict[str, Path]:
-    """Three folders holding only module ``number``: castore (its store is the full
-    store), VCR.py (its one cassette) and the floor (that module's values only)."""
+    """Four folders holding only module ``number``: castore (its store is the full
+    store), VCR.py (its one cassette), the floor (that module's values only) and the raw
+    floor (that module's entries read from castore's full store)."""
     module = suites.modules[number]
     folders = {}
     for approach in ("castore", "vcr", "floor"):
@@ -187,11 +195,14 @@ def module_folders(suites: Suites, number: int, work: Path) -> dict[str, Path]:
         source = suites.suite(approach) / "tests" / f"{module}.py"
         shutil.copy(source, folder / "tests" / f"{module}.py")
         extra = f"castore_root = {suites.store}\n" if approach == "castore" else ""
-        (folder / "pytest.ini").write_text(
-            f"[pytest]\ntestpaths = tests\naddopts = {COMMON_OPTIONS} "
-            f"{PLUGINS_OFF[approach]}\n{extra}"
-        )
+        (folder / "pytest.ini").write_text(pytest_ini(approach, extra))
         folders[approach] = folder
+    folders["raw"] = write_raw_suite(
+        work / "one-raw",
+        suites.store,
+        {module: calls_of(suites.cassettes[number])},
+        pytest_ini("raw"),
+    )
     cassette = folders["vcr"] / "tests" / "cassettes" / module / "test_replay.yaml"
     cassette.parent.mkdir(parents=True)
     shutil.copy(suites.cassette(number), cassette)
@@ -228,11 +239,14 @@ def one_module(suites: Suites, work: Path, rounds: int) -> dict[str, Any]:
         "peak_mib": {name: round(median(run["rss"]) / 2**20, 1) for name, run in runs.items()},
         "castore_over_vcr": paired(runs["castore"]["wall"], runs["vcr"]["wall"]),
         "castore_over_floor": paired(runs["castore"]["wall"], runs["floor"]["wall"]),
+        "raw_over_floor": paired(runs["raw"]["wall"], runs["floor"]["wall"]),
     }
 
 
 def whole_suite(suites: Suites, rounds: int) -> dict[str, Any]:
-    folders = {name: suites.suite(name) for name in ("castore", "floor")}
+    if not suites.suite("raw").exists():  # a kept build from before the raw floor
+        write_raw(suites)
+    folders = {name: suites.suite(name) for name in ("castore", "floor", "raw")}
     runs = interleaved(folders, rounds)
     return {
         "modules": len(suites.modules),
@@ -243,6 +257,8 @@ def whole_suite(suites: Suites, rounds: int) -> dict[str, Any]:
         },
         "peak_mib": {name: round(median(run["rss"]) / 2**20, 1) for name, run in runs.items()},
         "castore_over_floor": paired(runs["castore"]["wall"], runs["floor"]["wall"]),
+        "raw_over_floor": paired(runs["raw"]["wall"], runs["floor"]["wall"]),
+        "castore_over_raw": paired(runs["castore"]["wall"], runs["raw"]["wall"]),
     }
 
 

@@ -1,4 +1,4 @@
-"""Writing the same recorded suite four ways: castore, VCR.py, the seeds' JSON files, memory.
+"""Writing the same recorded suite five ways: castore, VCR.py, the seeds' JSON, raw, memory.
 
 Every suite has one test module per cassette, and every test makes the cassette's calls in
 recorded order and checks each status code:
@@ -8,6 +8,8 @@ recorded order and checks each status code:
   by vcrpy from YAML cassettes (one httpx client per session, as a careful suite shares it);
 * ``seeds``: the seeds' recorder, one pretty-printed JSON file per test module loaded
   whole by a function-scoped fixture, as their conftest does;
+* ``raw`` (bench.remote only; bench/raw_floor.py): castore's store read with native calls
+  only, the least that any verified on-disk store does;
 * ``floor``: the values already in memory (one msgpack file loaded once per session),
   handed to each test by a function-scoped fixture, as castore's ``recorder`` is, and
   looked up in a dict: what the suite costs with no storage at all.
@@ -33,6 +35,7 @@ import msgpack
 from vcr.serializers import yamlserializer
 
 from bench.corpus import Cassette
+from bench.raw_floor import write_raw_suite
 from castore import Store
 from castore._storage.config import StoreConfig
 from castore._storage.store import internals
@@ -47,6 +50,7 @@ PLUGINS_OFF = {
     "vcr": "-p no:castore",
     "seeds": "-p no:castore -p no:recording",
     "floor": "-p no:castore -p no:recording",
+    "raw": "-p no:castore -p no:recording",
 }
 
 
@@ -78,6 +82,7 @@ class Suites:
             "vcr": self.work / "vcr" / "tests" / "cassettes",
             "seeds": self.work / "seeds" / "fixtures",
             "floor": self.work / "floor" / "values",
+            "raw": self.work / "raw" / "values",
         }[approach]
 
 
@@ -85,7 +90,7 @@ def module_name(number: int) -> str:
     return f"test_{number:05d}"
 
 
-def _ini(approach: str, extra: str = "") -> str:
+def pytest_ini(approach: str, extra: str = "") -> str:
     return (
         f"[pytest]\ntestpaths = tests\naddopts = {COMMON_OPTIONS} {PLUGINS_OFF[approach]}\n{extra}"
     )
@@ -96,7 +101,7 @@ def _suite_folder(suites: Suites, approach: str, conftest: str) -> Path:
     folder = suites.suite(approach)
     (folder / "tests").mkdir(parents=True)
     suites.fixtures(approach).mkdir(parents=True)
-    (folder / "pytest.ini").write_text(_ini(approach))
+    (folder / "pytest.ini").write_text(pytest_ini(approach))
     (folder / "tests" / "conftest.py").write_text(conftest)
     return folder
 
@@ -114,13 +119,18 @@ def _status(interaction: Any) -> int:
     return int(interaction.response["status"]["code"])
 
 
+def calls_of(cassette: Cassette) -> list[tuple[str, int]]:
+    """A test module's calls: each key and the status code its test checks."""
+    return [(item.key, _status(item)) for item in cassette.interactions]
+
+
 # --- castore -------------------------------------------------------------------------
 
 
 def write_castore(suites: Suites, *, level: int, train: bool, pack: bool = True) -> None:
     folder = suites.suite("castore")
     (folder / "tests").mkdir(parents=True)
-    (folder / "pytest.ini").write_text(_ini("castore", "castore_root = store\n"))
+    (folder / "pytest.ini").write_text(pytest_ini("castore", "castore_root = store\n"))
     store = Store(suites.store)
     # Fast first compression; train-dictionary recompresses everything at ``level``.
     internals(store).writer.save_config(StoreConfig(level=1 if train else level))
@@ -315,6 +325,12 @@ def write_floor(suites: Suites) -> None:
             f"def test_replay(recorded):\n    get = recorded.__getitem__\n{calls}\n"
         )
     (suites.fixtures("floor") / "all.msgpack").write_bytes(msgpack.packb(everything))
+
+
+def write_raw(suites: Suites) -> None:
+    """The raw floor (bench/raw_floor.py), reading castore's store: written after it."""
+    modules = {module_name(n): calls_of(c) for n, c in enumerate(suites.cassettes)}
+    write_raw_suite(suites.suite("raw"), suites.store, modules, pytest_ini("raw"))
 
 
 def build(cassettes: list[Cassette], work: Path, *, log: Callable[[str], None] = print) -> Suites:

@@ -123,6 +123,38 @@ def test_a_castore_suite_missing_a_recording_fails_rather_than_passing(
         measure.run_pytest(suite)
 
 
+def test_the_raw_floor_reads_castores_store_and_checks_every_digest(
+    built: suites.Suites, tmp_path: Path
+) -> None:
+    """The raw floor is the least a verified on-disk store does: it must read the values
+    from castore's store itself (a damaged frame fails its module's test), not from
+    anywhere easier."""
+    import msgpack  # noqa: PLC0415
+
+    from bench import measure, raw_floor, suites  # noqa: PLC0415
+
+    store = tmp_path / "store"
+    shutil.copytree(built.store, store, ignore=shutil.ignore_patterns(".castore"))
+    modules = {built.modules[n]: suites.calls_of(c) for n, c in enumerate(built.cassettes)}
+    folder = raw_floor.write_raw_suite(tmp_path / "raw", store, modules, suites.pytest_ini("raw"))
+    measure.run_pytest(folder)
+
+    table = msgpack.unpackb(
+        (folder / "values" / "frames.msgpack").read_bytes(), strict_map_key=False
+    )
+    first = Store(store).entries(f"tests/{built.modules[0]}")
+    number, offset, length = table["blobs"][next(iter(first.values())).blob]
+    pack = Path(table["files"][number])
+    assert pack.is_relative_to(store)
+    data = bytearray(pack.read_bytes())
+    data[offset + length // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    # zstd's frame checksum or the digest check: either fails the module's fixture.
+    damaged = r"(?s)(ZstdError|does not match its digest).*7 passed, 1 error"
+    with pytest.raises(RuntimeError, match=damaged):
+        measure.run_pytest(folder)
+
+
 def test_the_shard_benchmark_counts_frames_cut_from_remote_packs(tmp_path: Path) -> None:
     """A one-module shard fetches a few frames cut from a remote pack: the bytes moved
     must count them, where castore's own layout puts them."""
