@@ -1,4 +1,4 @@
-"""The raw floor: the least that any store keeping its values on disk, verified, does.
+"""The raw floor: the least that a reader of castore's on-disk format does, verified.
 
 The in-memory floor (``floor``) holds every value in memory before the first test, so it
 tells what a suite costs with no storage at all. castore's targets are ratios to it, and
@@ -13,8 +13,10 @@ requires of a replay:
   zstd dictionary, check its blake3 digest, and unpack its msgpack.
 
 No Python object stands between those calls, no check beyond the digest, no error
-message: no correct store can do less per module. Its tests are the floor's, with each
-key as the index stores it.
+message: no correct reader of this format (a JSON index per module, one zstd frame and
+one blake3 digest per value) can do much less per module. Other formats could (one file
+per module, no compression), at other costs. Its tests are the floor's, with each key as
+the index stores it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import zstandard
 
 from castore import Store, stored_key
 from castore._storage.store import internals
@@ -61,7 +64,7 @@ def recorded(request, frames):
     blobs, files, decompressors = frames
     index = os.open(INDEXES / (request.path.stem + ".json"), os.O_RDONLY)
     try:
-        entries = json.loads(os.read(index, 1 << 24))["entries"]
+        entries = json.loads(os.read(index, os.fstat(index).st_size).decode())["entries"]
     finally:
         os.close(index)
     values = {{}}
@@ -98,7 +101,9 @@ def frame_table(store: Path, digests: Iterable[str]) -> dict[str, Any]:
             path = str(packs.pack_path(name))
         else:  # a loose blob: the whole file is its frame
             loose = core.reader.blobs.loose.location(digest)
-            path, offset, length, dictionary = str(loose), 0, loose.stat().st_size, 0
+            frame = loose.read_bytes()
+            path, offset, length = str(loose), 0, len(frame)
+            dictionary = zstandard.get_frame_parameters(frame).dict_id
         if path not in numbers:
             numbers[path] = len(files)
             files.append(path)
@@ -121,7 +126,7 @@ def write_raw_suite(
     (folder / "tests").mkdir(parents=True)
     (folder / "values").mkdir()
     (folder / "pytest.ini").write_text(ini)
-    indexes = store / "index" / "tests"
+    indexes = store.absolute() / "index" / "tests"
     (folder / "tests" / "conftest.py").write_text(RAW_CONFTEST.format(indexes=str(indexes)))
     digests: list[str] = []
     store_handle = Store(store)

@@ -14,7 +14,7 @@ measures, in one run (``--parts`` picks some):
   wall time per run and castore's peak memory (VmHWM), interleaved rounds.
 - ``suite``: the whole suite, castore against the floor holding every value in memory
   and against the raw floor (bench/raw_floor.py: castore's store read with native calls
-  only, the least any verified on-disk store does), paired rounds (the median of
+  only, the least a verified reader of castore's format does), paired rounds (the median of
   per-round ratios).
 - ``shard``: a fresh clone that runs one module, and one contiguous twentieth of the
   modules (a CI shard as pytest-split cuts it): castore's pack data on moto's S3 API

@@ -9,7 +9,7 @@ recorded order and checks each status code:
 * ``seeds``: the seeds' recorder, one pretty-printed JSON file per test module loaded
   whole by a function-scoped fixture, as their conftest does;
 * ``raw`` (bench.remote only; bench/raw_floor.py): castore's store read with native calls
-  only, the least that any verified on-disk store does;
+  only, the least that a verified reader of castore's format does;
 * ``floor``: the values already in memory (one msgpack file loaded once per session),
   handed to each test by a function-scoped fixture, as castore's ``recorder`` is, and
   looked up in a dict: what the suite costs with no storage at all.

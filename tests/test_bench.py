@@ -126,9 +126,8 @@ def test_a_castore_suite_missing_a_recording_fails_rather_than_passing(
 def test_the_raw_floor_reads_castores_store_and_checks_every_digest(
     built: suites.Suites, tmp_path: Path
 ) -> None:
-    """The raw floor is the least a verified on-disk store does: it must read the values
-    from castore's store itself (a damaged frame fails its module's test), not from
-    anywhere easier."""
+    """The raw floor stands for the least a verified reader of castore's format does: it
+    must read each value from castore's store itself, and check it against its digest."""
     import msgpack  # noqa: PLC0415
 
     from bench import measure, raw_floor, suites  # noqa: PLC0415
@@ -139,17 +138,27 @@ def test_the_raw_floor_reads_castores_store_and_checks_every_digest(
     folder = raw_floor.write_raw_suite(tmp_path / "raw", store, modules, suites.pytest_ini("raw"))
     measure.run_pytest(folder)
 
-    table = msgpack.unpackb(
-        (folder / "values" / "frames.msgpack").read_bytes(), strict_map_key=False
-    )
-    first = Store(store).entries(f"tests/{built.modules[0]}")
-    number, offset, length = table["blobs"][next(iter(first.values())).blob]
+    # Another value's frame, whole and valid, where the first module's first value should
+    # be: only the digest check can tell.
+    table_file = folder / "values" / "frames.msgpack"
+    table = msgpack.unpackb(table_file.read_bytes(), strict_map_key=False)
+    first = next(iter(Store(store).entries(f"tests/{built.modules[0]}").values())).blob
+    last = next(iter(Store(store).entries(f"tests/{built.modules[-1]}").values())).blob
+    right = table["blobs"][first]
+    table["blobs"][first] = table["blobs"][last]
+    table_file.write_bytes(msgpack.packb(table))
+    with pytest.raises(RuntimeError, match=r"(?s)does not match its digest.*7 passed, 1 error"):
+        measure.run_pytest(folder)
+
+    # The frame itself damaged in castore's pack: zstd's checksum or the digest refuses it.
+    table["blobs"][first] = right
+    table_file.write_bytes(msgpack.packb(table))
+    number, offset, length = right
     pack = Path(table["files"][number])
     assert pack.is_relative_to(store)
     data = bytearray(pack.read_bytes())
     data[offset + length // 2] ^= 0xFF
     pack.write_bytes(bytes(data))
-    # zstd's frame checksum or the digest check: either fails the module's fixture.
     damaged = r"(?s)(ZstdError|does not match its digest).*7 passed, 1 error"
     with pytest.raises(RuntimeError, match=damaged):
         measure.run_pytest(folder)
