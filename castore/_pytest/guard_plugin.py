@@ -62,9 +62,8 @@ class GuardPlugin:
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
         # The session's policy under the collector's name: every module of a session.
-        between = self._between_tests
         where = f"collecting {collector.nodeid or 'tests'}"
-        self.guard.policy = Policy(where, between.blocking, between.allowed, between.advice)
+        self.guard.policy = self._between_tests._replace(where=where)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
