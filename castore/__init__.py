@@ -3,12 +3,12 @@
 The public API is what this module exports (docs/api.md); ``castore._*`` is private.
 Every type a public signature names is exported here too, and public classes say they
 come from ``castore`` (``castore.Entry``, not ``castore._storage.index.Entry``), as
-httpx's do: reprs, tracebacks and pickles name the public path, which stays put when
-the private modules move.
+httpx's do (``castore._storage.public_names``). Names a replaying session never uses are imported
+when first asked (:data:`LAZY`).
 """
 
-import inspect
-import typing
+import importlib
+from typing import TYPE_CHECKING, Any, Final
 
 from castore._pytest.plain_imports import without_assertion_rewriting
 
@@ -16,18 +16,34 @@ with without_assertion_rewriting():  # under pytest: 80 ms less per session (see
     from castore._recording.hosts import HostList
     from castore._recording.modes import Mode
     from castore._recording.recorder import Recorder, RecordingListener
-    from castore._recording.redact import redactor
-    from castore._recording.request_keys import request_key, request_summary
-    from castore._recording.staleness import Miss, Problem
-    from castore._recording.tally import RecorderStats
-    from castore._recording.volatile import Volatility
-    from castore._storage.blobs.stored import BlobFile
     from castore._storage.config import RemoteSpec, StoreConfig
     from castore._storage.index import Entry, StreamKind
-    from castore._storage.locks import KeyLock
     from castore._storage.names import stored_key
     from castore._storage.namespace import Namespace
     from castore._storage.store import Store
+
+if TYPE_CHECKING:
+    from castore._recording.recorder_stats import RecorderStats
+    from castore._recording.redact import redactor
+    from castore._recording.request_keys import request_key, request_summary
+    from castore._recording.staleness import Miss, Problem
+    from castore._recording.volatile import Volatility
+    from castore._storage.blobs.blob_file import BlobFile
+    from castore._storage.locks import KeyLock
+
+#: Public names imported when first asked (PEP 562): a replaying session never uses them,
+#: and each module castore imports is part of the fixed cost of every pytest run.
+LAZY: Final = {
+    "BlobFile": "castore._storage.blobs.blob_file",
+    "KeyLock": "castore._storage.locks",
+    "Miss": "castore._recording.staleness",
+    "Problem": "castore._recording.staleness",
+    "RecorderStats": "castore._recording.recorder_stats",
+    "Volatility": "castore._recording.volatile",
+    "redactor": "castore._recording.redact",
+    "request_key": "castore._recording.request_keys",
+    "request_summary": "castore._recording.request_keys",
+}
 
 __all__ = [
     "BlobFile",
@@ -53,47 +69,31 @@ __all__ = [
 ]
 
 
-def _present_as_public(cls: type) -> None:
-    """Make ``cls`` report ``castore`` as its module.
-
-    Its annotations (and a dataclass's field types) are resolved first, where they were
-    written: ``typing.get_type_hints`` and pydantic evaluate a class's string annotations
-    in the namespace of ``cls.__module__``, which is this module afterwards. A class whose
-    annotations name types only imported for type checking keeps its strings.
-    """
-    own = inspect.get_annotations(cls)
-    if not own:  # nothing to resolve (Recorder, Store...): skip evaluating its bases'
-        cls.__module__ = __name__
-        return
-    try:
-        hints = typing.get_type_hints(cls, include_extras=True)
-    except NameError:
-        hints = {}
-    if hints:
-        cls.__annotations__ = {name: hints.get(name, value) for name, value in own.items()}
-        for field in getattr(cls, "__dataclass_fields__", {}).values():
-            field.type = hints.get(field.name, field.type)
-    cls.__module__ = __name__
-
-
-def __getattr__(name: str) -> str:
-    """``castore.__version__``, read from the installed distribution (pyproject.toml is
-    its only source) when first asked: importlib.metadata costs every process that
-    imports castore tens of milliseconds, the git drivers and each ``castore`` command
-    included, and few of them ever ask."""
-    if name != "__version__":
+def __getattr__(name: str) -> Any:
+    """The lazily imported public names (:data:`LAZY`), and ``castore.__version__``, read
+    from the installed distribution (pyproject.toml is its only source) when first asked:
+    importlib.metadata costs every process that imports castore tens of milliseconds, the
+    git drivers and each ``castore`` command included, and few of them ever ask."""
+    module = LAZY.get(name)
+    if module is not None:
+        with without_assertion_rewriting():
+            found: Any = getattr(importlib.import_module(module), name)
+    elif name == "__version__":
+        found = _installed_version()
+    else:
         raise AttributeError(f"module 'castore' has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        found = version("castore")
-    except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path
-        found = "0+unknown"
-    globals()["__version__"] = found
+    globals()[name] = found
     return found
 
 
-for _name in __all__:
-    if isinstance(globals()[_name], type):
-        _present_as_public(globals()[_name])
-del _name
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("castore")
+    except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path
+        return "0+unknown"

@@ -32,7 +32,6 @@ with without_assertion_rewriting():  # castore/_pytest/plain_imports.py says why
     from castore._pytest.settings import truthy
     from castore._pytest.storage_settings import add_ini_options as add_storage_ini_options
     from castore._pytest.validation import ini_problem, marker_problems, mode_option
-    from castore._pytest.vcr_usage import CassetteUsage
     from castore._recording.ambient import Ambient, lend, take_back
     from castore._recording.modes import Mode
     from castore._recording.recorder import Recorder
@@ -141,6 +140,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "castore-session")
     if config.getini("castore_vcr"):
+        with without_assertion_rewriting():
+            from castore._pytest.vcr_usage import CassetteUsage  # noqa: PLC0415 - VCR.py users
+
         config.pluginmanager.register(CassetteUsage(session.usage), "castore-vcr-usage")
     if config.getini("castore_network_guard"):
         guard = GuardPlugin(session, allowed_hosts(config.getini("castore_allow_hosts")))

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from castore._pytest import grpc_guard
 from castore._pytest.marker_fixtures import closest_marker
 from castore._pytest.network_guard import NetworkGuard, Policy
+from castore._pytest.plain_imports import without_assertion_rewriting
 from castore._recording.hosts import LOOPBACK, HostList
 from castore._recording.modes import Mode
 
@@ -55,6 +55,9 @@ class GuardPlugin:
         (checked between tests, before any fixture, so castore_http's adapter, installed
         by a fixture, sits above the guard and answers first)."""
         if self._grpc_undo is None and "grpc" in sys.modules:
+            with without_assertion_rewriting():
+                from castore._pytest import grpc_guard  # noqa: PLC0415 - a session with grpc
+
             self._grpc_undo = grpc_guard.install(self.guard.check_connect)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:

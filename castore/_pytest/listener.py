@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from castore._pytest.usage import Usage
 from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder
-from castore._recording.staleness import Problem
 from castore._storage.index import Entry, now
+
+if TYPE_CHECKING:
+    from castore._recording.staleness import Problem
 
 
 class SessionListener:

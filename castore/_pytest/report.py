@@ -8,7 +8,6 @@ from typing import Final
 
 from castore._pytest.usage import Usage
 from castore._recording.modes import Mode
-from castore._recording.staleness import Miss
 from castore._storage.last_run import Judgement
 
 MAX_KEYS_SHOWN: Final = 8
@@ -70,6 +69,8 @@ def report_lines(
     if usage.hits or not usage.recorded:
         summary += f"; {format_duration(usage.saved_seconds)} of real calls avoided"
     lines.append(summary)
+    if usage.missing:
+        from castore._recording.staleness import Miss  # noqa: PLC0415 - only after a miss
     for namespace, key, miss, _ in usage.missing:
         why = "no recording" if miss is Miss.MISSING else "stale"
         lines.append(f"  {why}: {namespace} :: {key}")

@@ -19,9 +19,10 @@ from typing import Any, Final
 
 import pytest
 
-from castore._pytest import judging, swallowed
+from castore._pytest import judging
 from castore._pytest.listener import SessionListener
 from castore._pytest.marker_fixtures import closest_marker
+from castore._pytest.plain_imports import without_assertion_rewriting
 from castore._pytest.settings import decide_mode, module_namespace, resolve_root
 from castore._pytest.storage_settings import storage_settings
 from castore._pytest.usage import Usage
@@ -29,7 +30,6 @@ from castore._recording.modes import Mode
 from castore._recording.recorder import Recorder
 from castore._storage.last_run import Judgement, save_judgements
 from castore._storage.layout import STATE_DIR
-from castore._storage.references import unreferenced_loose_blobs
 from castore._storage.store import Store, internals
 from castore._storage.value_limit import max_value_bytes
 from castore.errors import CastoreError, StoreError
@@ -185,7 +185,8 @@ class CastoreSession:
         settings = self.storage
         if not self.usage.recorded or not settings.auto_pack or not self.root.is_dir():
             return
-        from castore._upkeep.packing import pack_if_due  # noqa: PLC0415 - recording only
+        with without_assertion_rewriting():
+            from castore._upkeep.packing import pack_if_due  # noqa: PLC0415 - recording only
 
         try:
             report = pack_if_due(
@@ -209,6 +210,9 @@ class CastoreSession:
         (re-recording leaves the old blob behind), or "" when there is nothing."""
         if not self.usage.recorded or not self.root.is_dir():
             return ""
+        with without_assertion_rewriting():
+            from castore._storage.references import unreferenced_loose_blobs  # noqa: PLC0415
+
         try:
             core = internals(self.store)
             count, size = unreferenced_loose_blobs(core.indexes, core.config.current, core.blobs)
@@ -258,6 +262,9 @@ class CastoreSession:
         report = yield
         misses = self.listener.take_misses(item.nodeid)
         if misses and not _allows_misses(item):
+            with without_assertion_rewriting():
+                from castore._pytest import swallowed  # noqa: PLC0415 - a run that missed
+
             swallowed.fail_report(report, misses)
         if report.when == "call":
             recorded = self.listener.recorded_by.pop(item.nodeid, 0)

@@ -7,10 +7,12 @@ as JSON, where they are merged.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from castore._recording.staleness import Miss
 from castore._recording.tally import Tally
+
+if TYPE_CHECKING:
+    from castore._recording.staleness import Miss
 
 
 class Usage(Tally):
@@ -121,6 +123,8 @@ class Usage(Tally):
 
     @classmethod
     def from_json(cls, text: str) -> Usage:
+        from castore._recording.staleness import Miss  # noqa: PLC0415 - xdist's controller only
+
         data = json.loads(text)
         return cls(
             hits=data["hits"],

@@ -16,6 +16,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
+from castore._storage.public_names import present_as_public
+
 #: What a replaying test may reach when ``castore_allow_hosts`` says nothing: this machine.
 LOOPBACK: Final = ("localhost", "*.localhost", "127.0.0.0/8", "::1", "0.0.0.0", "::")
 
@@ -112,3 +114,6 @@ def _split_port(text: str) -> tuple[str, int | None]:
     if colon and tail.isdigit() and ":" not in head:
         return head, int(tail)
     return text, None
+
+
+present_as_public(HostList)

@@ -17,6 +17,8 @@ import re
 from enum import StrEnum
 from typing import Final
 
+from castore._storage.public_names import present_as_public
+
 
 class Mode(StrEnum):
     NONE = "none"
@@ -84,3 +86,6 @@ def check_on_expired(value: str) -> str:
     if value not in ON_EXPIRED_CHOICES:
         raise ValueError(f"on_expired must be one of {ON_EXPIRED_CHOICES}, not {value!r}")
     return value
+
+
+present_as_public(Mode)

@@ -18,34 +18,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from castore._recording import lookup as lookup_module
 from castore._recording.ambient import lent
-from castore._recording.flights import Flights
-from castore._recording.lookup import (
-    Acquire,
-    Call,
-    CallThrough,
-    Collected,
-    Steps,
-    Wait,
-    run_async,
-    run_sync,
-)
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
-from castore._recording.nearest import nearest_recordings
-from castore._recording.redact import Redact
-from castore._recording.request_keys import request_fingerprint, request_summary
-from castore._recording.staleness import FINGERPRINT_FIELD, Miss, Problem, problem_with
-from castore._recording.streams import AsyncReplayedStream, ReplayedStream
-from castore._recording.tally import RecorderStats, Tally, stats_of
+from castore._recording.tally import Tally
 from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
-from castore._recording.volatile import DEFAULT as DEFAULT_VOLATILITY
-from castore._recording.volatile import Volatility
 from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
 from castore._storage.index import Entry, StreamKind, check_metadata, now
 from castore._storage.names import stored_key
+from castore._storage.public_names import present_as_public
 from castore._storage.store import Store
 from castore.errors import (
     CastoreError,
@@ -56,6 +38,17 @@ from castore.errors import (
     UnencodableValueError,
     UnreadableRecordingError,
 )
+
+if TYPE_CHECKING:
+    # The recording path's modules: a replay that finds its recordings never imports them
+    # (each is imported where the path starts), which keeps a replaying session's import
+    # of castore, most of the fixed cost of running one test module, short.
+    from castore._recording.flights import Flights
+    from castore._recording.lookup import Collected, Steps
+    from castore._recording.recorder_stats import RecorderStats
+    from castore._recording.redact import Redact
+    from castore._recording.staleness import Problem
+    from castore._recording.volatile import Volatility
 
 
 def _stacklevel_outside_castore() -> int:
@@ -161,7 +154,10 @@ class Recorder:
         self._codec = make_codec(type, serializer, deserializer, auto_type)
         self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
-        self._volatility = DEFAULT_VOLATILITY if volatile is None else _volatility(volatile)
+        # _DEFAULT: the default parts, resolved by the first re-recording (a replay needs none).
+        self._volatility: Volatility | _Default | None = (
+            _DEFAULT if volatile is None else _volatility(volatile)
+        )
         self._listener: RecordingListener = listener or StandaloneListener()
         self._tally = Tally()
         self._flight_pair: tuple[Flights, Flights] | None = None
@@ -173,6 +169,8 @@ class Recorder:
         recording of a recorder must share one pair."""
         pair = self._flight_pair
         if pair is None:
+            from castore._recording.flights import Flights  # noqa: PLC0415 - recording path
+
             with _FLIGHTS_LOCK:
                 if self._flight_pair is None:
                     self._flight_pair = (Flights(), Flights())
@@ -210,6 +208,8 @@ class Recorder:
             metadata = _with_fingerprint(metadata, request)
         value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
+            from castore._recording.lookup import run_async  # noqa: PLC0415 - recording path
+
             steps = self._lookup(stored, metadata, self._flights(sync=False), codec)
             value = await run_async(steps, generator_fn)
         return value
@@ -232,6 +232,8 @@ class Recorder:
             metadata = _with_fingerprint(metadata, request)
         value = self._replay_if_usable(stored, metadata, codec, request is not None)
         if value is _UNFIT:
+            from castore._recording.lookup import run_sync  # noqa: PLC0415 - recording path
+
             steps = self._lookup(stored, metadata, self._flights(sync=True), codec)
             value = run_sync(steps, generator_fn, key)
         return value
@@ -239,6 +241,8 @@ class Recorder:
     def get_stats(self) -> RecorderStats:
         """Counts as in the seeds' recorder (``stats["cache_hits"]`` reads as it did), plus
         what was recorded and the time saved; also attributes (``stats.cache_hits``)."""
+        from castore._recording.recorder_stats import stats_of  # noqa: PLC0415 - rarely asked
+
         cached = len(self.store.entries(self.namespace))
         return stats_of(self._tally, cached=cached, mode=self.mode.value)
 
@@ -315,6 +319,8 @@ class Recorder:
         """The one lookup of every driver (see ``lookup``): replay, call through, wait for
         another caller's recording of the key, or hold the key's lock and record it."""
         __tracebackhide__ = True
+        from castore._recording.lookup import Acquire, Call, CallThrough, Wait  # noqa: PLC0415
+
         while True:
             entry = self._usable_entry(stored, metadata)
             if entry is not None:
@@ -366,6 +372,8 @@ class Recorder:
         hint = self._listener.how_to_record(self, stored, problem.fixed_by)
         error: CastoreError
         if entry is None:
+            from castore._recording.nearest import nearest_recordings  # noqa: PLC0415 - a miss
+
             nearest = nearest_recordings(self._namespace.entries(), stored, metadata)
             error = MissingRecordingError(
                 self.namespace, stored, self.store.root, hint, nearest=nearest
@@ -395,6 +403,8 @@ class Recorder:
         """Why ``entry`` cannot be replayed as it is, or None if it can; ``metadata`` is
         the call's (its request's fingerprint and summary, when it gave ``request=``)."""
         __tracebackhide__ = True
+        from castore._recording.staleness import Miss, problem_with  # noqa: PLC0415
+
         if (
             entry is not None
             and self.mode is Mode.ALL
@@ -445,6 +455,8 @@ class Recorder:
         except _Unfit as unfit:
             if self.mode.records:
                 return _UNFIT
+            from castore._recording.staleness import Miss, Problem  # noqa: PLC0415 - a misfit
+
             problem = Problem(Miss.UNREADABLE, unfit.reason)
             hint = self._listener.how_to_record(self, stored, problem.fixed_by)
             error = StaleRecordingError(self.namespace, stored, unfit.reason, hint)
@@ -466,6 +478,11 @@ class Recorder:
             chunks = [codec.decode(chunk) for chunk in plain]
         except ShapeError as error:
             raise _Unfit(f"the stored value no longer fits {codec.description}: {error}") from None
+        from castore._recording.streams import (  # noqa: PLC0415 - streams are few
+            AsyncReplayedStream,
+            ReplayedStream,
+        )
+
         if stream is StreamKind.ASYNC:
             return AsyncReplayedStream(chunks)
         return ReplayedStream(chunks)
@@ -523,7 +540,10 @@ class Recorder:
         """The recording already held for ``stored`` and its value, when the new answer
         differs from it only in volatile parts (``volatile``): the same answer, kept as
         it was, so re-recording it writes no blob and changes nothing to review."""
-        if self._volatility is None:
+        volatility = self._volatility
+        if isinstance(volatility, _Default):
+            volatility = self._volatility = _volatility(None)
+        if volatility is None:
             return None
         entry = self._namespace.entry(stored)
         if entry is None or entry.stream != stream or entry.schema != self.schema_version:
@@ -532,7 +552,7 @@ class Recorder:
             earlier = self._namespace.read(entry, stored)
         except CastoreError:
             return None  # a damaged recording: the new one replaces it
-        if not self._volatility.same(earlier, plain):
+        if not volatility.same(earlier, plain):
             return None
         return entry, earlier
 
@@ -568,8 +588,10 @@ class Recorder:
 def _volatility(volatile: Volatility | Iterable[str] | bool | None) -> Volatility | None:
     """``volatile=``: None or True, the default parts; False, none (every re-recording is
     written); patterns, the default parts and these; a :class:`Volatility`, as it is."""
+    from castore._recording.volatile import DEFAULT, Volatility  # noqa: PLC0415 - recording path
+
     if volatile is None or volatile is True:
-        return DEFAULT_VOLATILITY
+        return DEFAULT
     if volatile is False:
         return None
     if isinstance(volatile, Volatility):
@@ -587,6 +609,9 @@ def _with_fingerprint(metadata: Mapping[str, Any] | None, request: Any) -> Mappi
     summary (its leaves: what a stale recording's message shows changed)."""
     if request is None:
         return metadata
+    from castore._recording.request_keys import request_fingerprint, request_summary  # noqa: PLC0415
+    from castore._recording.staleness import FINGERPRINT_FIELD  # noqa: PLC0415
+
     return {
         **request_summary(request),
         **(metadata or {}),
@@ -595,6 +620,8 @@ def _with_fingerprint(metadata: Mapping[str, Any] | None, request: Any) -> Mappi
 
 
 def _fingerprint_of(metadata: Mapping[str, Any] | None) -> Mapping[str, str] | None:
+    from castore._recording.staleness import FINGERPRINT_FIELD  # noqa: PLC0415 - checks only
+
     found = metadata.get(FINGERPRINT_FIELD) if metadata else None
     return found if isinstance(found, dict) else None
 
@@ -605,7 +632,17 @@ class _Unfit(Exception):  # noqa: N818 - internal: becomes a stale or unreadable
         self.reason = reason
 
 
-_OWN_FILES: Final = frozenset({__file__, lookup_module.__file__})
+#: The recording code's files (the full lookup's driver is ``lookup``), named without
+#: importing it: a replay never does.
+_OWN_FILES: Final = frozenset({__file__, str(Path(__file__).with_name("lookup.py"))})
+
+
+class _Default:
+    """The type of :data:`_DEFAULT`: a recorder's ``volatile=`` left to the default parts."""
+
+
+#: ``volatile=None``: the default volatile parts, resolved by the first re-recording.
+_DEFAULT: Final = _Default()
 
 #: A stand-in for "now" where no max_age asks for the time (reading the clock costs a
 #: replay about half a microsecond).
@@ -616,3 +653,6 @@ _UNFIT: Final = object()
 
 #: Guards the first making of a recorder's flights (see Recorder._flights).
 _FLIGHTS_LOCK: Final = threading.Lock()
+
+
+present_as_public(Recorder, RecordingListener)

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from castore._recording.modes import Mode
 from castore._storage.index import Entry
+from castore._storage.public_names import present_as_public
 
 
 class Miss(StrEnum):
@@ -141,3 +142,6 @@ def age_text(age: dt.timedelta) -> str:
         return f"{age.days} days"
     hours = age.total_seconds() / 3600
     return f"{hours:.1f} h" if hours >= 1 else f"{age.total_seconds():.0f} s"
+
+
+present_as_public(Miss, Problem)

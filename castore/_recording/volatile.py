@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from castore._recording.answer_views import readable
 from castore._recording.json_paths import Step, parse_pattern
+from castore._storage.public_names import present_as_public
 
 VOLATILE_HEADERS: Final = frozenset(
     {
@@ -174,3 +175,6 @@ class Volatility:
 
 #: The rules a recorder uses when it is given none.
 DEFAULT: Final = Volatility()
+
+
+present_as_public(Volatility)

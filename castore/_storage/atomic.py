@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import Final
 
@@ -34,8 +33,10 @@ def fsync_wanted() -> bool:
 
 
 def temp_path_for(target: Path) -> Path:
-    """A unique hidden sibling of ``target``; hidden so blob and index walks skip it."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    """A unique hidden sibling of ``target``; hidden so blob and index walks skip it. The
+    random part is ``secrets.token_hex``'s, read from ``os.urandom`` directly: ``secrets``
+    and its ``hmac`` cost every replaying session an import for a name it never makes."""
+    return target.with_name(f".{target.name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
 
 
 def is_temp_file(path: Path) -> bool:

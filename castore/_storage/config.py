@@ -24,6 +24,7 @@ from castore._storage.layout import (
     check_format_version,
     is_digest,
 )
+from castore._storage.public_names import present_as_public
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError
 
@@ -211,3 +212,6 @@ class ConfigFile:
         write), so that every store on disk says which format it is."""
         if not self.path.exists():
             write_atomic(self.path, dump_config(self.current))
+
+
+present_as_public(RemoteSpec, StoreConfig)

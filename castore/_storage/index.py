@@ -23,6 +23,7 @@ from castore._storage.codec import VALUE_FORMAT, first_offender
 from castore._storage.json_documents import parse_document
 from castore._storage.layout import MAX_INDEX_BYTES, check_format_version, is_digest
 from castore._storage.names import MAX_KEY_LENGTH
+from castore._storage.public_names import present_as_public
 from castore._storage.safe_files import FileRefused, read_store_file
 from castore.errors import IndexFormatError, UnencodableValueError, UnsupportedFormatError
 
@@ -298,3 +299,6 @@ def merge_entries(
         if chosen is not None:
             merged[key] = chosen
     return merged, conflicts
+
+
+present_as_public(Entry, StreamKind)

@@ -14,6 +14,7 @@ import blake3
 
 from castore._storage.atomic import ensure_private_directory
 from castore._storage.layout import LOCKS_DIR
+from castore._storage.public_names import present_as_public
 from castore._storage.safe_files import ensure_inside
 from castore.errors import StoreLockedError, StoreWriteError
 
@@ -120,3 +121,6 @@ class KeyLock:
 
     def release(self) -> None:
         self._file_lock().release()
+
+
+present_as_public(KeyLock)

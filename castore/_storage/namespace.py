@@ -15,6 +15,7 @@ from castore._storage.codec import EncodeError, digest, pack_value
 from castore._storage.index import Entry, StreamKind, check_metadata, now
 from castore._storage.locks import KeyLock
 from castore._storage.names import check_namespace, stored_key
+from castore._storage.public_names import present_as_public
 from castore.errors import BlobError, UnencodableValueError
 
 if TYPE_CHECKING:
@@ -108,3 +109,6 @@ class Namespace:
     def key_lock(self, stored: str) -> KeyLock:
         """The cross-process lock held while ``stored`` is recorded."""
         return self._core.writer.key_lock(self.name, stored)
+
+
+present_as_public(Namespace)

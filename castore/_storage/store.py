@@ -10,16 +10,19 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from castore._storage.blobs.stored import BlobFile
 from castore._storage.config import StoreConfig
 from castore._storage.core import StoreCore, open_core
 from castore._storage.index import Entry, StreamKind
 from castore._storage.names import stored_key
 from castore._storage.namespace import Namespace
+from castore._storage.public_names import present_as_public
 from castore._storage.value_limit import max_value_bytes as max_value_bytes_in_force
 from castore.errors import EntryNotFoundError
+
+if TYPE_CHECKING:
+    from castore._storage.blobs.blob_file import BlobFile
 
 
 class Store:
@@ -137,3 +140,6 @@ def internals(store: Store) -> StoreCore:
 
     Not public API: users work through :class:`Store` and :class:`Namespace`."""
     return store._core
+
+
+present_as_public(Store)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from castore._storage.atomic import is_temp_file
+from castore._storage.blobs.blob_file import BlobFile
 from castore._storage.blobs.cut import CutFrames
-from castore._storage.blobs.stored import BlobFile, StoredBlobs
+from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.index_folder import IndexFiles
 from castore._storage.last_run import last_run_path, load_judgements, save_judgements
 from castore._storage.layout import FileKind

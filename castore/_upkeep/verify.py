@@ -12,9 +12,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from castore._storage.atomic import is_temp_file
+from castore._storage.blobs.blob_file import BlobFile
 from castore._storage.blobs.packed import PackedBlobs
 from castore._storage.blobs.packfile import PackIndex
-from castore._storage.blobs.stored import BlobFile, StoredBlobs
+from castore._storage.blobs.stored import StoredBlobs
 from castore._storage.blobs.verified import VerifiedBlobs
 from castore._storage.layout import CONFIG_NAME, PACK_SUFFIX, QUARANTINE_DIR
 from castore._storage.store import Store

@@ -10,9 +10,8 @@ blob leaves when gc rewrites its pack).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from castore._storage.blobs.cut import CutFrames
 from castore._storage.blobs.loose import LooseBlobs
@@ -30,17 +29,8 @@ from castore._storage.files.wrappers import ReadOnlyFiles, ReadThroughFiles
 from castore._storage.layout import FileKind
 from castore.errors import IndexFormatError, ReadOnlyStoreError
 
-
-@dataclass(frozen=True, slots=True)
-class BlobFile:
-    """One stored blob as a listing shows it."""
-
-    digest: str
-    path: Path
-    """The file that holds it (for messages and for git): a loose file or a pack."""
-    size: int
-    """Bytes on disk (compressed)."""
-    mtime: float
+if TYPE_CHECKING:
+    from castore._storage.blobs.blob_file import BlobFile
 
 
 #: A pack this checkout lacks is fetched whole, unless it is at least this big and the
@@ -99,6 +89,8 @@ class StoredBlobs:
 
     def walk(self) -> Iterator[BlobFile]:
         """Every blob once, in digest order; a blob held both ways is listed as packed."""
+        from castore._storage.blobs.blob_file import BlobFile  # noqa: PLC0415 - listings only
+
         loose = self.walk_loose()
         packed = (BlobFile(*found) for found in self.packs.walk())
         next_loose, next_packed = next(loose, None), next(packed, None)
@@ -117,6 +109,8 @@ class StoredBlobs:
 
     def walk_loose(self) -> Iterator[BlobFile]:
         """The loose blob files alone (packed blobs are listed by their packs)."""
+        from castore._storage.blobs.blob_file import BlobFile  # noqa: PLC0415 - listings only
+
         for info in self.loose.walk():
             yield BlobFile(info.name, self.loose.location(info.name), info.size, info.mtime)
 
@@ -203,6 +197,8 @@ class StoredBlobs:
     def strays(self) -> Iterator[BlobFile]:
         """Files under ``blobs/`` and ``packs/`` that are not a store's: leftovers of
         killed writers, misplaced files. ``digest`` is ''."""
+        from castore._storage.blobs.blob_file import BlobFile  # noqa: PLC0415 - listings only
+
         folder = find_files(self.files, FolderFiles)
         if folder is None:
             return
