@@ -63,7 +63,9 @@ _DESCRIPTIONS: Final = {
 
 ON_EXPIRED_CHOICES: Final = ("warn", "fail", "rerecord")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
+#: A pattern, not a compiled one: re compiles it (and caches it) on first use, and
+#: castore's import, paid by every replaying session, compiles nothing it does not use.
+_AGE: Final = r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*"
 
 
 def parse_max_age(value: dt.timedelta | float | str | None) -> dt.timedelta | None:
@@ -73,7 +75,7 @@ def parse_max_age(value: dt.timedelta | float | str | None) -> dt.timedelta | No
     if isinstance(value, int | float) and not isinstance(value, bool):
         return dt.timedelta(seconds=value)
     if isinstance(value, str):
-        match = _AGE.fullmatch(value.lower())
+        match = re.fullmatch(_AGE, value.lower())
         if match:
             return dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
     raise ValueError(

@@ -63,7 +63,7 @@ class RemoteSpec:
 def check_remote(name: object, document: object, path: Path) -> RemoteSpec:
     """A remote's entry of castore.json, checked: a name, a URL castore reads, and only
     the options it knows (a credential-looking key is refused, never stored)."""
-    if not isinstance(name, str) or not _REMOTE_NAME.fullmatch(name):
+    if not isinstance(name, str) or not re.fullmatch(_REMOTE_NAME, name):
         raise IndexFormatError(path, f"remote name {name!r}: use letters, digits, '-', '_'")
     if not isinstance(document, dict) or not isinstance(document.get("url"), str):
         raise IndexFormatError(path, f"remote {name!r}: expected an object with a 'url'")
@@ -90,7 +90,8 @@ def check_remote(name: object, document: object, path: Path) -> RemoteSpec:
     return RemoteSpec(url, options)
 
 
-_REMOTE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: Compiled by re on first use: a store without remotes never checks a name.
+_REMOTE_NAME: Final = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,8 @@ _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 # Python's own int-to-string limit refuses long integers in C, with no call per number;
 # only a process that lifted it (sys.set_int_max_str_digits) needs the hook.
 _COUNTING_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_parse_int)
-_PYTHON_LIMIT: Final = re.compile(r"value has (\d+) digits")
+#: Compiled by re when first needed: only a refused document reads it.
+_PYTHON_LIMIT: Final = r"value has (\d+) digits"
 
 
 def _decoder() -> json.JSONDecoder:
@@ -82,7 +83,7 @@ def parse_document(raw: bytes, path: str | os.PathLike[str]) -> Any:
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError and the refusals
         if raw.lstrip().startswith((b"<<<<<<<", b"version https://git-lfs")):
             detail = "it holds git conflict markers or an LFS pointer, not JSON"
-        elif too_long := _PYTHON_LIMIT.search(str(error)):
+        elif too_long := re.search(_PYTHON_LIMIT, str(error)):
             detail = f"an integer of {too_long[1]} digits (at most {MAX_INT_DIGITS})"
         else:
             detail = f"not valid JSON ({error})"

@@ -23,7 +23,9 @@ VARIABLE: Final = "CASTORE_MAX_VALUE_BYTES"
 SETTING: Final = (
     f"{VARIABLE} (or the castore_max_value_bytes ini option, or Store(max_value_bytes=))"
 )
-_SIZE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|kib|mib|gib|kb|mb|gb)?\s*", re.IGNORECASE)
+#: Matched against the lowered text: re.IGNORECASE would import re's case-folding tables,
+#: a millisecond of every session (each reads the auto-pack threshold).
+_SIZE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|kib|mib|gib|kb|mb|gb)?\s*")
 _UNITS: Final = {
     "b": 1,
     "kib": 2**10,
@@ -37,10 +39,10 @@ _UNITS: Final = {
 
 def parse_size(text: str) -> int:
     """``64MiB``, ``512 KiB``, ``1000000`` as bytes; StoreError for anything else."""
-    found = _SIZE.fullmatch(text)
+    found = _SIZE.fullmatch(text.lower())
     if found is None:
         raise StoreError(f"{text!r} is not a size such as 64MiB or 1000000")
-    return int(float(found.group(1)) * _UNITS[(found.group(2) or "b").lower()])
+    return int(float(found.group(1)) * _UNITS[found.group(2) or "b"])
 
 
 def max_value_bytes(given: int | str | None = None) -> int:

@@ -41,8 +41,9 @@ from castore._storage.safe_files import FileRefused, ensure_inside, read_store_f
 from castore.errors import StoreWriteError
 
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-_BLOB_NAME: Final = re.compile(rf"({DIGEST.pattern}){re.escape(BLOB_SUFFIX)}")
-_FANOUT_NAME: Final = re.compile(r"[0-9a-f]{2}")
+#: Patterns compiled by re on first use: only walks (upkeep) read them, never a replay.
+_BLOB_NAME: Final = rf"({DIGEST.pattern}){re.escape(BLOB_SUFFIX)}"
+_FANOUT_NAME: Final = r"[0-9a-f]{2}"
 _SUFFIXES: Final = {FileKind.PACK: PACK_SUFFIX, FileKind.PACK_INDEX: PACK_INDEX_SUFFIX}
 
 
@@ -219,9 +220,9 @@ class FolderFiles(Files):
                 if strays:
                     yield "", fanout.path
                 continue
-            good_dir = bool(_FANOUT_NAME.fullmatch(fanout.name))
+            good_dir = bool(re.fullmatch(_FANOUT_NAME, fanout.name))
             for item in sorted(os.scandir(fanout.path), key=lambda item: item.name):
-                match = _BLOB_NAME.fullmatch(item.name)
+                match = re.fullmatch(_BLOB_NAME, item.name)
                 is_blob = (
                     good_dir
                     and match is not None
