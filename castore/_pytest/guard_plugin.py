@@ -3,7 +3,8 @@
 Registered by the plugin only when ``castore_network_guard`` is on (the default). The
 session around the tests (collection included) follows the session's mode; each test
 follows its own (a ``castore(mode=...)`` marker may make one test record while the rest
-replay), and may allow more hosts with ``castore(allow_hosts=[...])``.
+replay), and may allow more hosts with ``castore(allow_hosts=[...])``. The policy is
+worked out when something connects, not as each test starts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -34,12 +35,23 @@ def allowed_hosts(ini: Iterable[str]) -> HostList:
 
 
 class GuardPlugin:
+    """Which policy holds, asked by the guard only when something connects or looks a name
+    up: a replaying test seldom does, so the tests pay no hook of the guard's own. The
+    session says which test runs (``CastoreSession.current_item``)."""
+
     def __init__(self, session: CastoreSession, allowed: HostList) -> None:
         self.session = session
         self.allowed = allowed
-        usage = session.usage
-        self.guard = NetworkGuard(self._session_policy("the session"), usage)
+        self.guard = NetworkGuard(self.policy_now, session.usage)
         self._grpc_undo: Callable[[], None] | None = None
+        #: Outside tests: the session's policy, named for its phase.
+        self._outside = self._session_policy("the session")
+        #: The node id of the collector being collected, while collection runs.
+        self._collecting: str | None = None
+        #: The last test asked about, and its policy (one test connects many times).
+        self._policy_item: pytest.Item | None = None
+        self._item_policy = self._outside
+        session.before_each_test.append(self._guard_grpc)
 
     def install(self) -> None:
         self.guard.install()
@@ -52,25 +64,35 @@ class GuardPlugin:
 
     def _guard_grpc(self) -> None:
         """grpcio connects below ``socket``: guard its calls once something imported it
-        (checked between tests, before any fixture, so castore_http's adapter, installed
-        by a fixture, sits above the guard and answers first)."""
+        (checked before each test's fixtures, so castore_http's adapter, installed by a
+        fixture, sits above the guard and answers first)."""
         if self._grpc_undo is None and "grpc" in sys.modules:
             with without_assertion_rewriting():
                 from castore._pytest import grpc_guard  # noqa: PLC0415 - a session with grpc
 
             self._grpc_undo = grpc_guard.install(self.guard.check_connect)
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._guard_grpc()
-
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
-        # The session's policy under the collector's name: every module of a session.
-        where = f"collecting {collector.nodeid or 'tests'}"
-        self.guard.policy = self._between_tests._replace(where=where)
+        self._collecting = collector.nodeid  # named in a refusal's message only
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._collecting = None
+        self._outside = self._between_tests
         self._guard_grpc()
+
+    def policy_now(self) -> Policy:
+        """The running test's policy (its ``castore`` marker's mode and hosts), else the
+        session's, named for where the session is."""
+        item = self.session.current_item
+        if item is None:
+            if self._collecting is not None:
+                return self._outside._replace(where=f"collecting {self._collecting or 'tests'}")
+            return self._outside
+        if item is not self._policy_item:
+            self._policy_item, self._item_policy = item, self._policy_for(item)
+        return self._item_policy
+
+    def _policy_for(self, item: pytest.Item) -> Policy:
         marker = closest_marker(item, "castore")
         nodeid = item.nodeid
         if marker is None:  # the session's mode and hosts: most tests
@@ -80,13 +102,9 @@ class GuardPlugin:
             blocking = self.session.mode_for(options.get("mode")) is Mode.NONE
             hosts = options.get("allow_hosts")
             allowed = self.allowed + HostList(hosts) if hosts else self.allowed
-        self.guard.policy = Policy(
+        return Policy(
             f"test {nodeid}", blocking, allowed, lambda target: self._advice(target, nodeid)
         )
-        try:
-            return (yield)
-        finally:
-            self.guard.policy = self._between_tests
 
     @functools.cached_property
     def _between_tests(self) -> Policy:

@@ -50,8 +50,11 @@ class Policy(NamedTuple):
 class NetworkGuard:
     """The socket patches, and what they saw (see the module's docstring)."""
 
-    def __init__(self, policy: Policy, usage: Usage) -> None:
-        self.policy = policy
+    def __init__(self, policy_now: Callable[[], Policy], usage: Usage) -> None:
+        #: The policy in force, asked at each check: a session runs thousands of tests,
+        #: and a replaying test seldom connects anywhere, so no test pays for its own
+        #: policy until something connects.
+        self.policy_now = policy_now
         #: ``host:port`` -> connections made outside castore while recording.
         self.unrecorded = usage.unrecorded_hosts
         #: Connections refused (``host:port (where)``), in order.
@@ -65,9 +68,12 @@ class NetworkGuard:
 
     # --- decisions ---------------------------------------------------------------------
 
+    @property
+    def policy(self) -> Policy:
+        return self.policy_now()
+
     def allows(self, host: str, port: int | None) -> bool:
-        policy = self.policy
-        if policy.allowed.matches(host, port):
+        if self.policy_now().allowed.matches(host, port):
             return True
         address = as_address(host)
         return address is not None and str(address) in self._learnt
@@ -77,8 +83,7 @@ class NetworkGuard:
         __tracebackhide__ = True
         if self.allows(host, port):
             return
-        policy = self.policy
-        if policy.blocking:
+        if self.policy_now().blocking:
             self._refuse(host, port)
         if not inside_live_call():
             target = _target(self._names.get(host, host), port)
@@ -89,10 +94,11 @@ class NetworkGuard:
         """A name lookup: refused for a host a replaying test may not reach, before any
         DNS query leaves the machine."""
         __tracebackhide__ = True
-        if not host or not self.policy.blocking:
+        policy = self.policy_now()
+        if not host or not policy.blocking:
             return
         name = _text(host)
-        if self.policy.allowed.matches(name, any_port=True):
+        if policy.allowed.matches(name, any_port=True):
             return
         address = as_address(name)
         if address is not None and str(address) in self._learnt:
@@ -112,7 +118,7 @@ class NetworkGuard:
 
     def _refuse(self, host: str, port: int | None) -> None:
         __tracebackhide__ = True
-        policy = self.policy
+        policy = self.policy_now()
         target = _target(host, port)
         with self._lock:
             self.refused.append(f"{target} ({policy.where})")
@@ -155,7 +161,7 @@ class NetworkGuard:
             guard.check_lookup(host, port)
             results = lookups["getaddrinfo"](host, port, *args, **kwargs)
             if host and as_address(_text(host)) is None:
-                allowed = guard.policy.allowed.matches(_text(host), any_port=True)
+                allowed = guard.policy_now().allowed.matches(_text(host), any_port=True)
                 guard.learn(_text(host), results, allowed=allowed)
             return results
 
