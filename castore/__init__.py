@@ -4,7 +4,7 @@ The public API is what this module exports (docs/api.md); ``castore._*`` is priv
 Every type a public signature names is exported here too, and public classes say they
 come from ``castore`` (``castore.Entry``, not ``castore._storage.index.Entry``), as
 httpx's do (``castore._storage.public_names``). Names a replaying session never uses are imported
-when first asked (:data:`LAZY`).
+when first asked (:data:`_LAZY`).
 """
 
 import importlib
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 #: Public names imported when first asked (PEP 562): a replaying session never uses them,
 #: and each module castore imports is part of the fixed cost of every pytest run.
-LAZY: Final = {
+_LAZY: Final = {
     "BlobFile": "castore._storage.blobs.blob_file",
     "KeyLock": "castore._storage.locks",
     "Miss": "castore._recording.staleness",
@@ -70,11 +70,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The lazily imported public names (:data:`LAZY`), and ``castore.__version__``, read
+    """The lazily imported public names (:data:`_LAZY`), and ``castore.__version__``, read
     from the installed distribution (pyproject.toml is its only source) when first asked:
     importlib.metadata costs every process that imports castore tens of milliseconds, the
     git drivers and each ``castore`` command included, and few of them ever ask."""
-    module = LAZY.get(name)
+    module = _LAZY.get(name)
     if module is not None:
         with without_assertion_rewriting():
             found: Any = getattr(importlib.import_module(module), name)
