@@ -16,31 +16,28 @@ with without_assertion_rewriting():  # under pytest: 80 ms less per session (see
     from castore._recording.hosts import HostList
     from castore._recording.modes import Mode
     from castore._recording.recorder import Recorder, RecordingListener
+    from castore._recording.redact import redactor
+    from castore._recording.volatile import Volatility
     from castore._storage.config import RemoteSpec, StoreConfig
     from castore._storage.index import Entry, StreamKind
+    from castore._storage.locks import KeyLock
     from castore._storage.names import stored_key
     from castore._storage.namespace import Namespace
     from castore._storage.store import Store
 
 if TYPE_CHECKING:
     from castore._recording.recorder_stats import RecorderStats
-    from castore._recording.redact import redactor
     from castore._recording.request_keys import request_key, request_summary
     from castore._recording.staleness import Miss, Problem
-    from castore._recording.volatile import Volatility
     from castore._storage.blobs.blob_file import BlobFile
-    from castore._storage.locks import KeyLock
 
 #: Public names imported when first asked (PEP 562): a replaying session never uses them,
 #: and each module castore imports is part of the fixed cost of every pytest run.
 _LAZY: Final = {
     "BlobFile": "castore._storage.blobs.blob_file",
-    "KeyLock": "castore._storage.locks",
     "Miss": "castore._recording.staleness",
     "Problem": "castore._recording.staleness",
     "RecorderStats": "castore._recording.recorder_stats",
-    "Volatility": "castore._recording.volatile",
-    "redactor": "castore._recording.redact",
     "request_key": "castore._recording.request_keys",
     "request_summary": "castore._recording.request_keys",
 }

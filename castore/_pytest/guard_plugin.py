@@ -48,9 +48,6 @@ class GuardPlugin:
         self._outside = self._session_policy("the session")
         #: The node id of the collector being collected, while collection runs.
         self._collecting: str | None = None
-        #: The last test asked about, and its policy (one test connects many times).
-        self._policy_item: pytest.Item | None = None
-        self._item_policy = self._outside
         session.before_each_test.append(self._guard_grpc)
 
     def install(self) -> None:
@@ -88,9 +85,7 @@ class GuardPlugin:
             if self._collecting is not None:
                 return self._outside._replace(where=f"collecting {self._collecting or 'tests'}")
             return self._outside
-        if item is not self._policy_item:
-            self._policy_item, self._item_policy = item, self._policy_for(item)
-        return self._item_policy
+        return self._policy_for(item)  # its marker as of this connection: a few µs
 
     def _policy_for(self, item: pytest.Item) -> Policy:
         marker = closest_marker(item, "castore")

@@ -38,22 +38,12 @@ class SessionListener:
         #: namespace -> keys re-recorded this session and found unchanged (kept as they
         #: were, so their entries are older than ``fresh_since``).
         self.confirmed: dict[str, set[str]] = {}
-        #: Called once, at the first recording or miss (the session then registers the
-        #: report hooks that only those need).
-        self.first_news: Callable[[], None] | None = None
-
-    def _news(self) -> None:
-        first_news, self.first_news = self.first_news, None
-        if first_news is not None:
-            first_news()
 
     def replayed(self, recorder: Recorder, key: str, entry: Entry) -> None:
         self.usage.replayed(entry)
         self.usage.note(recorder.namespace, key, self.current_nodeid)
 
     def recorded(self, recorder: Recorder, key: str, entry: Entry) -> None:
-        if self.first_news is not None:
-            self._news()
         usage = self.usage
         seconds = entry.duration or 0.0
         unchanged = entry.recorded_at < self.fresh_since  # the same answer: kept as it was
@@ -67,8 +57,6 @@ class SessionListener:
             self.progress(f"castore recorded {recorder.namespace} :: {key} ({seconds:.1f} s{kept})")
 
     def missed(self, recorder: Recorder, key: str, problem: Problem) -> None:
-        if self.first_news is not None:
-            self._news()
         self.usage.missed()
         self.usage.missing.append((recorder.namespace, key, problem.miss, problem.reason))
         self.usage.note(recorder.namespace, key, self.current_nodeid)

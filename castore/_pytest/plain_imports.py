@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Final
 
 #: The module of pytest's hook (``AssertionRewritingHook``) on ``sys.meta_path``.
 REWRITER_MODULE: Final = "_pytest.assertion.rewrite"
+#: Held while the hook is off: two threads importing castore's lazily loaded names at
+#: once must not both take the hook off (the second would find it gone) or put it back
+#: twice. Reentrant, since an import inside may import more.
+_SWITCH: Final = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -25,15 +30,16 @@ def without_assertion_rewriting() -> Iterator[None]:
 
     The hook is taken off ``sys.meta_path`` and put back where it was, so an import
     elsewhere afterwards (a test module, a conftest) is rewritten as before."""
-    hooks = [
-        (position, finder)
-        for position, finder in enumerate(sys.meta_path)
-        if type(finder).__module__ == REWRITER_MODULE
-    ]
-    for _, finder in hooks:
-        sys.meta_path.remove(finder)
-    try:
-        yield
-    finally:
-        for position, finder in hooks:
-            sys.meta_path.insert(position, finder)
+    with _SWITCH:
+        hooks = [
+            (position, finder)
+            for position, finder in enumerate(sys.meta_path)
+            if type(finder).__module__ == REWRITER_MODULE
+        ]
+        for _, finder in hooks:
+            sys.meta_path.remove(finder)
+        try:
+            yield
+        finally:
+            for position, finder in hooks:
+                sys.meta_path.insert(position, finder)

@@ -72,7 +72,9 @@ def report_lines(
     if usage.missing:
         from castore._recording.staleness import Miss  # noqa: PLC0415 - only after a miss
     for namespace, key, miss, _ in usage.missing:
-        why = "no recording" if miss is Miss.MISSING else "stale"
+        # By value: a test that patched sys.modules may have made castore import the
+        # module of Miss twice.
+        why = "no recording" if miss == Miss.MISSING else "stale"
         lines.append(f"  {why}: {namespace} :: {key}")
     if verbose:
         for namespace, key, seconds in usage.recorded_keys[:MAX_KEYS_SHOWN]:

@@ -75,14 +75,6 @@ class CastoreSession:
         """The test running now (the network guard asks, when something connects)."""
         #: Called as each test starts, before its fixtures (the guard's gRPC check).
         self.before_each_test: list[Callable[[], None]] = []
-        #: The report hooks that only a recording or a miss needs: a replaying process
-        #: registers them at its first (``listener.first_news``), an xdist controller,
-        #: which hears of its workers' recordings through their reports, at once.
-        self.reports = RecordingReports(self.listener)
-        if not self.is_worker and getattr(config.option, "dist", "no") != "no":
-            config.pluginmanager.register(self.reports, "castore-recording-reports")
-        else:
-            self.listener.first_news = self._register_reports
 
     @property
     def usage(self) -> Usage:
@@ -183,10 +175,6 @@ class CastoreSession:
             self.current_item = None
             self.listener.current_nodeid = None
 
-    def _register_reports(self) -> None:
-        if not self.config.pluginmanager.is_registered(self.reports):
-            self.config.pluginmanager.register(self.reports, "castore-recording-reports")
-
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected.update(item.nodeid for item in session.items)
         if self.config.option.collectonly:
@@ -275,6 +263,33 @@ class CastoreSession:
                     (fetched.objects, fetched.bytes, fetched.seconds, fetched.source)
                 )
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """A phase whose code caught a miss fails anyway (``swallowed``); the call's report
+        carries how many keys the test recorded (shown as ``R``, and sent by xdist)."""
+        report = yield
+        misses = self.listener.take_misses(item.nodeid)
+        if misses and not _allows_misses(item):
+            with without_assertion_rewriting():
+                from castore._pytest import swallowed  # noqa: PLC0415 - a run that missed
+
+            swallowed.fail_report(report, misses)
+        if report.when == "call":
+            recorded = self.listener.recorded_by.pop(item.nodeid, 0)
+            if recorded:
+                report.user_properties.append((RECORDED_PROPERTY, recorded))
+        return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
+        """A test that recorded shows ``R`` (``RECORDED`` with ``-v``): a recording run's
+        progress, as the keys (and their 30-second calls) go by."""
+        if report.when != "call" or not report.passed:
+            return None
+        recorded = dict(report.user_properties).get(RECORDED_PROPERTY)
+        if not recorded:
+            return None
+        return "passed", "R", (f"RECORDED {recorded}", {"green": True})
+
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.usage.deselected.update(item.nodeid for item in items)
 
@@ -345,42 +360,6 @@ class CastoreSession:
     def _keys_of(self, namespace: str) -> Iterable[str]:
         """Opens the store only if some namespace is judged."""
         return self.store.entries(namespace)
-
-
-class RecordingReports:
-    """The session's report hooks that matter only once a test recorded or missed: a
-    replay of thousands of tests that finds every recording pays none of their calls (three
-    a test each)."""
-
-    def __init__(self, listener: SessionListener) -> None:
-        self.listener = listener
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        """A phase whose code caught a miss fails anyway (``swallowed``); the call's report
-        carries how many keys the test recorded (shown as ``R``, and sent by xdist)."""
-        report = yield
-        misses = self.listener.take_misses(item.nodeid)
-        if misses and not _allows_misses(item):
-            with without_assertion_rewriting():
-                from castore._pytest import swallowed  # noqa: PLC0415 - a run that missed
-
-            swallowed.fail_report(report, misses)
-        if report.when == "call":
-            recorded = self.listener.recorded_by.pop(item.nodeid, 0)
-            if recorded:
-                report.user_properties.append((RECORDED_PROPERTY, recorded))
-        return report
-
-    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
-        """A test that recorded shows ``R`` (``RECORDED`` with ``-v``): a recording run's
-        progress, as the keys (and their 30-second calls) go by."""
-        if report.when != "call" or not report.passed:
-            return None
-        recorded = dict(report.user_properties).get(RECORDED_PROPERTY)
-        if not recorded:
-            return None
-        return "passed", "R", (f"RECORDED {recorded}", {"green": True})
 
 
 def _allows_misses(item: pytest.Item) -> bool:

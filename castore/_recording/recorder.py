@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from castore._recording.ambient import lent
 from castore._recording.modes import Mode, check_on_expired, parse_max_age
+from castore._recording.redact import Redact
 from castore._recording.tally import Tally
 from castore._recording.usertypes import ShapeError, ValueCodec, make_codec
+from castore._recording.volatile import DEFAULT as DEFAULT_VOLATILITY
+from castore._recording.volatile import Volatility
 from castore._storage.codec import DecodeError, EncodeError, pack_value, unpack_value
 from castore._storage.index import Entry, StreamKind, check_metadata, now
 from castore._storage.names import stored_key
@@ -46,9 +49,7 @@ if TYPE_CHECKING:
     from castore._recording.flights import Flights
     from castore._recording.lookup import Collected, Steps
     from castore._recording.recorder_stats import RecorderStats
-    from castore._recording.redact import Redact
     from castore._recording.staleness import Problem
-    from castore._recording.volatile import Volatility
 
 
 def _stacklevel_outside_castore() -> int:
@@ -154,10 +155,7 @@ class Recorder:
         self._codec = make_codec(type, serializer, deserializer, auto_type)
         self._codecs: dict[Any, ValueCodec] = {}  # per-call type= -> its codec
         self._redact = redact
-        # _DEFAULT: the default parts, resolved by the first re-recording (a replay needs none).
-        self._volatility: Volatility | _Default | None = (
-            _DEFAULT if volatile is None else _volatility(volatile)
-        )
+        self._volatility = DEFAULT_VOLATILITY if volatile is None else _volatility(volatile)
         self._listener: RecordingListener = listener or StandaloneListener()
         self._tally = Tally()
         self._flight_pair: tuple[Flights, Flights] | None = None
@@ -541,8 +539,6 @@ class Recorder:
         differs from it only in volatile parts (``volatile``): the same answer, kept as
         it was, so re-recording it writes no blob and changes nothing to review."""
         volatility = self._volatility
-        if isinstance(volatility, _Default):
-            volatility = self._volatility = _volatility(None)
         if volatility is None:
             return None
         entry = self._namespace.entry(stored)
@@ -588,10 +584,8 @@ class Recorder:
 def _volatility(volatile: Volatility | Iterable[str] | bool | None) -> Volatility | None:
     """``volatile=``: None or True, the default parts; False, none (every re-recording is
     written); patterns, the default parts and these; a :class:`Volatility`, as it is."""
-    from castore._recording.volatile import DEFAULT, Volatility  # noqa: PLC0415 - recording path
-
     if volatile is None or volatile is True:
-        return DEFAULT
+        return DEFAULT_VOLATILITY
     if volatile is False:
         return None
     if isinstance(volatile, Volatility):
@@ -636,13 +630,6 @@ class _Unfit(Exception):  # noqa: N818 - internal: becomes a stale or unreadable
 #: importing it: a replay never does.
 _OWN_FILES: Final = frozenset({__file__, str(Path(__file__).with_name("lookup.py"))})
 
-
-class _Default:
-    """The type of :data:`_DEFAULT`: a recorder's ``volatile=`` left to the default parts."""
-
-
-#: ``volatile=None``: the default volatile parts, resolved by the first re-recording.
-_DEFAULT: Final = _Default()
 
 #: A stand-in for "now" where no max_age asks for the time (reading the clock costs a
 #: replay about half a microsecond).
