@@ -68,10 +68,6 @@ class NetworkGuard:
 
     # --- decisions ---------------------------------------------------------------------
 
-    @property
-    def policy(self) -> Policy:
-        return self.policy_now()
-
     def allows(self, host: str, port: int | None) -> bool:
         if self.policy_now().allowed.matches(host, port):
             return True

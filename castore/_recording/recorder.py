@@ -538,8 +538,7 @@ class Recorder:
         """The recording already held for ``stored`` and its value, when the new answer
         differs from it only in volatile parts (``volatile``): the same answer, kept as
         it was, so re-recording it writes no blob and changes nothing to review."""
-        volatility = self._volatility
-        if volatility is None:
+        if self._volatility is None:
             return None
         entry = self._namespace.entry(stored)
         if entry is None or entry.stream != stream or entry.schema != self.schema_version:
@@ -548,7 +547,7 @@ class Recorder:
             earlier = self._namespace.read(entry, stored)
         except CastoreError:
             return None  # a damaged recording: the new one replaces it
-        if not volatility.same(earlier, plain):
+        if not self._volatility.same(earlier, plain):
             return None
         return entry, earlier
 

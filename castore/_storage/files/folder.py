@@ -41,7 +41,8 @@ from castore._storage.safe_files import FileRefused, ensure_inside, read_store_f
 from castore.errors import StoreWriteError
 
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-#: Patterns compiled by re on first use: only walks (upkeep) read them, never a replay.
+#: Compiled by the walk that reads them (re caches them), never at import: only upkeep
+#: walks the loose blobs, never a replay.
 _BLOB_NAME: Final = rf"({DIGEST.pattern}){re.escape(BLOB_SUFFIX)}"
 _FANOUT_NAME: Final = r"[0-9a-f]{2}"
 _SUFFIXES: Final = {FileKind.PACK: PACK_SUFFIX, FileKind.PACK_INDEX: PACK_INDEX_SUFFIX}
@@ -211,6 +212,7 @@ class FolderFiles(Files):
 
     def _scan_blobs(self, *, strays: bool) -> Iterator[tuple[str, str]]:
         ensure_inside(self._root, self._blobs)
+        blob_name, fanout_name = re.compile(_BLOB_NAME), re.compile(_FANOUT_NAME)
         try:
             fanouts = sorted(os.scandir(self._blobs), key=lambda item: item.name)
         except (FileNotFoundError, NotADirectoryError):
@@ -220,9 +222,9 @@ class FolderFiles(Files):
                 if strays:
                     yield "", fanout.path
                 continue
-            good_dir = bool(re.fullmatch(_FANOUT_NAME, fanout.name))
+            good_dir = bool(fanout_name.fullmatch(fanout.name))
             for item in sorted(os.scandir(fanout.path), key=lambda item: item.name):
-                match = re.fullmatch(_BLOB_NAME, item.name)
+                match = blob_name.fullmatch(item.name)
                 is_blob = (
                     good_dir
                     and match is not None
